@@ -1,0 +1,130 @@
+"""The LightningModule that trains a TransformerNet, and the callbacks that show its progress."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, TQDMProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from torchvision.utils import make_grid
+
+from fststyle.images import save_image, to_pil
+from fststyle.losses import PerceptualLoss
+from fststyle.net import TransformerNet
+
+
+class StyleTransferModule(pl.LightningModule):
+    """Adam on the transformer network against a PerceptualLoss. ``config`` (the resolved run
+    config) is saved as hyperparameters, so checkpoints and loggers carry it."""
+
+    # The loss network is frozen and rebuilt from its config: checkpoints leave it out.
+    FROZEN_PREFIX = "criterion.network."
+
+    def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, config: dict[str, Any] | None = None):
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {lr}")
+        self.save_hyperparameters({"lr": lr, "config": config or {}})
+        self.net = net
+        self.criterion = criterion
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        return self.net(photos)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        losses = self.criterion(self.net(batch), batch)
+        total = losses.pop("loss")
+        self.log("train/loss", total, prog_bar=True, batch_size=batch.shape[0])
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch.shape[0])
+        return total
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(self.FROZEN_PREFIX)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        frozen = {k: v for k, v in self.state_dict().items() if k.startswith(self.FROZEN_PREFIX)}
+        checkpoint["state_dict"].update(frozen)
+
+
+class Throughput(Callback):
+    """Logs ``train/images_per_sec`` (all ranks together) every ``log_every_n_steps`` steps; only
+    wall-clock time is read, so it adds no device synchronisation."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: torch.Tensor, batch_idx: int) -> None:
+        self._images += batch.shape[0] * trainer.world_size
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            now = time.perf_counter()
+            pl_module.log("train/images_per_sec", self._images / max(now - self._start, 1e-9), prog_bar=True, rank_zero_only=True)
+            self._start, self._images = now, 0
+
+
+class StepProgressBar(TQDMProgressBar):
+    """One bar over the whole run (step / max_steps, with time left) instead of one per epoch: with a
+    small photo folder an epoch is only a few steps."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps if trainer.max_steps > 0 else None)
+        bar.initial = trainer.global_step  # a resumed run counts its remaining steps only
+        bar.n = trainer.global_step
+        bar.set_description("Training")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        pass  # keep the one bar
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        bar, step = self.train_progress_bar, trainer.global_step
+        if not bar.disable and self._should_update(step, bar.total or 0):
+            bar.n = step
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass
+
+
+class SampleGrid(Callback):
+    """Every ``every`` steps and at the end: the held-out photos (top row) and their stylized versions
+    (bottom row), written as ``<out_dir>/step_NNNNNN.jpg`` and sent to the loggers (rank zero only)."""
+
+    def __init__(self, photos: torch.Tensor, out_dir: str | Path, every: int = 500):
+        self.photos, self.out_dir, self.every = photos, Path(out_dir), every
+        self.written: list[Path] = []
+        self._last_step = -1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.every > 0 and trainer.global_step % self.every == 0:
+            self.write(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or step == self._last_step:
+            return
+        self._last_step = step
+        net = pl_module.net
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            stylized = net(self.photos.to(pl_module.device)).float().cpu()
+        net.train(was_training)
+        grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=4, pad_value=1.0)
+        self.written.append(save_image(grid, self.out_dir / f"step_{step:06d}.jpg"))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="samples", images=[to_pil(grid)], step=step, caption=[f"step {step}: photos / stylized"])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", grid, step)

@@ -1,0 +1,105 @@
+"""The transformer network of Johnson et al. 2016: a residual encoder/decoder.
+
+Images in and out are RGB floats in [0, 1]. The last convolution produces unbounded values that a
+sigmoid maps into (0, 1): unlike clamping it keeps a gradient everywhere, and unlike Johnson's scaled
+tanh it needs no knowledge of the loss network's pixel range.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("instance", "batch")
+UPSAMPLES = ("nearest", "transpose")
+
+# Padding so that any input works: the encoder halves the size twice (so a multiple of 4 comes back
+# exactly) and reflection padding needs feature maps larger than the pad (9x9 conv: 4 px; at the
+# residual blocks' 1/4 scale: 1 px), hence at least 16 px.
+_MULTIPLE = 4
+_MIN_SIZE = 16
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """The one place where normalization layers are built (conditional norms can replace it)."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown model.norm={kind!r}; choose one of {', '.join(NORMS)}")
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding + convolution, so that borders see image content, not zeros."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+
+
+class ConvNormReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: str):
+        super().__init__(ConvLayer(cin, cout, kernel, stride), make_norm(norm, cout), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvNormReLU(channels, channels, 3, 1, norm),
+            ConvLayer(channels, channels, 3),
+            make_norm(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Upsample(nn.Sequential):
+    """2x upsampling: nearest neighbour + conv (no checkerboard artifacts) or a transposed conv."""
+
+    def __init__(self, cin: int, cout: int, mode: str, norm: str):
+        if mode == "nearest":
+            layers = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3)]
+        elif mode == "transpose":
+            layers = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)]
+        else:
+            raise ValueError(f"unknown model.upsample={mode!r}; choose one of {', '.join(UPSAMPLES)}")
+        super().__init__(*layers, make_norm(norm, cout), nn.ReLU(inplace=True))
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al. 2016 style network: 9x9 conv, two stride-2 convs, residual blocks, two 2x
+    upsamplings and a 9x9 conv to RGB. ``width`` is the first layer's channel count (32 in the paper);
+    the deeper stages use 2x and 4x that.
+
+    ``forward`` takes RGB in [0, 1] of any size (N, 3, H, W) and returns RGB in (0, 1) of exactly the
+    same size: the input is padded (replicating its border) to a multiple of 4 and at least 16 px, and
+    the output is cropped back.
+    """
+
+    def __init__(self, width: int = 32, num_residual: int = 5, norm: str = "instance", upsample: str = "nearest"):
+        super().__init__()
+        if width < 1 or num_residual < 0:
+            raise ValueError(f"model.width must be >= 1 and model.num_residual >= 0, got {width}, {num_residual}")
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.encoder = nn.Sequential(
+            ConvNormReLU(3, c1, 9, 1, norm),
+            ConvNormReLU(c1, c2, 3, 2, norm),
+            ConvNormReLU(c2, c3, 3, 2, norm),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(num_residual)))
+        self.decoder = nn.Sequential(
+            Upsample(c3, c2, upsample, norm),
+            Upsample(c2, c1, upsample, norm),
+            ConvLayer(c1, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h = max(_MIN_SIZE, -(-h // _MULTIPLE) * _MULTIPLE) - h
+        pad_w = max(_MIN_SIZE, -(-w // _MULTIPLE) * _MULTIPLE) - w
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        y = self.decoder(self.residuals(self.encoder(x)))
+        return torch.sigmoid(y[..., :h, :w])

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ["style", "data", "model", "loss", "optim", "trainer", "logger", "experiment"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+def test_every_group_has_options():
+    assert {g for g, _ in OPTIONS} == set(GROUPS)
+    assert {"starry_night", "great_wave", "the_scream", "composition_vii", "udnie", "mosaic", "candy"} <= {o for g, o in OPTIONS if g == "style"}
+    assert {"default", "cpu", "gpu", "debug"} <= {o for g, o in OPTIONS if g == "trainer"}
+    assert {"wandb", "tensorboard", "csv", "none"} <= {o for g, o in OPTIONS if g == "logger"}
+
+
+@pytest.mark.parametrize("group,option", OPTIONS)
+def test_every_config_composes(group, option):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        extra = ["style.name=mine", "style.image=mine.jpg"] if option == "custom" else []
+        cfg = compose("train", overrides=[f"{group}={option}", *extra])
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    assert container["trainer"]["_target_"] == "pytorch_lightning.Trainer"
+    assert container["model"]["_target_"] == "fststyle.net.TransformerNet"
+    assert container["data"]["_target_"] == "fststyle.data.StyleDataModule"
+    if group == "style" and option != "custom":
+        assert container["style"]["name"] == option
+        assert container["style"]["image"].startswith("https://") and len(container["style"]["sha256"]) == 64
+
+
+def test_defaults_follow_johnson():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train")
+    assert (cfg.data.image_size, cfg.data.batch_size, cfg.optim.lr, cfg.trainer.max_steps) == (256, 4, 1e-3, 40000)
+    assert (cfg.loss.arch, cfg.loss.weights, list(cfg.loss.content_layers)) == ("vgg19", "bundled", ["relu2_2"])
+    assert list(cfg.loss.style_layers) == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+
+
+def test_johnson2016_experiment():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=johnson2016"])
+    assert (cfg.loss.arch, cfg.loss.weights) == ("vgg16", "torchvision")
+    assert cfg.loss.tv_weight > 0 and cfg.trainer.max_steps == 40000 and cfg.data.batch_size == 4
+
+
+def test_infer_takes_model_as_a_plain_value():
+    with initialize_config_dir(str(CONF / "cli"), version_base="1.3"):
+        cfg = compose("infer", overrides=["model=outputs/x/export/x.pth", "input=a.jpg", "output=b.jpg"])
+    assert cfg.model == "outputs/x/export/x.pth"

@@ -1,0 +1,85 @@
+import logging
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule, find_images
+
+
+def _photo(path, size=(40, 30), color=(200, 30, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_find_images_is_recursive_and_ignores_case(tmp_path):
+    _photo(tmp_path / "a.JPG")
+    _photo(tmp_path / "sub" / "deeper" / "b.png")
+    _photo(tmp_path / "c.WebP")
+    (tmp_path / "notes.txt").write_text("not an image")
+    _photo(tmp_path / ".hidden" / "d.jpg")
+    names = [p.name for p in find_images(tmp_path)]
+    assert sorted(names) == ["a.JPG", "b.png", "c.WebP"]
+
+
+def test_crops_are_square_at_image_size(tmp_path):
+    files = [_photo(tmp_path / "wide.png", (90, 30)), _photo(tmp_path / "tall.jpg", (20, 70))]
+    for train in (True, False):
+        ds = PhotoDataset(files, 32, train=train)
+        assert [tuple(ds[i].shape) for i in range(2)] == [(3, 32, 32)] * 2
+        assert 0 <= ds[0].min() and ds[0].max() <= 1
+
+
+def test_an_unreadable_file_is_skipped_with_a_warning(tmp_path, caplog):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    good = _photo(tmp_path / "good.png")
+    ds = PhotoDataset([bad, good], 16)
+    with caplog.at_level(logging.WARNING):
+        x = ds[0]
+    assert x.shape == (3, 16, 16) and "broken.jpg" in caplog.text
+    bad2 = tmp_path / "broken2.png"
+    bad2.write_bytes(b"nope")
+    with pytest.raises(RuntimeError, match="none of the 2 images"):
+        PhotoDataset([bad, bad2], 16)[0]
+
+
+def test_held_out_split(tmp_path):
+    for i in range(6):
+        _photo(tmp_path / f"p{i}.png")
+    dm = StyleDataModule(str(tmp_path), image_size=16, num_val=2, num_workers=0)
+    assert [p.name for p in dm.val_files] == ["p4.png", "p5.png"]
+    assert len(dm.train_files) == 4 and not set(dm.train_files) & set(dm.val_files)
+    named = StyleDataModule(str(tmp_path), image_size=16, val_files=["p0.png"], num_workers=0)
+    assert [p.name for p in named.val_files] == ["p0.png"] and len(named.train_files) == 5
+    other = tmp_path.parent / (tmp_path.name + "_val")
+    _photo(other / "v.png")
+    dm = StyleDataModule(str(tmp_path), image_size=16, val_root=str(other), num_workers=0)
+    assert len(dm.train_files) == 6 and [p.name for p in dm.val_files] == ["v.png"]
+    assert dm.sample_batch().shape == (1, 3, 256, 256)
+
+
+def test_dataloader_batches(photos_dir):
+    dm = StyleDataModule(str(photos_dir), image_size=32, batch_size=3, num_workers=0)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
+
+
+def test_missing_coco_falls_back_to_sample_photos(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        dm = StyleDataModule(str(tmp_path / "coco" / "train2014"), image_size=32, num_workers=0, fallback_to_sample=True)
+    assert "download_coco.sh" in caplog.text and "sample photos" in caplog.text
+    assert [p.name for p in dm.train_files] == sorted(SAMPLE_PHOTOS[:-2])
+    assert [p.name for p in dm.val_files] == sorted(SAMPLE_PHOTOS[-2:])
+
+
+def test_missing_or_empty_folder_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing_dir"):
+        StyleDataModule(str(tmp_path / "missing_dir"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        StyleDataModule(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="batch_size"):
+        StyleDataModule(str(tmp_path), batch_size=0)

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from fststyle.losses import PerceptualLoss, gram, total_variation
+from fststyle.vgg import LossNetwork
+
+
+def test_gram_matches_a_hand_computation():
+    f = torch.randn(2, 3, 4, 5)
+    g = gram(f)
+    expected = torch.zeros(2, 3, 3)
+    for n in range(2):
+        for i in range(3):
+            for j in range(3):
+                expected[n, i, j] = (f[n, i] * f[n, j]).sum() / (3 * 4 * 5)
+    torch.testing.assert_close(g, expected)
+
+
+def test_gram_is_float32_for_half_inputs():
+    f = torch.randn(1, 4, 8, 8)
+    g = gram(f.to(torch.bfloat16))
+    assert g.dtype == torch.float32
+    torch.testing.assert_close(g, gram(f), atol=0.05, rtol=0.05)
+
+
+def test_total_variation():
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert total_variation(flat) == 0
+    stripes = torch.zeros(1, 1, 2, 2)
+    stripes[..., :, 1] = 1.0  # vertical stripes: horizontal neighbours differ by 1
+    # vertical neighbours are equal (0), every horizontal pair differs by 1 (mean 1)
+    assert total_variation(stripes).item() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def criterion():
+    torch.manual_seed(0)
+    net = LossNetwork("vgg19", ["relu1_2", "relu2_2", "relu3_3"], "random")
+    return PerceptualLoss(net, torch.rand(1, 3, 48, 40), ["relu2_2"], ["relu1_2", "relu3_3"], [1.0, 2.0], 1.0, 3.0, 0.5)
+
+
+def test_style_grams_are_buffers(criterion):
+    buffers = dict(criterion.named_buffers())
+    assert {"gram_relu1_2", "gram_relu3_3"} <= set(buffers)
+    assert buffers["gram_relu1_2"].shape == (1, 64, 64)
+
+
+def test_losses_combine_with_their_weights(criterion):
+    photos, out = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    losses = criterion(out, photos)
+    assert losses["style"].item() == pytest.approx(losses["style/relu1_2"].item() + 2 * losses["style/relu3_3"].item(), rel=1e-5)
+    total = losses["content"] + 3 * losses["style"] + 0.5 * losses["tv"]
+    assert losses["loss"].item() == pytest.approx(total.item(), rel=1e-5)
+    assert criterion(photos, photos)["content"].item() == 0
+
+
+def test_losses_are_float32_under_autocast(criterion):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = criterion(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert all(v.dtype == torch.float32 for v in losses.values())
+
+
+def test_invalid_weights_are_refused():
+    net = LossNetwork("vgg19", ["relu1_2"], "random")
+    with pytest.raises(ValueError, match=">= 0"):
+        PerceptualLoss(net, torch.rand(1, 3, 16, 16), ["relu1_2"], ["relu1_2"], None, 1.0, -1.0)
+    with pytest.raises(ValueError, match="style_layer_weights"):
+        PerceptualLoss(net, torch.rand(1, 3, 16, 16), ["relu1_2"], ["relu1_2"], [1.0, 2.0])

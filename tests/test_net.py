@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from fststyle.net import TransformerNet
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (17, 31), (33, 64), (64, 47)])
+def test_output_has_the_input_size_and_range(size):
+    net = TransformerNet(width=8, num_residual=1).eval()
+    x = torch.rand(2, 3, *size)
+    y = net(x)
+    assert y.shape == x.shape
+    assert y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("norm,upsample", [("instance", "nearest"), ("batch", "transpose"), ("instance", "transpose")])
+def test_variants_keep_odd_sizes(norm, upsample):
+    net = TransformerNet(width=8, num_residual=2, norm=norm, upsample=upsample).eval()
+    assert net(torch.rand(1, 3, 37, 29)).shape == (1, 3, 37, 29)
+
+
+def test_default_is_johnson_architecture():
+    net = TransformerNet()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    # 3 encoder convs + 2 per residual block + 2 upsampling convs + the output conv
+    assert len(convs) == 3 + 2 * 5 + 2 + 1
+    assert (convs[0].kernel_size, convs[0].out_channels) == ((9, 9), 32)
+    assert [c.stride for c in convs[1:3]] == [(2, 2), (2, 2)]
+    assert (convs[-1].kernel_size, convs[-1].out_channels) == ((9, 9), 3)
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules()) == 3 + 2 * 5 + 2
+    assert 1.6e6 < sum(p.numel() for p in net.parameters()) < 1.8e6
+
+
+def test_gradients_reach_the_first_layer():
+    net = TransformerNet(width=8, num_residual=1)
+    net(torch.rand(1, 3, 19, 23)).mean().backward()
+    assert net.encoder[0][0][1].weight.grad.abs().sum() > 0
+
+
+def test_bad_choices_are_refused():
+    with pytest.raises(ValueError, match="model.norm"):
+        TransformerNet(norm="layer")
+    with pytest.raises(ValueError, match="model.upsample"):
+        TransformerNet(upsample="bilinear")

@@ -1,0 +1,131 @@
+"""End-to-end: `python -m fststyle.train` on the shared photos and painting, tiny sizes, on the CPU."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from fststyle import Stylizer
+
+STEPS = 30
+
+
+def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> list[str]:
+    return [
+        "trainer=cpu", "logger=csv", "data=folder", f"data.root={photos_dir}", "data.image_size=64", "data.batch_size=2",
+        "data.num_workers=0", "data.sample_size=48", f"style.image={painting}", "style.name=starry_night", "style.size=128",
+        f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1", "sample_every=10", "checkpoint_every=10",
+        f"hydra.run.dir={run_dir}", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photos_dir, starry_night):
+    run_dir = tmp_path_factory.mktemp("run")
+    proc = run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night))
+    return run_dir, proc
+
+
+def read_metric(run_dir: Path, name: str) -> list[float]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+def test_training_lowers_the_loss(trained):
+    run_dir, _ = trained
+    loss, style = read_metric(run_dir, "train/loss"), read_metric(run_dir, "train/style")
+    assert len(loss) == STEPS
+    assert sum(loss[-5:]) / 5 < 0.6 * sum(loss[:5]) / 5
+    assert sum(style[-5:]) / 5 < 0.6 * sum(style[:5]) / 5
+    for name in ("train/content", "train/tv", "train/style/relu4_3", "train/images_per_sec"):
+        assert read_metric(run_dir, name), name
+
+
+def test_run_folder_has_samples_checkpoints_and_export(trained):
+    run_dir, proc = trained
+    samples = sorted(p.name for p in (run_dir / "samples").iterdir())
+    assert samples == ["step_000010.jpg", "step_000020.jpg", "step_000030.jpg"]
+    with Image.open(run_dir / "samples" / "step_000030.jpg") as grid:
+        # 4 held-out photos in a row, photos over stylized: 4 px padding around 48 px tiles
+        assert grid.size == (4 + 4 * (48 + 4), 4 + 2 * (48 + 4))
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == STEPS
+    assert not any(k.startswith("criterion.network.") for k in ckpt["state_dict"])  # no frozen VGG copies
+    assert ckpt["hyper_parameters"]["config"]["style"]["name"] == "starry_night"
+    exported = run_dir / "export" / "starry_night.pth"
+    assert proc.stdout.strip().splitlines()[-1] == f"exported: {exported.resolve()}"
+
+
+def test_export_loads_safely_and_stylizes_any_size(trained, photos_dir, starry_night):
+    run_dir, _ = trained
+    payload = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)
+    meta = payload["metadata"]
+    assert payload["format"] == "fststyle" and payload["model"] == {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"}
+    assert meta["style_name"] == "starry_night" and meta["steps"] == STEPS
+    assert meta["style_sha256"] == "0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098"
+    assert meta["loss"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    stylizer = Stylizer.load(run_dir / "export" / "starry_night.pth", device="cpu")
+    photo = Image.open(photos_dir / "dog.jpg").convert("RGB").resize((37, 23))
+    out = stylizer(photo)
+    assert isinstance(out, Image.Image) and out.size == (37, 23)
+
+
+def test_infer_cli_writes_an_image_of_the_input_size(trained, photos_dir, tmp_path):
+    run_dir, _ = trained
+    out = tmp_path / "nested" / "dog_styled.png"
+    proc = run_cli("fststyle.infer", f"model={run_dir / 'export' / 'starry_night.pth'}", f"input={photos_dir / 'dog.jpg'}",
+                   f"output={out}", "size=61", "device=cpu")
+    with Image.open(photos_dir / "dog.jpg") as src, Image.open(out) as res:
+        expected = (61, round(src.height * 61 / src.width)) if src.width >= src.height else (round(src.width * 61 / src.height), 61)
+        assert res.size == expected and res.mode == "RGB"
+    assert "wrote:" in proc.stdout
+    assert not (Path.cwd() / "outputs").exists() or not any((Path.cwd() / "outputs").glob("*/*/.hydra"))
+
+
+def test_resume_continues_from_a_checkpoint(trained, tmp_path, photos_dir, starry_night):
+    run_dir, _ = trained
+    resumed = tmp_path / "resumed"
+    run_cli("fststyle.train", *tiny_args(resumed, photos_dir, starry_night, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                                          f"trainer.max_steps={STEPS + 4}", "sample_every=0"))
+    meta = torch.load(resumed / "export" / "starry_night.pth", weights_only=True)["metadata"]
+    assert meta["steps"] == STEPS + 4
+    assert len(read_metric(resumed, "train/loss")) == 4
+
+
+def test_cpu_preset_applies_except_to_keys_given(tmp_path, photos_dir, starry_night):
+    """trainer=debug is not a preset trainer; trainer=cpu is: its preset keys apply unless given."""
+    run_dir = tmp_path / "preset"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night) if not a.startswith(("sample_every", "checkpoint_every", "trainer.max_steps"))]
+    proc = run_cli("fststyle.train", *args, "trainer.max_steps=2")
+    announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
+    assert "sample_every=100" in announced and "checkpoint_every=200" in announced
+    assert "trainer.max_steps" not in announced and "data.image_size" not in announced
+    assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["steps"] == 2
+
+
+def test_style_image_needs_a_name(tmp_path, starry_night):
+    proc = subprocess.run([sys.executable, "-m", "fststyle.train", f"style.image={starry_night}", f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "style.name=NAME" in proc.stderr
+
+
+def test_wandb_logger_runs_offline_without_an_account(tmp_path, photos_dir, starry_night):
+    run_dir = tmp_path / "wandb_run"
+    env = {"HOME": str(tmp_path), "WANDB_MODE": "", "WANDB_API_KEY": "", "WANDB_SILENT": "true"}
+    args = [a.replace("logger=csv", "logger=wandb") for a in tiny_args(run_dir, photos_dir, starry_night)]
+    run_cli("fststyle.train", *args, "trainer.max_steps=3", "sample_every=2", env=env, timeout=240)
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert list(offline_runs[0].glob("files/media/images/samples_*.png")), "the sample grid was not logged"
