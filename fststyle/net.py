@@ -21,6 +21,14 @@ _MULTIPLE = 4
 _MIN_SIZE = 16
 
 
+def _pad_amount(size):
+    """Padding that makes ``size`` a multiple of 4 and at least 16. Pure arithmetic, no Python
+    branch: traced and exported graphs (ONNX, TorchScript) keep it dynamic in the input size."""
+    to_multiple = (-size) % _MULTIPLE
+    short = _MIN_SIZE - (size + to_multiple)
+    return to_multiple + short * (short > 0)
+
+
 def make_norm(kind: str, channels: int) -> nn.Module:
     """The one place where normalization layers are built (conditional norms can replace it)."""
     if kind == "instance":
@@ -96,10 +104,7 @@ class TransformerNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        pad_h = max(_MIN_SIZE, -(-h // _MULTIPLE) * _MULTIPLE) - h
-        pad_w = max(_MIN_SIZE, -(-w // _MULTIPLE) * _MULTIPLE) - w
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        h, w = x.shape[-2], x.shape[-1]
+        x = F.pad(x, (0, _pad_amount(w), 0, _pad_amount(h)), mode="replicate")
         y = self.decoder(self.residuals(self.encoder(x)))
         return torch.sigmoid(y[..., :h, :w])
