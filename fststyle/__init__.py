@@ -1,12 +1,20 @@
 """fststyle: train feed-forward neural style transfer models and run them in a single pass."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("fststyle")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from fststyle.stylizer import Stylizer  # noqa: E402
-
 __all__ = ["Stylizer", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that `python -m fststyle.export` does not import itself twice.
+    if name == "Stylizer":
+        from fststyle.stylizer import Stylizer
+
+        return Stylizer
+    raise AttributeError(f"module 'fststyle' has no attribute {name!r}")

@@ -1,6 +1,7 @@
-"""The exported model format: ``export/<style>.pth``.
+"""The exported model format (``export/<style>.pth``), its loading, and ``python -m fststyle.export``
+(ONNX, TorchScript).
 
-A plain ``torch.save`` dict, loadable with ``torch.load(path, weights_only=True)`` and usable without
+The format: a plain ``torch.save`` dict, loadable with ``torch.load(path, weights_only=True)`` and usable without
 Lightning or Hydra::
 
     {"format": "fststyle", "format_version": 1,
@@ -11,13 +12,16 @@ Lightning or Hydra::
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
+from fststyle.cli import run_cli
+from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
 
 FORMAT = "fststyle"
@@ -27,7 +31,6 @@ FORMAT_VERSION = 1
 def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any]) -> Path:
     """Write the exported model atomically (temporary file + rename): a crash leaves no half file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -35,14 +38,8 @@ def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, An
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "metadata": dict(metadata),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
     return path.resolve()
 
 
@@ -63,3 +60,128 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     net = TransformerNet(**payload["model"])
     net.load_state_dict(payload["state_dict"])
     return net.eval(), payload.get("metadata", {})
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """The transformer network of a training checkpoint (``checkpoints/*.ckpt`` of a run folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path.resolve()}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        config = ckpt["hyper_parameters"]["config"]
+        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
+    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"})
+    net.load_state_dict(state)
+    metadata = {"style_name": config["style"]["name"], "steps": ckpt.get("global_step"), "loss": config.get("loss")}
+    return net.eval(), metadata
+
+
+def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """An exported ``.pth`` or a training ``.ckpt``, as a network in eval mode plus metadata."""
+    if Path(path).suffix.lower() == ".ckpt":
+        return load_checkpoint(path, map_location)
+    return load_model(path, map_location)
+
+
+# --- ONNX and TorchScript -------------------------------------------------------------------------
+
+EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def _trace_input() -> torch.Tensor:
+    # Any size works: the network's size handling is arithmetic on the traced shape.
+    return torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+
+
+def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any], opset: int = 17) -> Path:
+    """ONNX with dynamic batch, height and width; fststyle metadata in the model's metadata_props.
+
+    Uses torch.onnx.export's TorchScript-based path (``dynamo=False``): it keeps the size padding
+    symbolic and needs no extra packages."""
+    import warnings
+
+    import onnx
+
+    path = Path(path)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with atomic_write(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shape arithmetic, which is intended
+        torch.onnx.export(net.eval().cpu(), (_trace_input(),), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+        model = onnx.load(str(tmp))
+        model.metadata_props.add(key="fststyle", value=json.dumps(metadata))
+        model.doc_string = "fststyle model: input/output RGB float32 in [0, 1], (N, 3, H, W), any H and W"
+        onnx.save(model, str(tmp))
+    return path.resolve()
+
+
+def export_torchscript(net: TransformerNet, path: str | Path, metadata: dict[str, Any]) -> Path:
+    """A traced TorchScript module: ``torch.jit.load(path)`` in Python or C++ (libtorch), no fststyle
+    needed. The metadata is in the archive's extra file ``fststyle.json``."""
+    import warnings
+
+    path = Path(path)
+    with atomic_write(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net.eval().cpu(), _trace_input())
+        torch.jit.save(traced, str(tmp), _extra_files={"fststyle.json": json.dumps(metadata)})
+    return path.resolve()
+
+
+def run_export(path: str | Path, fmt: str, batch: torch.Tensor) -> torch.Tensor:
+    """Run an exported file the way its users will: onnxruntime for ONNX, torch.jit for TorchScript."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+    import warnings
+
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+        return torch.jit.load(str(path), map_location="cpu")(batch)
+
+
+def check_export(path: str | Path, fmt: str, net: TransformerNet, batches: list[torch.Tensor]) -> float:
+    """Largest absolute difference between the export and PyTorch over ``batches``."""
+    with torch.inference_mode():
+        return max((run_export(path, fmt, b) - net.eval().cpu()(b)).abs().max().item() for b in batches)
+
+
+def export(cfg: DictConfig) -> Path:
+    if cfg.format not in EXPORT_FORMATS:
+        raise ValueError(f"format={cfg.format} is not one of {', '.join(EXPORT_FORMATS)}")
+    net, metadata = load_network(cfg.model)
+    output = Path(cfg.output) if cfg.output else Path(cfg.model).with_suffix(EXPORT_FORMATS[cfg.format])
+    if output.resolve() == Path(cfg.model).resolve():
+        raise ValueError(f"output={output} would overwrite the model; give another output=")
+    metadata = {**metadata, "source": str(Path(cfg.model).resolve())}
+    if cfg.format == "onnx":
+        written = export_onnx(net, output, metadata, cfg.opset)
+    else:
+        written = export_torchscript(net, output, metadata)
+    if cfg.check:
+        from fststyle.data import sample_root
+        from fststyle.images import load_tensor
+
+        photo = load_tensor(sample_root() / "astronaut.png", 97)  # a real photo at an odd size
+        batches = [photo[None], torch.stack([photo, photo.flip(-1)]), torch.rand(1, 3, 33, 150)]
+        diff = check_export(written, cfg.format, net, batches)
+        if diff > cfg.tolerance:
+            written.unlink()
+            raise RuntimeError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
+        print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
+    print(f"exported: {written}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="../conf/cli", config_name="export")
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: export(cfg))
+
+
+if __name__ == "__main__":
+    main()

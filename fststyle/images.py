@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
+
+from fststyle.files import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -45,25 +46,23 @@ def load_tensor(path: str | Path, long_side: int | None = None) -> torch.Tensor:
     return TF.to_tensor(resize_long_side(open_rgb(path), long_side))
 
 
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded (not truncated) and clamped."""
+    return (image.detach().float() * 255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] -> PIL RGB (rounded, clamped)."""
-    return TF.to_pil_image(image.detach().float().clamp(0, 1).cpu())
+    """(3, H, W) float in [0, 1] -> PIL RGB."""
+    return Image.fromarray(to_uint8(image), "RGB")
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | Path, quality: int = 95) -> Path:
     """Write atomically (temporary file + rename); the format follows the extension."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot tell the image format from {path}; use an extension such as .jpg or .png")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp:
+        pil.save(tmp, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
     return path

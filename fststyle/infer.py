@@ -1,26 +1,156 @@
-"""``python -m fststyle.infer model=PATH input=IMAGE output=IMAGE``: stylize an image."""
+"""``python -m fststyle.infer model=PATH input=PATH output=PATH``: stylize images, folders and videos."""
 
 from __future__ import annotations
 
+import glob
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
 import hydra
+import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
-from fststyle.images import open_rgb, resize_long_side, save_image
+from fststyle.cli import run_cli
+from fststyle.data import find_images
+from fststyle.images import is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
+from fststyle.video import frame_count, is_video, stylize_video
 
 
-def infer(cfg: DictConfig) -> None:
-    stylizer = Stylizer.load(cfg.model, device=cfg.device)
-    image = resize_long_side(open_rgb(cfg.input), cfg.size)
-    path = save_image(stylizer(image), cfg.output)
-    print(f"wrote: {path.resolve()} ({image.width}x{image.height}, style {stylizer.metadata.get('style_name', '?')})")
+def find_media(root: Path) -> list[Path]:
+    """Images and videos below ``root``, recursively, sorted."""
+    videos = [p for p in root.rglob("*") if p.is_file() and is_video(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    return sorted(find_images(root) + videos)
+
+
+def plan(input: str, output: str) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs. A folder or glob input mirrors its tree under the output folder."""
+    src = Path(input).expanduser()
+    if src.is_file():
+        out = Path(output).expanduser()
+        return [(src, out / src.name if out.is_dir() or output.endswith(("/", "\\")) else out)]
+    if src.is_dir():
+        base, files = src, find_media(src)
+    elif glob.has_magic(input):
+        files = sorted(Path(p) for p in glob.glob(input, recursive=True) if is_image_file(p) or is_video(p))
+        prefix = input[: min(input.index(c) for c in "*?[" if c in input)]
+        base = Path(prefix if prefix.endswith(("/", "\\")) else Path(prefix).parent or ".")
+    else:
+        raise FileNotFoundError(f"input not found: {src.resolve()}")
+    if not files:
+        raise FileNotFoundError(f"no images or videos found in {input}")
+    out = Path(output).expanduser()
+    if out.suffix and (is_image_file(out) or is_video(out)):
+        raise ValueError(f"output={output} is a file name, but input={input} has several files: give a folder")
+    return [(f, out / f.relative_to(base)) for f in files]
+
+
+def _read(path: Path, size: int | None) -> torch.Tensor | Exception:
+    try:
+        return load_tensor(path, size)
+    except Exception as err:  # reported per file; the others go on
+        return err
+
+
+def _read_ahead(pool: ThreadPoolExecutor, jobs: list[tuple[Path, Path]], size: int | None, ahead: int = 8) -> Iterator[tuple[Path, Path, Any]]:
+    """Decode up to ``ahead`` images in the background while the network works; in order."""
+    queue: deque = deque()
+    for job in jobs:
+        queue.append((job, pool.submit(_read, job[0], size)))
+        if len(queue) > ahead:
+            (src, dst), future = queue.popleft()
+            yield src, dst, future.result()
+    while queue:
+        (src, dst), future = queue.popleft()
+        yield src, dst, future.result()
+
+
+def _same_size_batches(items: Iterator[tuple[Path, Path, Any]], batch_size: int) -> Iterator[list[tuple[Path, Path, Any]]]:
+    """Group consecutive readable images of the same size (errors travel alone)."""
+    group: list[tuple[Path, Path, Any]] = []
+    for item in items:
+        image = item[2]
+        if group and (isinstance(image, Exception) or len(group) == batch_size or image.shape != group[0][2].shape):
+            yield group
+            group = []
+        if isinstance(image, Exception):
+            yield [item]
+        else:
+            group.append(item)
+    if group:
+        yield group
+
+
+def infer(cfg: DictConfig) -> int:
+    """Stylize everything ``cfg.input`` names; returns the number of failed files."""
+    jobs = plan(str(cfg.input), str(cfg.output))
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
+    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile}
+    stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
+    images = [(s, d) for s, d in jobs if not is_video(s)]
+    videos = [(s, d) for s, d in jobs if is_video(s)]
+    written, failed, frames = [], [], 0
+    start = time.perf_counter()
+
+    def fail(path: Path, err: BaseException) -> None:
+        failed.append(path)
+        tqdm.write(f"error: {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(images), unit="img", disable=len(images) < 2) as bar:
+        pending_writes = []
+        for group in _same_size_batches(_read_ahead(pool, images, cfg.size), cfg.batch_size):
+            if isinstance(group[0][2], Exception):
+                fail(group[0][0], group[0][2])
+                bar.update(1)
+                continue
+            try:
+                result = stylize(torch.stack([image for _, _, image in group])).cpu()
+            except Exception as err:  # e.g. out of memory for one huge image: report it, go on
+                for src, _, _ in group:
+                    fail(src, err)
+                bar.update(len(group))
+                continue
+            for (src, dst, _), image in zip(group, result):
+                pending_writes.append((src, dst, pool.submit(save_image, image, dst)))
+            bar.update(len(group))
+        for src, dst, future in pending_writes:
+            try:
+                future.result()
+                written.append(dst)
+            except Exception as err:
+                fail(src, err)
+
+    for src, dst in videos:
+        total = frame_count(src)
+        with tqdm(total=total, unit="frame", desc=src.name) as bar:
+            try:
+                frames += stylize_video(src, dst, stylize, cfg.size, cfg.batch_size, on_frames=bar.update)
+                written.append(dst)
+            except Exception as err:
+                fail(src, err)
+
+    elapsed = time.perf_counter() - start
+    rate = f"{frames / elapsed:.1f} frames/s" if videos else f"{len(written) / elapsed:.2f} images/s"
+    for path in written if len(jobs) == 1 else []:
+        print(f"wrote: {path.resolve()}")
+    print(f"{len(written)} written, {len(failed)} failed in {elapsed:.1f} s ({rate}; style {stylizer.metadata.get('style_name', '?')})")
+    return len(failed)
 
 
 # The config lives in conf/cli/, away from the training config groups, so that `model=PATH` is a
 # plain value and not a choice of the conf/model/ group.
 @hydra.main(version_base="1.3", config_path="../conf/cli", config_name="infer")
 def main(cfg: DictConfig) -> None:
-    infer(cfg)
+    if run_cli(lambda: infer(cfg)):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ checked. ``conf/style/<name>.yaml`` names each bundled style's public-domain sou
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+
+from fststyle.files import atomic_write
 
 URL_SCHEMES = ("http", "https", "file")
 
@@ -49,19 +49,15 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
         if not sha256 or sha256_of(target) == sha256:
             return target
         raise ValueError(f"{target.resolve()} does not match the sha256 of style '{name}'; delete it to download {image} again")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(image, timeout=60) as response:
-            shutil.copyfileobj(response, out)
-        got = sha256_of(tmp)
-        if sha256 and got != sha256:
-            raise ValueError(f"download of {image} has sha256 {got}, expected {sha256}")
-        os.replace(tmp, target)
+        with atomic_write(target) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(image, timeout=60) as response:
+                shutil.copyfileobj(response, out)
+            got = sha256_of(tmp)
+            if sha256 and got != sha256:
+                raise ValueError(f"download of {image} has sha256 {got}, expected {sha256}")
     except (urllib.error.URLError, OSError) as err:
         raise FileNotFoundError(
             f"could not download style '{name}' from {image} ({getattr(err, 'reason', err)}); put the painting at {target.resolve()}"
         ) from err
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target

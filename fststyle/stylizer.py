@@ -1,7 +1,9 @@
-"""Stylizer: run an exported model on PIL images, uint8 arrays or float tensors."""
+"""Stylizer: run a style model (exported .pth, training .ckpt or .onnx) on images and frames."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,10 +12,17 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from fststyle.export import load_model
+from fststyle.export import load_network
+from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
+from fststyle.tiling import stylize_tiled
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# ITU-R BT.601 RGB -> YCbCr (full range) and back; Y carries the style's light and dark, Cb/Cr the colour.
+_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_TO_RGB = torch.linalg.inv(_TO_YCBCR)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -26,36 +35,125 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-class Stylizer:
-    """One style model, ready to run. Each call returns the same kind of image it was given:
-    PIL -> PIL (RGB), uint8 (H, W, 3) array -> uint8 array, float tensor in [0, 1] ((3, H, W) or
-    (N, 3, H, W)) -> float tensor on the input's device. Output size == input size."""
+def pick_precision(precision: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on GPUs that have it (fp16 otherwise, and on MPS), fp32 on the CPU."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision={precision!r}; choose auto, {', '.join(PRECISIONS)}")
+        return PRECISIONS[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
 
-    def __init__(self, net: TransformerNet, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto"):
+
+def to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", _TO_YCBCR.to(rgb), rgb) + torch.tensor([0, 0.5, 0.5]).to(rgb).view(1, 3, 1, 1)
+
+
+def to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    shifted = ycbcr - torch.tensor([0, 0.5, 0.5]).to(ycbcr).view(1, 3, 1, 1)
+    return torch.einsum("ij,njhw->nihw", _TO_RGB.to(ycbcr), shifted)
+
+
+def keep_colours(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer: the stylized luminance with the photo's chroma."""
+    y = to_ycbcr(stylized)[:, :1]
+    return to_rgb(torch.cat([y, to_ycbcr(photo)[:, 1:]], 1)).clamp(0, 1)
+
+
+class OnnxNetwork:
+    """An exported .onnx model run by onnxruntime (no PyTorch model code needed)."""
+
+    def __init__(self, path: str | Path, device: torch.device):
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise RuntimeError("running .onnx models needs onnxruntime: pip install onnxruntime") from err
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = json.loads(props.get("fststyle", "{}"))
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.session.get_inputs()[0].name: batch.float().cpu().numpy()})[0]
+        return torch.from_numpy(out).to(batch.device)
+
+
+class Stylizer:
+    """One style model, ready to run.
+
+    Calling it returns the same kind of image it was given: PIL -> PIL (RGB), uint8 (H, W, 3) array ->
+    uint8 array, float tensor in [0, 1] ((3, H, W) or (N, 3, H, W)) -> float tensor on the input's
+    device. The output has the input's size. Options per call:
+    ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
+    ``preserve_color`` keeps the photo's colours (only luminance is transferred);
+    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only).
+    """
+
+    def __init__(self, net: TransformerNet | OnnxNetwork, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto",
+                 precision: str = "auto", compile: bool = False):
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.net = net.to(self.device).eval()
         self.metadata = metadata or {}
+        self.dtype = torch.float32
+        if isinstance(net, OnnxNetwork):
+            self.net, self.module = net, None
+            return
+        self.dtype = pick_precision(precision, self.device)
+        self.module = net.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.net = torch.compile(self.module, dynamic=True) if compile else self.module
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto") -> "Stylizer":
-        net, metadata = load_model(path)
-        return cls(net, metadata, device)
+    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False) -> "Stylizer":
+        """Load an exported ``.pth``, a training ``.ckpt`` or an exported ``.onnx`` model."""
+        dev = pick_device(device) if isinstance(device, str) else device
+        if Path(path).suffix.lower() == ".onnx":
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"model file not found: {Path(path).resolve()}")
+            onnx_net = OnnxNetwork(path, dev)
+            return cls(onnx_net, onnx_net.metadata, dev)
+        net, metadata = load_network(path)
+        return cls(net, metadata, dev, precision, compile)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32 or self.module is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.inference_mode()
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> same shape, on this Stylizer's device."""
-        return self.net(batch.to(self.device, torch.float32))
+    def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        photo = batch.to(self.device, torch.float32)
+        if self.device.type == "cuda":
+            photo = photo.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            if tile:
+                if self.module is None:
+                    raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
+                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net) for p in photo])
+            else:
+                out = self.net(photo)
+        out = out.float()
+        if preserve_color:
+            out = keep_colours(out, photo)
+        if strength < 1.0:
+            out = strength * out + (1.0 - strength) * photo
+        return out
 
-    def __call__(self, image: ImageLike) -> ImageLike:
+    def __call__(self, image: ImageLike, **options: Any) -> ImageLike:
         if isinstance(image, Image.Image):
-            return TF.to_pil_image(self.run(TF.to_tensor(image.convert("RGB"))[None])[0].cpu())
+            return to_pil(self.run(TF.to_tensor(image.convert("RGB"))[None], **options)[0])
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
-            out = self.run(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)[0]
-            return (out.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().cpu().numpy()
+            return to_uint8(self.run(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, **options)[0])
         if isinstance(image, torch.Tensor):
             batched = image if image.dim() == 4 else image[None]
-            out = self.run(batched).to(image.device)
+            out = self.run(batched, **options).to(image.device)
             return out if image.dim() == 4 else out[0]
         raise TypeError(f"cannot stylize a {type(image).__name__}; pass a PIL image, a uint8 array or a tensor")

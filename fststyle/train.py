@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 import fststyle
+from fststyle.cli import run_cli
 from fststyle.data import StyleDataModule
 from fststyle.export import save_model
 from fststyle.images import load_tensor
@@ -139,7 +140,7 @@ def train(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    train(cfg)
+    run_cli(lambda: train(cfg))
 
 
 if __name__ == "__main__":

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,37 @@ def starry_night() -> Path:
     path = STYLES / "starry_night.jpg"
     assert path.is_file(), f"test painting missing: {path}"
     return path
+
+
+STEPS = 30
+
+
+def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
+    """Run ``python -m module args``; assert its exit status."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> list[str]:
+    """A training run of STEPS steps on 64 px crops of the shared photos, on the CPU."""
+    return [
+        "trainer=cpu", "logger=csv", "data=folder", f"data.root={photos_dir}", "data.image_size=64", "data.batch_size=2",
+        "data.num_workers=0", "data.sample_size=48", f"style.image={painting}", "style.name=starry_night", "style.size=128",
+        f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1", "sample_every=10", "checkpoint_every=10",
+        f"hydra.run.dir={run_dir}", *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, photos_dir, starry_night):
+    """One short real training run shared by the tests: (run folder, finished process)."""
+    run_dir = tmp_path_factory.mktemp("run")
+    proc = run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night))
+    return run_dir, proc
+
+
+@pytest.fixture(scope="session")
+def model_path(trained) -> Path:
+    return trained[0] / "export" / "starry_night.pth"

@@ -1,42 +1,15 @@
 """End-to-end: `python -m fststyle.train` on the shared photos and painting, tiny sizes, on the CPU."""
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
+from conftest import STEPS, run_cli, tiny_args
 from PIL import Image
 
 from fststyle import Stylizer
-
-STEPS = 30
-
-
-def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> list[str]:
-    return [
-        "trainer=cpu", "logger=csv", "data=folder", f"data.root={photos_dir}", "data.image_size=64", "data.batch_size=2",
-        "data.num_workers=0", "data.sample_size=48", f"style.image={painting}", "style.name=starry_night", "style.size=128",
-        f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1", "sample_every=10", "checkpoint_every=10",
-        f"hydra.run.dir={run_dir}", *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, photos_dir, starry_night):
-    run_dir = tmp_path_factory.mktemp("run")
-    proc = run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night))
-    return run_dir, proc
-
 
 def read_metric(run_dir: Path, name: str) -> list[float]:
     with open(run_dir / "csv" / "metrics.csv") as f:

@@ -1,0 +1,24 @@
+"""Atomic file writes: a crash or an error never leaves a half-written file under the final name."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same extension, so format detection works) for the
+    caller to create; it is renamed to ``path`` when the block succeeds and removed when it fails.
+    The caller creates the file, so it gets the usual permissions (umask), unlike mkstemp's 0600."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.part{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

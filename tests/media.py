@@ -1,0 +1,53 @@
+"""Small generated media files for tests."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def make_video(path: Path, frames: int = 6, size: tuple[int, int] = (64, 48), fps: int = 12, audio: bool = True) -> Path:
+    """A short H.264 (or VP9 for .webm) video of moving colour bars, with a 440 Hz AAC/Opus tone."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libvpx-vp9" if path.suffix == ".webm" else "libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream("libopus" if path.suffix == ".webm" else "aac", rate=48000) if audio else None
+        for i in range(frames):
+            x = np.arange(width)[None, :, None]
+            rgb = np.broadcast_to(((x * 4 + i * 20) % 256).astype(np.uint8), (height, width, 3)).copy()
+            rgb[..., 1] = np.arange(height)[:, None] * 5 % 256
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        if sound is not None:
+            samples = 48000 * frames // fps
+            t = np.arange(samples) / 48000
+            tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+            chunk = 960 if path.suffix == ".webm" else 1024
+            for start in range(0, samples - chunk + 1, chunk):
+                af = av.AudioFrame.from_ndarray(tone[:, start : start + chunk], format="fltp", layout="mono")
+                af.sample_rate = 48000
+                af.pts = start
+                af.time_base = Fraction(1, 48000)
+                for packet in sound.encode(af):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), size, frame rate and audio codec of a video."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(v))
+        audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
+        return {"frames": frames, "size": (v.codec_context.width, v.codec_context.height), "fps": float(v.average_rate), "audio": audio}

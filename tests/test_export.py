@@ -1,0 +1,68 @@
+"""`python -m fststyle.export`: ONNX and TorchScript files that match PyTorch at any size."""
+
+import json
+
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import run_cli
+
+from fststyle import Stylizer
+from fststyle.export import load_model, save_model
+from fststyle.net import TransformerNet
+
+
+def test_save_is_atomic_and_loads_safely(tmp_path):
+    net = TransformerNet(width=4, num_residual=1)
+    path = save_model(tmp_path / "m.pth", net, {"width": 4, "num_residual": 1}, {"style_name": "x"})
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+    loaded, meta = load_model(path)
+    assert meta == {"style_name": "x"}
+    x = torch.rand(1, 3, 20, 20)
+    torch.testing.assert_close(loaded(x), net.eval()(x))
+
+
+def test_foreign_files_are_refused(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not an exported fststyle model"):
+        load_model(tmp_path / "other.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="junk.pth"):
+        load_model(tmp_path / "junk.pth")
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_export_matches_pytorch_at_other_sizes(model_path, tmp_path, fmt, suffix):
+    out = tmp_path / f"model{suffix}"
+    proc = run_cli("fststyle.export", f"model={model_path}", f"format={fmt}", f"output={out}")
+    assert proc.stdout.strip().splitlines()[-1] == f"exported: {out}"
+    assert "checked: largest difference" in proc.stdout
+    net, meta = load_model(model_path)
+    x = torch.rand(2, 3, 41, 77)  # neither the trace size nor the check sizes
+    with torch.inference_mode():
+        ref = net(x)
+        if fmt == "onnx":
+            session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+            stored = json.loads(session.get_modelmeta().custom_metadata_map["fststyle"])
+        else:
+            extra = {"fststyle.json": ""}
+            got = torch.jit.load(str(out), _extra_files=extra)(x)
+            stored = json.loads(extra["fststyle.json"])
+    assert got.shape == ref.shape and (got - ref).abs().max() < 1e-4
+    assert stored["style_name"] == meta["style_name"] == "starry_night"
+
+
+def test_onnx_model_runs_in_the_stylizer(model_path, tmp_path):
+    out = tmp_path / "m.onnx"
+    run_cli("fststyle.export", f"model={model_path}", f"output={out}", "check=false")
+    x = torch.rand(1, 3, 30, 50)
+    torch.testing.assert_close(Stylizer.load(out, device="cpu").run(x), Stylizer.load(model_path, device="cpu").run(x), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="tile"):
+        Stylizer.load(out, device="cpu").run(x, tile=64)
+
+
+def test_export_above_tolerance_fails_and_writes_nothing(model_path, tmp_path):
+    out = tmp_path / "m.onnx"
+    proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
+    assert "tolerance" in proc.stderr and not out.exists()
