@@ -5,21 +5,51 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
-# Errors that describe bad input (paths, values, files); anything else is a bug and keeps its traceback.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, RuntimeError, OmegaConfBaseException)
+# Errors that describe bad input (paths, values, files, a diverging run); anything else is a bug and
+# keeps its traceback.
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, RuntimeError, FloatingPointError,
+               OmegaConfBaseException)
+
+
+def unknown_choice(conf_dir: Path, args: list[str]) -> str | None:
+    """A one-line message for the first ``group=option`` argument whose option does not exist
+    (Hydra would say it in many lines), else None."""
+    for arg in args:
+        key, sep, value = arg.lstrip("+").partition("=")
+        group = conf_dir / key
+        if not sep or "." in key or not group.is_dir():
+            continue
+        available = sorted(p.stem for p in group.glob("*.yaml"))
+        for option in value.split(","):
+            if option not in available and option != "null":
+                return f"unknown {key} '{option}'; available: {', '.join(available)}"
+    return None
+
+
+def check_choices(conf_dir: Path) -> None:
+    """Exit with a one-line error when the command line names a config option that does not exist."""
+    message = unknown_choice(conf_dir, sys.argv[1:])
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_cli(main: Callable[[], T]) -> T:
     """Run ``main``; a user error prints ``error: <message>`` and exits with status 2
     (``HYDRA_FULL_ERROR=1`` shows the traceback instead)."""
     try:
-        return main()
+        try:
+            return main()
+        except InstantiationException as err:  # a config's _target_ refused its arguments: say why
+            raise err.__cause__ if isinstance(err.__cause__, USER_ERRORS) else err
     except USER_ERRORS as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

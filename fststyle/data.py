@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+from torchvision.transforms import functional as TF
 
 from fststyle.images import is_image_file, open_rgb
 
@@ -44,7 +45,9 @@ def find_images(root: str | Path) -> list[Path]:
 
 
 class PhotoDataset(Dataset):
-    """Square crops of photos: shorter side resized to ``size``, then a random (train) or centre crop.
+    """Square crops of photos: a random (train) or centre square of the shorter side's length,
+    resized to ``size`` (the same as resizing first and cropping, without ever enlarging a very
+    long image; smaller images are upscaled).
 
     A file that cannot be read is reported once and replaced by the next readable one, so one bad
     JPEG does not end a long run.
@@ -53,19 +56,27 @@ class PhotoDataset(Dataset):
     def __init__(self, files: list[Path], size: int, train: bool = True):
         if not files:
             raise ValueError("no images to train on")
-        self.files = files
-        crop = transforms.RandomCrop(size) if train else transforms.CenterCrop(size)
-        self.transform = transforms.Compose([transforms.Resize(size, antialias=True), crop, transforms.ToTensor()])
+        self.files, self.size, self.train = files, size, train
         self._reported: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def crop(self, image: Image.Image) -> torch.Tensor:
+        w, h = image.size
+        side = min(w, h)
+        if self.train:
+            x, y = (int(torch.randint(0, n - side + 1, ())) for n in (w, h))
+        else:
+            x, y = (w - side) // 2, (h - side) // 2
+        square = image.crop((x, y, x + side, y + side)).resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return TF.to_tensor(square)
+
     def __getitem__(self, index: int) -> torch.Tensor:
         for offset in range(len(self.files)):
             path = self.files[(index + offset) % len(self.files)]
             try:
-                return self.transform(open_rgb(path))
+                return self.crop(open_rgb(path))
             except Exception as err:  # any decoder error: skip the file, keep the run
                 if path not in self._reported:
                     self._reported.add(path)
@@ -78,12 +89,14 @@ class StyleDataModule(pl.LightningDataModule):
 
     Held out: the images under ``val_root`` if given, else the files named in ``val_files``, else the
     last ``num_val`` files in sorted order. ``include`` limits the training files to those names.
+    ``sample``: train on the sample photos that ship with scikit-image instead of ``root``.
     ``fallback_to_sample``: when ``root`` is missing, train on the sample photos (with a warning).
     """
 
     def __init__(
         self,
         root: str | None,
+        sample: bool = False,
         image_size: int = 256,
         batch_size: int = 4,
         num_workers: int = 4,
@@ -97,8 +110,10 @@ class StyleDataModule(pl.LightningDataModule):
         super().__init__()
         if image_size < 16 or batch_size < 1 or num_workers < 0 or num_val < 0:
             raise ValueError(f"need data.image_size >= 16, data.batch_size >= 1, data.num_workers >= 0, data.num_val >= 0; got {image_size}, {batch_size}, {num_workers}, {num_val}")
-        if root is None or (fallback_to_sample and not Path(root).is_dir()):
-            if root is not None:
+        if root is None and not sample:
+            raise ValueError("data.root is not set: give the folder of photos as data.root=DIR")
+        if sample or (fallback_to_sample and not Path(root).is_dir()):
+            if not sample:
                 log.warning("\n%s\n!! %s not found: training on the %d sample photos instead.\n!! For real models, %s.\n%s",
                             "!" * 78, Path(root).resolve(), len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
@@ -106,7 +121,21 @@ class StyleDataModule(pl.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers, self.sample_size = image_size, batch_size, num_workers, sample_size
         self.train_files, self.val_files = self._split(find_images(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
-            raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif) found under {self.root.resolve()}")
+            raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
+        self._check_some_readable(self.train_files)
+
+    @staticmethod
+    def _check_some_readable(files: list[Path], sample: int = 64) -> None:
+        """Fail now, not in a data worker, when the images cannot be read at all (up to ``sample``
+        files, spread over the list, have their headers checked)."""
+        checked = files[:: max(1, len(files) // sample)][:sample]
+        for path in checked:
+            try:
+                with Image.open(path):
+                    return
+            except Exception:  # any decoder error: try the next one
+                continue
+        raise ValueError(f"none of the {len(checked)} images checked under {Path(checked[0]).parent} can be read; are they images?")
 
     def _split(self, files, val_root, val_files, num_val, include):
         if val_root is not None:

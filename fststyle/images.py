@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,24 +12,39 @@ from torchvision.transforms import functional as TF
 
 from fststyle.files import atomic_write
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+# Larger images are refused from their header, before any pixel is decoded (decompression bombs).
+# 16384 x 16384 by default; FSTSTYLE_MAX_PIXELS raises or lowers it. PIL's own guard follows it.
+MAX_PIXELS = int(os.environ.get("FSTSTYLE_MAX_PIXELS", 16384 * 16384))
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def is_image_file(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _to_8bit_gray(im: Image.Image) -> Image.Image:
+    """16/32-bit integer grayscale -> 8-bit, scaled (PIL's convert would clip everything above 255)."""
+    arr = np.asarray(im, dtype=np.float64)
+    peak = 65535.0 if im.mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
+    return Image.fromarray(np.clip(arr / peak * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def open_rgb(path: str | Path) -> Image.Image:
-    """Open an image as 8-bit RGB with its EXIF orientation applied; alpha is dropped (on white)."""
+    """Open any image as 8-bit RGB: EXIF orientation applied; grayscale, palette, CMYK and 16-bit
+    converted; alpha composited on white. Raises ValueError for images over MAX_PIXELS."""
     with Image.open(path) as im:
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"{path}: {w}x{h} pixels is over the limit of {MAX_PIXELS} (a decompression bomb?); set FSTSTYLE_MAX_PIXELS to allow it")
         im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
             rgba = im.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return Image.alpha_composite(background, rgba).convert("RGB")
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit grayscale: scale to 8 bit instead of clipping at 255.
-            im = im.point(lambda v: v / 256).convert("L")
+        if im.mode.startswith("I"):
+            im = _to_8bit_gray(im)
         return im.convert("RGB")
 
 

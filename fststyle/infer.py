@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import sys
 import time
 from collections import deque
@@ -51,6 +52,17 @@ def plan(input: str, output: str) -> list[tuple[Path, Path]]:
     return [(f, out / f.relative_to(base)) for f in files]
 
 
+def check_writable(folder: Path) -> None:
+    """Fail before any work when the output folder cannot be created or written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".fststyle-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write to the output folder {folder.resolve()}: {err.strerror or err}") from err
+
+
 def _read(path: Path, size: int | None) -> torch.Tensor | Exception:
     try:
         return load_tensor(path, size)
@@ -90,6 +102,8 @@ def _same_size_batches(items: Iterator[tuple[Path, Path, Any]], batch_size: int)
 def infer(cfg: DictConfig) -> int:
     """Stylize everything ``cfg.input`` names; returns the number of failed files."""
     jobs = plan(str(cfg.input), str(cfg.output))
+    for folder in sorted({dst.parent for _, dst in jobs}, key=lambda p: len(p.parts))[:1]:
+        check_writable(folder)
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)

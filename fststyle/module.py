@@ -45,12 +45,34 @@ class StyleTransferModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
 
+    def weights_are_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.net.parameters())
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not self.weights_are_finite():  # a NaN between two loss checks: keep the last good checkpoint
+            raise FloatingPointError(f"the weights became NaN/inf before step {self.global_step}; no checkpoint written. Try a lower optim.lr or loss weights")
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(self.FROZEN_PREFIX)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         frozen = {k: v for k, v in self.state_dict().items() if k.startswith(self.FROZEN_PREFIX)}
         checkpoint["state_dict"].update(frozen)
+
+
+class StopOnNonFinite(Callback):
+    """Stops training with a clear message when the loss is NaN or inf. Checked every ``every`` steps
+    (reading the loss waits for the device); checkpoints refuse non-finite weights in between."""
+
+    def __init__(self, every: int = 50):
+        self.every = every
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if not bool(torch.isfinite(loss)):
+            last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+            raise FloatingPointError(f"the loss is {loss.item()} at step {trainer.global_step}: training stopped, {kept}. Try a lower optim.lr or loss weights")
 
 
 class Throughput(Callback):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import hydra
@@ -18,14 +20,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 import fststyle
-from fststyle.cli import run_cli
+from fststyle.cli import check_choices, run_cli
 from fststyle.data import StyleDataModule
 from fststyle.export import save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
-from fststyle.module import SampleGrid, StepProgressBar, StyleTransferModule, Throughput
+from fststyle.module import SampleGrid, StepProgressBar, StopOnNonFinite, StyleTransferModule, Throughput
 from fststyle.styles import resolve_style_image, sha256_of
-from fststyle.vgg import LossNetwork
+from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
 log = logging.getLogger("fststyle.train")
 
@@ -87,6 +89,49 @@ def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLos
     )
 
 
+def validate(cfg: DictConfig) -> None:
+    """Refuse bad values before any work starts (each as a one-line error)."""
+    loss = cfg.loss
+    names = set(layer_names(loss.arch)) if loss.arch in CONFIGS else set()
+    unknown = sorted((set(loss.content_layers) | set(loss.style_layers)) - names)
+    checks = [
+        (loss.arch in CONFIGS, f"loss.arch={loss.arch} is not one of {', '.join(CONFIGS)}"),
+        (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight)), "loss weights must be >= 0"),
+        (not loss.style_layer_weights or all(w >= 0 for w in loss.style_layer_weights), "loss.style_layer_weights must be >= 0"),
+        (not unknown, f"unknown layer(s) {', '.join(unknown)} for {loss.arch}; names look like relu2_2"),
+        (cfg.data.batch_size >= 1, f"data.batch_size must be >= 1, got {cfg.data.batch_size}"),
+        (cfg.data.image_size >= 32, f"data.image_size must be >= 32 (the loss network looks 8x coarser), got {cfg.data.image_size}"),
+        (cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
+        (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
+        (cfg.sample_every >= 0 and cfg.checkpoint_every >= 1, "sample_every must be >= 0 and checkpoint_every >= 1"),
+        (cfg.style.size >= 32, f"style.size must be >= 32, got {cfg.style.size}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    if cfg.ckpt_path is not None:
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        except Exception as err:
+            raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
+
+
+def check_disk_space(run_dir: Path, needed_mb: int = 200) -> None:
+    free = shutil.disk_usage(run_dir).free // 2**20
+    if free < needed_mb:
+        raise RuntimeError(f"only {free} MB free in {run_dir}: checkpoints and samples need about {needed_mb} MB; free some space or set hydra.run.dir")
+
+
+def load_style_image(path: Path, size: int) -> torch.Tensor:
+    try:
+        return load_tensor(path, size)[None]
+    except Exception as err:  # a corrupt download or a file that is no image
+        raise ValueError(f"style image {path} cannot be read ({err}); check style.image") from err
+
+
 def train(cfg: DictConfig) -> Path:
     """Run one training as configured; returns the exported model's path (on rank zero)."""
     given = command_line_keys()
@@ -95,13 +140,15 @@ def train(cfg: DictConfig) -> Path:
     preset = apply_cpu_preset(cfg, given)
     if preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
+    validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_disk_space(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
     datamodule: StyleDataModule = instantiate(cfg.data)
+    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
     net = instantiate(cfg.model)
-    criterion = build_criterion(cfg.loss, load_tensor(style_path, cfg.style.size)[None])
+    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, config=OmegaConf.to_container(cfg, resolve=True))
 
     logger = build_logger(cfg.logger, run_dir)
@@ -109,12 +156,14 @@ def train(cfg: DictConfig) -> Path:
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.checkpoint_every, save_last=True, save_top_k=1)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
-                                      callbacks=[checkpoints, samples, Throughput(), StepProgressBar()])
+                                      callbacks=[StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, Throughput(), StepProgressBar()])
     log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files), datamodule.root, run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
 
     if not trainer.is_global_zero:
         return run_dir
+    if not module.weights_are_finite():
+        raise FloatingPointError("the trained weights are NaN/inf: nothing exported. Try a lower optim.lr or loss weights")
     metadata = {
         "style_name": cfg.style.name,
         "style_image": str(cfg.style.image),
@@ -140,8 +189,11 @@ def train(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    # The frozen loss network is in eval mode on purpose.
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     run_cli(lambda: train(cfg))
 
 
 if __name__ == "__main__":
+    check_choices(Path(__file__).resolve().parents[1] / "conf")
     main()

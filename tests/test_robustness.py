@@ -1,0 +1,190 @@
+"""Bad and unusual images, decompression bombs, bad configs: clear errors, no lost runs."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from fststyle import images
+from fststyle.data import PhotoDataset
+from fststyle.images import open_rgb
+from fststyle.net import TransformerNet
+
+BAD = ["empty.jpg", "truncated.jpg", "not_an_image.png", "random_bytes.webp"]
+
+
+def make_unusual(folder, photos_dir):
+    """Valid but unusual images: name -> expected (width, height) after opening."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = Image.open(photos_dir / "dog.jpg").convert("RGB").resize((60, 40))
+    rgb.convert("CMYK").save(folder / "cmyk.jpg")
+    ramp16 = (np.linspace(0, 65535, 60 * 40).reshape(40, 60)).astype(np.uint16)
+    Image.fromarray(ramp16).save(folder / "gray16.png")
+    Image.fromarray(ramp16).save(folder / "gray16.tif")
+    la = rgb.convert("LA")
+    la.putalpha(Image.new("L", la.size, 0))  # fully transparent: must come out white
+    la.save(folder / "gray_alpha.png")
+    pal = rgb.convert("P", palette=Image.Palette.ADAPTIVE)
+    pal.save(folder / "palette.gif", transparency=0)
+    rgba = rgb.convert("RGBA")
+    rgba.save(folder / "rgba.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
+    rgb.save(folder / "exif_rotated.jpg", exif=exif)
+    rgb.resize((10, 8)).save(folder / "tiny.png")
+    Image.new("RGB", (3000, 12), (10, 200, 30)).save(folder / "extreme.png")
+    rgb.save(folder / "UPPER.JPG")
+    rgb.save(folder / "photo.webp")
+    rgb.save(folder / "photo.tiff")
+    rgb.save(folder / "photo.bmp")
+    return {"cmyk.jpg": (60, 40), "gray16.png": (60, 40), "gray16.tif": (60, 40), "gray_alpha.png": (60, 40), "palette.gif": (60, 40),
+            "rgba.png": (60, 40), "exif_rotated.jpg": (40, 60), "tiny.png": (10, 8), "extreme.png": (3000, 12), "UPPER.JPG": (60, 40),
+            "photo.webp": (60, 40), "photo.tiff": (60, 40), "photo.bmp": (60, 40)}
+
+
+def make_bad(folder, photos_dir):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    data = (photos_dir / "dog.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "not_an_image.png").write_text("this is a text file with an image's name")
+    (folder / "random_bytes.webp").write_bytes(np.random.default_rng(0).bytes(2000))
+
+
+def test_unusual_images_open_as_rgb(tmp_path, photos_dir):
+    for name, size in make_unusual(tmp_path, photos_dir).items():
+        im = open_rgb(tmp_path / name)
+        assert (im.mode, im.size) == ("RGB", size), name
+    gray = np.asarray(open_rgb(tmp_path / "gray16.png"))
+    assert gray[0, 0, 0] == 0 and gray[-1, -1, 0] == 255 and 100 < gray.mean() < 155  # scaled, not clipped
+    assert np.asarray(open_rgb(tmp_path / "gray_alpha.png")).min() == 255  # transparent -> white
+
+
+def test_bad_images_raise(tmp_path, photos_dir):
+    make_bad(tmp_path, photos_dir)
+    for name in BAD:
+        with pytest.raises(Exception):
+            open_rgb(tmp_path / name).load()
+
+
+def test_decompression_bomb_is_refused_from_the_header(tmp_path, monkeypatch):
+    Image.new("L", (2000, 1000)).save(tmp_path / "big.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)
+    with pytest.raises(ValueError, match="FSTSTYLE_MAX_PIXELS"):
+        open_rgb(tmp_path / "big.png")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory, photos_dir):
+    folder = tmp_path_factory.mktemp("zoo")
+    for name in ("dog.jpg", "eagle.jpg", "chicago.jpg"):
+        shutil.copy(photos_dir / name, folder / name)
+    make_unusual(folder / "odd", photos_dir)
+    make_bad(folder / "bad", photos_dir)
+    Image.new("RGB", (1200, 1000), (50, 60, 70)).save(folder / "bomb.png")  # over the limit set below
+    return folder
+
+
+def test_training_skips_and_reports_bad_files(zoo, tmp_path, starry_night):
+    files = 3 + 13 + 4 + 1 - 1  # all but the held-out dog.jpg
+    proc = run_cli("fststyle.train", "trainer=cpu", "logger=none", "data=folder", f"data.root={zoo}", "data.val_files=[dog.jpg]",
+                   "data.image_size=32", "data.batch_size=4", "data.num_workers=0", f"style.image={starry_night}", "style.name=zoo",
+                   "style.size=64", f"trainer.max_steps={-(-files // 4)}", "sample_every=0", f"hydra.run.dir={tmp_path}",
+                   env={"FSTSTYLE_MAX_PIXELS": "1000000"})
+    log = proc.stdout + proc.stderr
+    for name in [*BAD, "bomb.png"]:
+        assert f"skipping unreadable image {zoo}" in log and name in log, name
+    for name in ("cmyk.jpg", "gray16.tif", "extreme.png", "tiny.png"):
+        assert name not in log
+    assert (tmp_path / "export" / "zoo.pth").is_file()
+
+
+def test_inference_writes_the_good_and_reports_the_bad(zoo, model_path, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={zoo}", f"output={out}", "size=48", "device=cpu", expect=1,
+                   env={"FSTSTYLE_MAX_PIXELS": "1000000"})
+    errors = sorted(line.split(": ")[1].split("/")[-1] for line in proc.stderr.splitlines() if line.startswith("error:"))
+    assert errors == sorted([*BAD, "bomb.png"])
+    assert "16 written, 5 failed" in proc.stdout
+    assert len(list(out.rglob("*.*"))) == 16
+    with Image.open(out / "odd" / "exif_rotated.jpg") as im:
+        assert im.size == (32, 48)  # rotated as displayed, long side 48
+
+
+def test_every_file_bad_is_a_clear_error(tmp_path, photos_dir, starry_night):
+    make_bad(tmp_path / "bad", photos_dir)
+    proc = run_cli("fststyle.train", "trainer=debug", "logger=none", "data=folder", f"data.root={tmp_path / 'bad'}", "data.num_val=0",
+                   f"style.image={starry_night}", "style.name=x", f"hydra.run.dir={tmp_path / 'run'}", expect=2)
+    assert "error: none of the 4 images" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["style=nonexistent"], "error: unknown style 'nonexistent'; available: candy, composition_vii"),
+    (["data=folder", "data.root=/no/such/folder"], "error: image folder not found: /no/such/folder"),
+    (["data=folder"], "error: data.root is not set"),
+    (["style.image=/no/such/painting.jpg", "style.name=x"], "error: style image not found: /no/such/painting.jpg"),
+    (["loss.style_weight=-1"], "error: loss weights must be >= 0"),
+    (["data.batch_size=0"], "error: data.batch_size must be >= 1, got 0"),
+    (["loss.style_layers=[relu2_2,relu9_9]"], "error: unknown layer(s) relu9_9 for vgg19"),
+    (["data.image_size=8"], "error: data.image_size must be >= 32"),
+    (["ckpt_path=/no/such.ckpt"], "error: ckpt_path not found: /no/such.ckpt"),
+])
+def test_config_errors_are_one_line(args, message, tmp_path, photos_dir, starry_night):
+    base = ["trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}"]
+    if not any(a.startswith("data") for a in args):
+        base += ["data=folder", f"data.root={photos_dir}"]
+    if not any(a.startswith("style") for a in args):
+        base += [f"style.image={starry_night}", "style.name=x"]
+    proc = run_cli("fststyle.train", *base, *args, expect=2)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_truncated_checkpoint_and_model_files_name_the_file(tmp_path, model_path, photos_dir, starry_night):
+    data = model_path.read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
+    proc = run_cli("fststyle.train", "trainer=debug", "logger=none", "data=folder", f"data.root={photos_dir}", f"style.image={starry_night}",
+                   "style.name=x", f"ckpt_path={tmp_path / 'cut.ckpt'}", f"hydra.run.dir={tmp_path / 'run'}", expect=2)
+    assert f"error: ckpt_path={tmp_path / 'cut.ckpt'} is not a readable training checkpoint" in proc.stderr
+    proc = run_cli("fststyle.infer", f"model={tmp_path / 'cut.pth'}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'o.png'}", expect=2)
+    assert proc.stderr.startswith(f"error: {tmp_path / 'cut.pth'} is not a readable fststyle model")
+
+
+def test_nan_loss_stops_with_the_step_and_exports_nothing(tmp_path, photos_dir, starry_night):
+    proc = run_cli("fststyle.train", "trainer=debug", "logger=none", "data=folder", f"data.root={photos_dir}", "data.image_size=32",
+                   "data.num_workers=0", f"style.image={starry_night}", "style.name=x", "loss.style_weight=1e38", f"hydra.run.dir={tmp_path}",
+                   expect=2)
+    assert "error: the loss is inf at step 1: training stopped" in proc.stderr
+    assert not (tmp_path / "export").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(w=st.integers(1, 300), h=st.integers(1, 300), mode=st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "I;16", "LA"]),
+       fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "WEBP"]))
+def test_loader_gives_square_crops_for_any_image(w, h, mode, fmt):
+    if (fmt, mode) in {("JPEG", "RGBA"), ("JPEG", "P"), ("JPEG", "I;16"), ("JPEG", "LA"), ("WEBP", "CMYK"), ("WEBP", "I;16"), ("WEBP", "P"), ("WEBP", "LA")}:
+        return  # combinations these formats cannot store
+    im = Image.fromarray(np.random.default_rng(w * h).integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    buf.seek(0)
+    x = PhotoDataset([buf], 24)[0]
+    assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+
+
+_NET = TransformerNet(width=4, num_residual=1).eval()
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 70), n=st.integers(1, 2))
+def test_network_keeps_any_size(h, w, n):
+    with torch.inference_mode():
+        assert _NET(torch.rand(n, 3, h, w)).shape == (n, 3, h, w)
