@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import netrc
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +18,16 @@ T = TypeVar("T")
 # keeps its traceback.
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, RuntimeError, FloatingPointError,
                OmegaConfBaseException)
+
+
+def wandb_logged_in() -> bool:
+    """Whether W&B can go online without asking: an API key in the environment or in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def unknown_choice(conf_dir: Path, args: list[str]) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 import shutil
 import warnings
@@ -20,7 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 import fststyle
-from fststyle.cli import check_choices, run_cli
+from fststyle.cli import check_choices, run_cli, wandb_logged_in
 from fststyle.data import StyleDataModule
 from fststyle.export import save_model
 from fststyle.images import load_tensor
@@ -55,15 +54,6 @@ def apply_cpu_preset(cfg: DictConfig, given: set[str]) -> list[str]:
             OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
             applied.append(item)
     return applied
-
-
-def wandb_logged_in() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
 
 
 def build_logger(cfg: DictConfig | None, run_dir: Path) -> Logger | bool:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -166,15 +166,16 @@ def test_nan_loss_stops_with_the_step_and_exports_nothing(tmp_path, photos_dir, 
     assert not (tmp_path / "export").exists()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(w=st.integers(1, 300), h=st.integers(1, 300), mode=st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "I;16", "LA"]),
-       fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "WEBP"]))
+       fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF"]))
 def test_loader_gives_square_crops_for_any_image(w, h, mode, fmt):
-    if (fmt, mode) in {("JPEG", "RGBA"), ("JPEG", "P"), ("JPEG", "I;16"), ("JPEG", "LA"), ("WEBP", "CMYK"), ("WEBP", "I;16"), ("WEBP", "P"), ("WEBP", "LA")}:
-        return  # combinations these formats cannot store
     im = Image.fromarray(np.random.default_rng(w * h).integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode)
     buf = io.BytesIO()
-    im.save(buf, format=fmt)
+    try:
+        im.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):
+        assume(False)  # a mode this format cannot store
     buf.seek(0)
     x = PhotoDataset([buf], 24)[0]
     assert x.shape == (3, 24, 24) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
@@ -183,7 +184,7 @@ def test_loader_gives_square_crops_for_any_image(w, h, mode, fmt):
 _NET = TransformerNet(width=4, num_residual=1).eval()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(h=st.integers(1, 70), w=st.integers(1, 70), n=st.integers(1, 2))
 def test_network_keeps_any_size(h, w, n):
     with torch.inference_mode():

@@ -1,0 +1,175 @@
+"""``python -m fststyle.eval model=PATH[,PATH...] content=DIR``: how good is a style model?
+
+Per photo and on average, with the fixed evaluation network of fststyle.metrics: content loss, style
+loss, total variation, luminance SSIM to the photo, and inference milliseconds. Optionally relative to
+the optimization baseline (Gatys et al.) on the same photos. Writes ``metrics.json`` and
+``contact_sheet.png`` into the run folder and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw
+
+from fststyle.cli import run_cli, wandb_logged_in
+from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
+from fststyle.infer import find_media
+from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
+from fststyle.optimize import optimize_image
+from fststyle.styles import resolve_style_image
+from fststyle.stylizer import Stylizer
+from fststyle.video import is_video
+
+METRICS = ("content", "style", "tv", "ssim", "ms")
+CELL = 256  # contact sheet cell size in pixels
+LABEL = 18  # height of the label row
+
+
+def model_paths(value: Any) -> list[Path]:
+    items = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else str(value).split(",")
+    return [Path(str(p).strip()) for p in items if str(p).strip()]
+
+
+def style_image_for(cfg: DictConfig, stylizers: list[Stylizer]) -> Path:
+    image = cfg.style.image or stylizers[0].metadata.get("style_image")
+    if not image:
+        raise ValueError("the model does not record its style image: give style.image=PATH")
+    return resolve_style_image(str(image), stylizers[0].metadata.get("style_name", "style"), stylizers[0].metadata.get("style_sha256"), cfg.style.cache)
+
+
+def _cell(image: Image.Image) -> Image.Image:
+    """The image fitted into a CELL x CELL white square."""
+    fitted = resize_long_side(image, CELL)
+    cell = Image.new("RGB", (CELL, CELL), "white")
+    cell.paste(fitted, ((CELL - fitted.width) // 2, (CELL - fitted.height) // 2))
+    return cell
+
+
+def contact_sheet(style: Image.Image, rows: list[list[Image.Image]], labels: list[str]) -> Image.Image:
+    """Style image on top, then one row per photo: photo | stylized per model; a label row on top."""
+    columns = len(labels)
+    sheet = Image.new("RGB", (columns * CELL, LABEL + CELL * (1 + len(rows))), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, label in enumerate(labels):
+        draw.text((c * CELL + 4, 3), label[:40], fill="black")
+    sheet.paste(_cell(style), ((columns - 1) * CELL // 2, LABEL))
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            sheet.paste(_cell(image), (c * CELL, LABEL + CELL * (r + 1)))
+    return sheet
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    paths = model_paths(cfg.model)
+    stylizers = [Stylizer.load(p, device=cfg.device) for p in paths]
+    content = cfg.content
+    if OmegaConf.is_list(content):
+        photos = [Path(p) for p in content]
+    elif Path(content).is_file():
+        photos = [Path(content)]
+    else:
+        photos = [p for p in find_media(Path(content)) if not is_video(p)]
+    photos = photos[: cfg.limit] if cfg.limit else photos
+    if not photos:
+        raise FileNotFoundError(f"no photos found in {content}")
+    style_path = style_image_for(cfg, stylizers)
+    device = stylizers[0].device
+    criterion = evaluation_loss(load_tensor(style_path, EVAL_STYLE_SIZE)[None]).to(device)
+
+    per_image: list[dict[str, Any]] = []
+    rows: list[list[Image.Image]] = []  # per photo: the photo, then each model's result
+    evaluated = []
+    for photo_path in photos:
+        try:
+            photo = load_tensor(photo_path, cfg.size)[None].to(device)
+        except Exception as err:  # one bad photo does not spoil the evaluation
+            print(f"warning: skipping unreadable photo {photo_path}: {err}", file=sys.stderr)
+            continue
+        evaluated.append(photo_path)
+        row = [to_pil(photo[0])]
+        reference = None
+        if cfg.reference:
+            optimized, _ = optimize_image(photo, criterion, cfg.reference_steps)
+            reference = image_metrics(criterion, optimized, photo)
+            per_image.append({"photo": str(photo_path), "model": "optimization", **reference, "ms": None})
+        for path, stylizer in zip(paths, stylizers):
+            stylizer.run(photo[..., :64, :64])  # warm-up, so that ms is the steady state
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = stylizer.run(photo)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            ms = (time.perf_counter() - start) * 1000
+            record = {"photo": str(photo_path), "model": str(path), **image_metrics(criterion, out, photo), "ms": ms}
+            if reference:
+                record.update({f"{k}_ratio": record[k] / reference[k] for k in ("content", "style") if reference[k] > 0})
+            per_image.append(record)
+            row.append(to_pil(out[0]))
+        rows.append(row)
+
+    names = [str(p) for p in paths] + (["optimization"] if cfg.reference else [])
+    summary = {}
+    for name in names:
+        records = [r for r in per_image if r["model"] == name]
+        keys = [k for k in records[0] if k not in ("photo", "model") and records[0][k] is not None]
+        summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
+    if not evaluated:
+        raise ValueError(f"none of the photos in {content} could be read")
+    result = {"style_image": str(style_path), "size": cfg.size, "photos": [str(p) for p in evaluated],
+              "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3",
+              "mean": summary, "per_image": per_image}
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    stems = [p.stem for p in paths]
+    labels = [p.stem if stems.count(p.stem) == 1 else f"{p.parent.parent.name}/{p.stem}" for p in paths]
+    sheet = contact_sheet(open_rgb(style_path), rows, ["photo", *labels])
+    save_image(sheet, run_dir / "contact_sheet.png")
+    print_table(summary)
+    if cfg.logger == "wandb":
+        log_to_wandb(cfg, per_image, rows, sheet)
+    print(f"wrote: {run_dir.resolve() / 'metrics.json'} and contact_sheet.png")
+    return result
+
+
+def print_table(summary: dict[str, dict[str, float]]) -> None:
+    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio") if any(k in s for s in summary.values())]
+    print(f"{'model':<40}" + "".join(f"{k:>14}" for k in keys))
+    for name, values in summary.items():
+        print(f"{Path(name).name:<40}" + "".join(f"{values[k]:>14.4g}" if k in values else f"{'':>14}" for k in keys))
+
+
+def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[list[Image.Image]], sheet: Image.Image) -> None:
+    """A W&B table: one row per photo and model with the stylized image and its metrics."""
+    import wandb
+
+    run = wandb.init(project="fststyle", job_type="eval", mode="online" if wandb_logged_in() else "offline",
+                     dir=HydraConfig.get().runtime.output_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    table = wandb.Table(columns=["photo", "model", "image", *METRICS])
+    models = [r for r in per_image if r["model"] != "optimization"]
+    results = [image for row in rows for image in row[1:]]  # same order as `models`
+    for record, image in zip(models, results):
+        table.add_data(Path(record["photo"]).name, Path(record["model"]).name, wandb.Image(image), *(record[k] for k in METRICS))
+    run.log({"eval/table": table, "eval/contact_sheet": wandb.Image(sheet)})
+    run.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf/cli", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: evaluate(cfg))
+
+
+if __name__ == "__main__":
+    # `model=a.pth,b.pth` is a sweep to Hydra; as a list it is one run comparing both models.
+    sys.argv = [f"model=[{a[6:]}]" if a.startswith("model=") and "," in a and not a.startswith("model=[") else a for a in sys.argv]
+    main()

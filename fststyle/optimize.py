@@ -1,0 +1,77 @@
+"""``python -m fststyle.optimize content=IMAGE style=NAME output=IMAGE``: Gatys et al. style transfer by
+image optimization, the quality reference for feed-forward models (same losses and weights)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from fststyle.cli import check_choices, run_cli
+from fststyle.images import load_tensor, save_image
+from fststyle.losses import PerceptualLoss
+from fststyle.stylizer import pick_device
+
+
+def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int = 300, optimizer: str = "lbfgs",
+                   lr: float | None = None, on_step: Callable[[int, float], None] | None = None) -> tuple[torch.Tensor, list[float]]:
+    """Optimize the pixels of an image, starting from ``content`` (1, 3, H, W) in [0, 1], to minimize
+    ``criterion(image, content)``. Returns the image (clamped to [0, 1]) and the loss per step."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    image = content.detach().clone().requires_grad_(True)
+    history: list[float] = []
+
+    def closure() -> torch.Tensor:
+        with torch.no_grad():
+            image.clamp_(0, 1)  # keep pixels valid between evaluations
+        opt.zero_grad()
+        loss = criterion(image, content)["loss"]
+        loss.backward()
+        return loss
+
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
+    elif optimizer == "adam":
+        opt = torch.optim.Adam([image], lr=lr or 0.02)
+    else:
+        raise ValueError(f"optimizer={optimizer} is not one of lbfgs, adam")
+    for step in range(steps):
+        loss = opt.step(closure)
+        history.append(float(loss.detach()))
+        if on_step:
+            on_step(step + 1, history[-1])
+    return image.detach().clamp(0, 1), history
+
+
+def optimize(cfg: DictConfig) -> Path:
+    from fststyle.styles import resolve_style_image
+    from fststyle.train import build_criterion, load_style_image
+
+    device = pick_device(cfg.device)
+    content = load_tensor(cfg.content, cfg.size)[None].to(device)
+    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
+    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size)).to(device)
+    start = time.perf_counter()
+    with tqdm(total=cfg.steps, unit="step") as bar:
+        result, history = optimize_image(content, criterion, cfg.steps, cfg.optimizer, cfg.lr,
+                                         on_step=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3g}")))
+    path = save_image(result[0], cfg.output)
+    print(f"loss {history[0]:.4g} -> {history[-1]:.4g} in {cfg.steps} steps ({time.perf_counter() - start:.1f} s)")
+    print(f"wrote: {path.resolve()}")
+    return path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="optimize")
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: optimize(cfg))
+
+
+if __name__ == "__main__":
+    check_choices(Path(__file__).resolve().parents[1] / "conf")
+    main()
