@@ -9,7 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import functional as TF
 
 from fststyle.images import is_image_file, open_rgb
@@ -44,6 +44,45 @@ def find_images(root: str | Path) -> list[Path]:
     return sorted(found)
 
 
+class EpochSampler(Sampler[tuple[int, int]]):
+    """The training order, identical for any number of processes, and resumable mid-epoch.
+
+    Each epoch is a permutation of the photos drawn from (seed, epoch), cut into global batches of
+    ``batch_size * world_size``; rank r takes slice r of every global batch. So one process with
+    batch 4 and two processes with batch 2 see the same images in the same steps. The incomplete last
+    global batch is dropped. Each item comes with a crop seed derived from (seed, epoch, photo), so a
+    photo's random crop depends neither on the rank nor on the data worker that loads it.
+    ``skip(n)`` starts the current epoch at its n-th global batch (resuming a checkpoint).
+    """
+
+    def __init__(self, size: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+        if size < batch_size * world_size:
+            raise ValueError(f"{size} training photos are fewer than one global batch ({batch_size} x {world_size} processes)")
+        self.size, self.batch_size, self.rank, self.world_size, self.seed = size, batch_size, rank, world_size, seed
+        self.batches_per_epoch = size // (batch_size * world_size)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by Lightning before every epoch
+        self.epoch = epoch
+
+    def skip(self, batches: int) -> None:
+        self.start = min(max(batches, 0), self.batches_per_epoch)
+
+    def __len__(self) -> int:
+        # Always a whole epoch, also when resuming into one: Lightning counts batches per epoch once,
+        # and continues its restored in-epoch counter where the skip continues the order.
+        return self.batches_per_epoch * self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)).tolist()
+        global_batch = self.batch_size * self.world_size
+        start, self.start = self.start, 0  # a skip applies to one epoch only
+        for b in range(start, self.batches_per_epoch):
+            first = b * global_batch + self.rank * self.batch_size
+            for index in order[first : first + self.batch_size]:
+                yield index, (self.seed * 1_000_003 + self.epoch) * self.size + index
+
+
 class PhotoDataset(Dataset):
     """Square crops of photos: a random (train) or centre square of the shorter side's length,
     resized to ``size`` (the same as resizing first and cropping, without ever enlarging a very
@@ -62,21 +101,24 @@ class PhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def crop(self, image: Image.Image) -> torch.Tensor:
+    def crop(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
         w, h = image.size
         side = min(w, h)
         if self.train:
-            x, y = (int(torch.randint(0, n - side + 1, ())) for n in (w, h))
+            g = torch.Generator().manual_seed(seed) if seed is not None else None
+            x, y = (int(torch.randint(0, n - side + 1, (), generator=g)) for n in (w, h))
         else:
             x, y = (w - side) // 2, (h - side) // 2
         square = image.crop((x, y, x + side, y + side)).resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=3.0)
         return TF.to_tensor(square)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        """``item``: an index, or (index, crop seed) from EpochSampler."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         for offset in range(len(self.files)):
             path = self.files[(index + offset) % len(self.files)]
             try:
-                return self.crop(open_rgb(path))
+                return self.crop(open_rgb(path), seed)
             except Exception as err:  # any decoder error: skip the file, keep the run
                 if path not in self._reported:
                     self._reported.add(path)
@@ -106,6 +148,7 @@ class StyleDataModule(pl.LightningDataModule):
         include: list[str] | None = None,
         sample_size: int = 256,
         fallback_to_sample: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         if image_size < 16 or batch_size < 1 or num_workers < 0 or num_val < 0:
@@ -118,7 +161,7 @@ class StyleDataModule(pl.LightningDataModule):
                             "!" * 78, Path(root).resolve(), len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.root = Path(root)
-        self.image_size, self.batch_size, self.num_workers, self.sample_size = image_size, batch_size, num_workers, sample_size
+        self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
         self.train_files, self.val_files = self._split(find_images(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
@@ -150,11 +193,22 @@ class StyleDataModule(pl.LightningDataModule):
             train = [f for f in train if f.name in set(include)]
         return train, val
 
+    def sampler(self) -> EpochSampler:
+        """The training order for this process; after a restored checkpoint the current epoch
+        continues where it stopped (Lightning builds the loader after restoring)."""
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(len(self.train_files), self.batch_size, rank, world, self.seed)
+        if trainer is not None:
+            sampler.set_epoch(trainer.current_epoch)
+            sampler.skip(trainer.global_step - trainer.current_epoch * sampler.batches_per_epoch)
+        return sampler
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
             PhotoDataset(self.train_files, self.image_size, train=True),
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=self.sampler(),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import ast
+import math
+import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torchvision.utils import make_grid
 
 from fststyle.images import save_image, to_pil
 from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
+
+
+LR_SCALINGS = ("none", "linear", "sqrt")
+REFERENCE_BATCH = 4  # Johnson et al.'s global batch, for which optim.lr is given
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -24,11 +36,14 @@ class StyleTransferModule(pl.LightningModule):
     # The loss network is frozen and rebuilt from its config: checkpoints leave it out.
     FROZEN_PREFIX = "criterion.network."
 
-    def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, config: dict[str, Any] | None = None):
+    def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
+                 batch_size: int = 4, config: dict[str, Any] | None = None):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
-        self.save_hyperparameters({"lr": lr, "config": config or {}})
+        if lr_scaling not in LR_SCALINGS:
+            raise ValueError(f"optim.lr_scaling={lr_scaling} is not one of {', '.join(LR_SCALINGS)}")
+        self.save_hyperparameters({"lr": lr, "lr_scaling": lr_scaling, "batch_size": batch_size, "config": config or {}})
         self.net = net
         self.criterion = criterion
 
@@ -38,12 +53,24 @@ class StyleTransferModule(pl.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         losses = self.criterion(self.net(batch), batch)
         total = losses.pop("loss")
-        self.log("train/loss", total, prog_bar=True, batch_size=batch.shape[0])
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch.shape[0])
+        # Under DDP the logged values are averaged over the processes: the loss of the global batch.
+        sync = self.trainer.world_size > 1
+        self.log("train/loss", total, prog_bar=True, batch_size=batch.shape[0], sync_dist=sync)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch.shape[0], sync_dist=sync)
         return total
 
+    def scaled_lr(self) -> float:
+        """optim.lr scaled by the global batch relative to REFERENCE_BATCH (optim.lr_scaling)."""
+        ratio = self.hparams.batch_size * self.trainer.world_size / REFERENCE_BATCH
+        factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.hparams.lr_scaling]
+        return self.hparams.lr * factor
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        lr = self.scaled_lr()
+        if lr != self.hparams.lr:
+            rank_zero_info(f"learning rate {lr:.3g} ({self.hparams.lr_scaling} scaling of {self.hparams.lr:.3g} for a global batch of "
+                           f"{self.hparams.batch_size * self.trainer.world_size})")
+        return torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def weights_are_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.net.parameters())
@@ -52,10 +79,42 @@ class StyleTransferModule(pl.LightningModule):
         if not self.weights_are_finite():  # a NaN between two loss checks: keep the last good checkpoint
             raise FloatingPointError(f"the weights became NaN/inf before step {self.global_step}; no checkpoint written. Try a lower optim.lr or loss weights")
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(self.FROZEN_PREFIX)}
+        # Training draws no global random numbers (crops are seeded per photo), but anything that
+        # does resumes from the same state.
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": repr(random.getstate()),
+                                    "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         frozen = {k: v for k, v in self.state_dict().items() if k.startswith(self.FROZEN_PREFIX)}
         checkpoint["state_dict"].update(frozen)
+        if "rng_states" in checkpoint:
+            states = checkpoint["rng_states"]
+            torch.set_rng_state(states["torch"])
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            random.setstate(ast.literal_eval(states["python"]))
+
+
+class SaveOnInterrupt(Callback):
+    """SIGTERM (schedulers, SLURM preemption) or Ctrl-C: finish the current step, write
+    ``last.ckpt`` and stop; ``ckpt_path=last`` continues exactly from there.
+
+    Lightning turns SIGTERM into an exception at the next step boundary (on every rank under DDP);
+    Ctrl-C is routed the same way instead of interrupting a step halfway."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.saved: Path | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, lambda signum, frame: trainer._signal_connector._sigterm_notifier_fn(signum, frame))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            self.saved = self.path
 
 
 class StopOnNonFinite(Callback):

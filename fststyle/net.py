@@ -39,15 +39,18 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 class ConvLayer(nn.Sequential):
-    """Reflection padding + convolution, so that borders see image content, not zeros."""
+    """Reflection padding + convolution, so that borders see image content, not zeros.
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+    Convolutions followed by a norm layer have no bias: the norm removes it, so its gradient is zero
+    up to rounding, which Adam would amplify into random drift."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, bias: bool = True):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride, bias=bias))
 
 
 class ConvNormReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: str):
-        super().__init__(ConvLayer(cin, cout, kernel, stride), make_norm(norm, cout), nn.ReLU(inplace=True))
+        super().__init__(ConvLayer(cin, cout, kernel, stride, bias=False), make_norm(norm, cout), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
@@ -55,7 +58,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             ConvNormReLU(channels, channels, 3, 1, norm),
-            ConvLayer(channels, channels, 3),
+            ConvLayer(channels, channels, 3, bias=False),
             make_norm(norm, channels),
         )
 
@@ -68,9 +71,9 @@ class Upsample(nn.Sequential):
 
     def __init__(self, cin: int, cout: int, mode: str, norm: str):
         if mode == "nearest":
-            layers = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3)]
+            layers = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3, bias=False)]
         elif mode == "transpose":
-            layers = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)]
+            layers = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False)]
         else:
             raise ValueError(f"unknown model.upsample={mode!r}; choose one of {', '.join(UPSAMPLES)}")
         super().__init__(*layers, make_norm(norm, cout), nn.ReLU(inplace=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import fststyle
 from fststyle.cli import check_choices, run_cli, wandb_logged_in
@@ -24,7 +26,7 @@ from fststyle.data import StyleDataModule
 from fststyle.export import save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
-from fststyle.module import SampleGrid, StepProgressBar, StopOnNonFinite, StyleTransferModule, Throughput
+from fststyle.module import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, StyleTransferModule, Throughput
 from fststyle.styles import resolve_style_image, sha256_of
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
@@ -79,6 +81,19 @@ def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLos
     )
 
 
+def resume_from(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``ckpt_path=last``: this run folder's checkpoints/last.ckpt if there is one (a requeued or
+    restarted job continues; a new one starts from scratch), else a path or None."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+        return str(last)
+    log.info("ckpt_path=last: no %s yet, starting from scratch", last)
+    return None
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse bad values before any work starts (each as a one-line error)."""
     loss = cfg.loss
@@ -99,7 +114,7 @@ def validate(cfg: DictConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    if cfg.ckpt_path is not None:
+    if cfg.ckpt_path not in (None, "last"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
@@ -139,16 +154,24 @@ def train(cfg: DictConfig) -> Path:
     style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
     net = instantiate(cfg.model)
     criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
-    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, config=OmegaConf.to_container(cfg, resolve=True))
+    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
+                                 config=OmegaConf.to_container(cfg, resolve=True))
 
     logger = build_logger(cfg.logger, run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.checkpoint_every, save_last=True, save_top_k=1)
+    interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
-                                      callbacks=[StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, Throughput(), StepProgressBar()])
+                                      callbacks=[StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt,
+                                                 Throughput(), StepProgressBar()])
     log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files), datamodule.root, run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(cfg.ckpt_path, run_dir), weights_only=True)
+    except SIGTERMException:
+        where = f"saved {interrupt.saved}; continue with ckpt_path=last hydra.run.dir={run_dir}" if interrupt.saved else "nothing to save yet"
+        print(f"stopped by a signal at step {trainer.global_step}: {where}", flush=True)
+        sys.exit(143)
 
     if not trainer.is_global_zero:
         return run_dir

@@ -34,10 +34,10 @@ def starry_night() -> Path:
 STEPS = 30
 
 
-def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
+def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300, expect: int = 0, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m module args``; assert its exit status."""
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, **(env or {})}, cwd=cwd)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 

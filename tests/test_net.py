@@ -29,6 +29,8 @@ def test_default_is_johnson_architecture():
     assert (convs[-1].kernel_size, convs[-1].out_channels) == ((9, 9), 3)
     assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules()) == 3 + 2 * 5 + 2
     assert 1.6e6 < sum(p.numel() for p in net.parameters()) < 1.8e6
+    # only the output convolution has a bias: every other one feeds a norm layer, which removes it
+    assert [c.bias is not None for c in convs] == [False] * (len(convs) - 1) + [True]
 
 
 def test_gradients_reach_the_first_layer():

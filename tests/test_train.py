@@ -58,13 +58,15 @@ def test_export_loads_safely_and_stylizes_any_size(trained, photos_dir, starry_n
 def test_infer_cli_writes_an_image_of_the_input_size(trained, photos_dir, tmp_path):
     run_dir, _ = trained
     out = tmp_path / "nested" / "dog_styled.png"
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
     proc = run_cli("fststyle.infer", f"model={run_dir / 'export' / 'starry_night.pth'}", f"input={photos_dir / 'dog.jpg'}",
-                   f"output={out}", "size=61", "device=cpu")
+                   f"output={out}", "size=61", "device=cpu", cwd=workdir)
     with Image.open(photos_dir / "dog.jpg") as src, Image.open(out) as res:
         expected = (61, round(src.height * 61 / src.width)) if src.width >= src.height else (round(src.width * 61 / src.height), 61)
         assert res.size == expected and res.mode == "RGB"
     assert "wrote:" in proc.stdout
-    assert not (Path.cwd() / "outputs").exists() or not any((Path.cwd() / "outputs").glob("*/*/.hydra"))
+    assert list(workdir.iterdir()) == []  # no Hydra run folder or log for inference
 
 
 def test_resume_continues_from_a_checkpoint(trained, tmp_path, photos_dir, starry_night):
