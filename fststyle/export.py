@@ -35,7 +35,7 @@ def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, An
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": dict(model_config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()},
         "metadata": dict(metadata),
     }
     with atomic_write(path) as tmp:

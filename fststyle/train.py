@@ -43,14 +43,19 @@ def command_line_keys() -> set[str]:
     return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
 
 
-def apply_cpu_preset(cfg: DictConfig, given: set[str]) -> list[str]:
-    """On the CPU with trainer=default/cpu, apply ``cfg.cpu_preset`` except keys set by hand."""
+def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
+    """``cpu_preset`` on the CPU with trainer=default/cpu, ``gpu_preset`` on a CUDA GPU with
+    trainer=default/gpu/ddp; keys set by hand are left alone. Returns what was applied."""
     choice = HydraConfig.get().runtime.choices.get("trainer")
-    on_cpu = cfg.trainer.accelerator == "cpu" or (cfg.trainer.accelerator == "auto" and not has_accelerator())
-    if choice not in ("default", "cpu") or not on_cpu:
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
+        preset = cfg.gpu_preset
+    elif (accelerator == "cpu" or (accelerator == "auto" and not has_accelerator())) and choice in ("default", "cpu"):
+        preset = cfg.cpu_preset
+    else:
         return []
     applied = []
-    for item in cfg.cpu_preset:
+    for item in preset:
         key, value = item.split("=", 1)
         if key not in given:
             OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
@@ -137,26 +142,33 @@ def load_style_image(path: Path, size: int) -> torch.Tensor:
         raise ValueError(f"style image {path} cannot be read ({err}); check style.image") from err
 
 
+def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, Path]:
+    """The LightningModule and DataModule a config describes, and the style image's file."""
+    datamodule: StyleDataModule = instantiate(cfg.data)
+    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
+    net = instantiate(cfg.model)
+    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
+    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
+                                 channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True))
+    return module, datamodule, style_path
+
+
 def train(cfg: DictConfig) -> Path:
     """Run one training as configured; returns the exported model's path (on rank zero)."""
     given = command_line_keys()
     if "style.image" in given and "style.name" not in given:
         raise ValueError("style.image=... needs style.name=NAME too: the model and its run folder are named after it")
-    preset = apply_cpu_preset(cfg, given)
-    if preset:
+    preset = apply_preset(cfg, given)
+    if preset and torch.cuda.is_available():
+        log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
+    elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
     validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_disk_space(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule: StyleDataModule = instantiate(cfg.data)
-    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
-    net = instantiate(cfg.model)
-    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
-    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
-                                 config=OmegaConf.to_container(cfg, resolve=True))
-
+    module, datamodule, style_path = build(cfg)
     logger = build_logger(cfg.logger, run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
@@ -187,7 +199,7 @@ def train(cfg: DictConfig) -> Path:
         "fststyle_version": fststyle.__version__,
     }
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    exported = save_model(run_dir / "export" / f"{cfg.style.name}.pth", net, model_cfg, metadata)
+    exported = save_model(run_dir / "export" / f"{cfg.style.name}.pth", module.net, model_cfg, metadata)
     if isinstance(logger, WandbLogger):
         import wandb
 

@@ -1,9 +1,15 @@
-"""Inference speed of a style network, per execution path and image size.
+"""Speed of fststyle: training throughput end to end, and inference per execution path.
 
-    python scripts/benchmark.py [--model PATH] [--device auto] [--sizes 512x512 1920x1080 3840x2160]
-                                [--paths eager channels_last bf16 fp16 compile onnx] [--json out.json]
+    python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [KEY=VALUE ...]
+    python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
 
-Paths: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
+train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
+CPU preset included) and times `--steps` training steps after `--warmup` ones: images/s, ms per step,
+peak memory, and the final content and style losses (mean of the last 10 steps). `--synthetic` feeds
+random tensors instead of decoding photos; `--compare` repeats the run with the fast path off (fp32,
+no channels_last, no compile) on the same data and reports the loss differences.
+
+infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), torch.compile (static shapes, bf16 on GPUs, fp32 on the CPU), and onnxruntime on
 the CPU. Weights do not change the speed: without --model a default TransformerNet is timed.
 Prints a table and writes JSON with the device, torch version and date.
@@ -17,13 +23,21 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
+from pytorch_lightning.callbacks import Callback
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fststyle.export import export_onnx, load_network  # noqa: E402
@@ -80,18 +94,7 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--sizes", nargs="+", default=["512x512", "1920x1080", "3840x2160"], help="WIDTHxHEIGHT")
-    parser.add_argument("--paths", nargs="+", default=ALL_PATHS, choices=ALL_PATHS)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", default="benchmark_infer.json")
-    args = parser.parse_args()
-
+def bench_infer(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     net = load_network(args.model)[0] if args.model else TransformerNet().eval()
     onnx_file = None
@@ -113,8 +116,121 @@ def main() -> None:
                    "mpix_per_s": round(args.batch * w * h / med / 1000, 2)}
             results.append(row)
             print(f"{path:<14} {size:>10} {med:>10.1f} {min(times):>9.1f} {row['mpix_per_s']:>8.2f}", flush=True)
-    report = {"device": device_name(device), "torch": torch.__version__, "date": datetime.date.today().isoformat(),
-              "model": args.model or "default TransformerNet (untrained)", "warmup": args.warmup, "repeats": args.repeats, "results": results}
+    return {"device": device_name(device), "model": args.model or "default TransformerNet (untrained)", "warmup": args.warmup,
+            "repeats": args.repeats, "results": results}
+
+
+class StepTimer(Callback):
+    """Wall time of the steps after the warm-up (two device synchronisations in all) and the last
+    steps' losses (kept as tensors until the end)."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.start, self.end, self.recent = warmup, 0.0, 0.0, []
+
+    def _sync(self, module: pl.LightningModule) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup:
+            self._sync(module)
+            self.start = time.perf_counter()
+        metrics = trainer.callback_metrics
+        self.recent = (self.recent + [(metrics["train/content"].detach(), metrics["train/style"].detach())])[-10:]
+
+    def on_train_end(self, trainer, module) -> None:
+        self._sync(module)
+        self.end = time.perf_counter()
+
+
+class SyntheticPhotos(pl.LightningDataModule):
+    """Random images in place of decoded photos: the training step alone, without the data pipeline."""
+
+    def __init__(self, size: int, batch_size: int):
+        super().__init__()
+        self.images, self.batch_size = torch.rand(64, 3, size, size), batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(list(self.images), batch_size=self.batch_size, shuffle=False, drop_last=True)
+
+
+def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -> dict:
+    from fststyle.train import apply_preset, build, validate
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
+    applied = apply_preset(cfg, {o.split("=", 1)[0].lstrip("+~") for o in overrides})
+    cfg.logger = None
+    validate(cfg)
+    pl.seed_everything(cfg.seed)
+    module, datamodule, _ = build(cfg)
+    if synthetic:
+        datamodule = SyntheticPhotos(cfg.data.image_size, cfg.data.batch_size)
+    timer = StepTimer(warmup)
+    trainer_cfg = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "_target_"}
+    trainer_cfg.update(max_steps=warmup + steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                       enable_model_summary=False, callbacks=[timer], use_distributed_sampler=False)
+    trainer = pl.Trainer(**trainer_cfg)
+    if trainer.device_ids and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(module, datamodule=datamodule)
+    seconds = timer.end - timer.start
+    global_batch = cfg.data.batch_size * trainer.world_size
+    on_gpu = module.device.type == "cuda"
+    peak = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    content = statistics.fmean(float(c) for c, _ in timer.recent)
+    style = statistics.fmean(float(s) for _, s in timer.recent)
+    return {"overrides": overrides, "preset": applied, "precision": str(cfg.trainer.precision), "channels_last": cfg.channels_last,
+            "compile": cfg.compile, "image_size": cfg.data.image_size, "global_batch": global_batch, "steps": steps,
+            "images_per_s": round(steps * global_batch / seconds, 2), "ms_per_step": round(seconds / steps * 1000, 2),
+            "peak_memory_mb": round(peak), "peak_memory_kind": "CUDA allocated" if on_gpu else "process RSS",
+            "final_content": content, "final_style": style, "device": device_name(module.device)}
+
+
+def bench_train(args: argparse.Namespace) -> dict:
+    runs = [train_once(args.overrides, args.steps, args.warmup, args.synthetic)]
+    if args.compare:
+        eager = ["trainer.precision=32-true", "channels_last=false", "compile=false"]
+        runs.append(train_once([*args.overrides, *eager], args.steps, args.warmup, args.synthetic))
+    print(f"{'run':<10} {'images/s':>9} {'ms/step':>9} {'peak MB':>9} {'content':>12} {'style':>12}  precision, channels_last, compile")
+    for name, r in zip(("as given", "fp32 eager"), runs):
+        print(f"{name:<10} {r['images_per_s']:>9.1f} {r['ms_per_step']:>9.1f} {r['peak_memory_mb']:>9} {r['final_content']:>12.5g} "
+              f"{r['final_style']:>12.5g}  {r['precision']}, {r['channels_last']}, {r['compile']}")
+    report = {"device": runs[0]["device"], "data": "synthetic" if args.synthetic else "photos", "runs": runs}
+    if args.compare:
+        report["loss_difference_percent"] = {k: round(100 * (runs[0][f"final_{k}"] / runs[1][f"final_{k}"] - 1), 3) for k in ("content", "style")}
+        print(f"fast path vs fp32 eager, final losses: {report['loss_difference_percent']} (%)")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="training throughput, end to end")
+    train.add_argument("--steps", type=int, default=50)
+    train.add_argument("--warmup", type=int, default=10, help="untimed steps first (compilation, cuDNN autotuning)")
+    train.add_argument("--synthetic", action="store_true", help="random tensors instead of decoded photos")
+    train.add_argument("--compare", action="store_true", help="also run with the fast path off and compare the losses")
+    train.add_argument("--json", default="benchmark_train.json")
+    train.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
+    infer = sub.add_parser("infer", help="inference per execution path and image size")
+    infer.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
+    infer.add_argument("--device", default="auto")
+    infer.add_argument("--sizes", nargs="+", default=["512x512", "1920x1080", "3840x2160"], help="WIDTHxHEIGHT")
+    infer.add_argument("--paths", nargs="+", default=ALL_PATHS, choices=ALL_PATHS)
+    infer.add_argument("--batch", type=int, default=1)
+    infer.add_argument("--warmup", type=int, default=2)
+    infer.add_argument("--repeats", type=int, default=5)
+    infer.add_argument("--json", default="benchmark_infer.json")
+    args = parser.parse_args()
+
+    report = bench_train(args) if args.command == "train" else bench_infer(args)
+    report.update(torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']})")
 

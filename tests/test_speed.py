@@ -1,0 +1,91 @@
+"""The fast-path switches take effect, and compute the losses of eager fp32 (timings stay out of tests)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+from fststyle.losses import PerceptualLoss
+from fststyle.module import StyleTransferModule
+from fststyle.net import TransformerNet
+from fststyle.train import apply_preset
+from fststyle.vgg import LossNetwork
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def make_module(**switches) -> StyleTransferModule:
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, num_residual=1)
+    network = LossNetwork("vgg19", ["relu1_2", "relu2_2", "relu3_3"], "bundled")
+    criterion = PerceptualLoss(network, torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1)), ["relu2_2"], ["relu1_2", "relu3_3"])
+    return StyleTransferModule(net, criterion, **switches)
+
+
+def losses_of(module: StyleTransferModule, batch: torch.Tensor, autocast: bool = False) -> dict[str, float]:
+    batch = module.on_after_batch_transfer(batch, 0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        return {k: v.item() for k, v in module.criterion(module.net(batch), batch).items()}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+
+
+def test_channels_last_reaches_the_convolutions(batch):
+    """All weights are channels_last; so are the inputs of every loss-network convolution (most of the
+    compute) and of the transformer's first one. Inside the transformer, reflection padding and
+    instance norm return NCHW tensors on the CPU, so only the weights carry the format there."""
+    module = make_module(channels_last=True)
+    seen: dict[str, bool] = {}
+    names = {m: n for n, m in module.named_modules()}
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def hook(conv: torch.nn.Module, args: tuple) -> None:  # returns None: the input is left as it is
+        seen.setdefault(names[conv], args[0].is_contiguous(memory_format=torch.channels_last))
+
+    handles = [c.register_forward_pre_hook(hook) for c in convs]
+    losses_of(module, batch)
+    for h in handles:
+        h.remove()
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    vgg = [v for k, v in seen.items() if k.startswith("criterion.network.")]
+    assert len(vgg) == 7 and all(vgg) and seen["net.encoder.0.0.1"]
+
+
+def test_channels_last_and_bf16_give_the_eager_fp32_losses(batch):
+    eager = losses_of(make_module(), batch)
+    assert losses_of(make_module(channels_last=True), batch) == pytest.approx(eager, rel=1e-4)
+    # bf16 keeps 8 bits of mantissa in the convolutions; Grams and losses are float32
+    fast = losses_of(make_module(channels_last=True), batch, autocast=True)
+    assert fast["content"] == pytest.approx(eager["content"], rel=0.03)
+    assert fast["style"] == pytest.approx(eager["style"], rel=0.03)
+
+
+def test_compile_is_applied_in_place_and_computes_the_same(batch):
+    module = make_module(compile=True)
+    assert module.net._compiled_call_impl is not None and module.criterion.network._compiled_call_impl is not None
+    assert not any("_orig_mod" in k for k in module.state_dict())  # checkpoints and exports keep their names
+    plain = make_module()
+    with torch.no_grad():
+        torch.testing.assert_close(module.net(batch), plain.net(batch), atol=1e-5, rtol=1e-4)
+
+
+def test_adam_is_fused_only_on_cuda():
+    module = make_module()
+    module.trainer = type("T", (), {"world_size": 1})()  # only what configure_optimizers reads
+    assert not module.configure_optimizers().defaults["fused"]
+
+
+@pytest.mark.parametrize("given,expect_compile", [(set(), True), ({"compile"}, False)])
+def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given, expect_compile):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    applied = apply_preset(cfg, given)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True and cfg.compile is expect_compile
+    assert ("compile=true" in applied) is expect_compile and cfg.data.image_size == 256  # not the CPU preset
