@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
@@ -126,6 +128,43 @@ class PhotoDataset(Dataset):
         raise RuntimeError(f"none of the {len(self.files)} images could be read (first: {self.files[0]})")
 
 
+class PreparedDataset(Dataset):
+    """Photos from a file written by ``python -m fststyle.prepare``: uint8 squares, memory-mapped (each
+    data worker maps the file itself), no decoding. ``rows`` are the photos' rows in the file."""
+
+    def __init__(self, path: Path, rows: list[int]):
+        self.path, self.rows = path, rows
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        index = item[0] if isinstance(item, tuple) else item
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return torch.from_numpy(np.array(self._array[self.rows[index]])).permute(2, 0, 1).float().div_(255)
+
+
+def prepared_rows(path: Path, files: list[Path], size: int) -> dict[Path, int] | None:
+    """Row in a prepared file of each of ``files`` (those it skipped as unreadable left out), or None
+    when the file does not hold them all at ``size``."""
+    meta_path = path.with_suffix(path.suffix + ".json")
+    if not path.is_file() or not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta["size"] != size:
+        log.warning("%s holds %d px photos, not data.image_size=%d: reading the photos instead (run fststyle.prepare again)", path, meta["size"], size)
+        return None
+    row_of = {Path(p).resolve(): i for i, p in enumerate(meta["photos"][: meta["count"]])}
+    skipped = {Path(p).resolve() for p in meta.get("skipped", [])}
+    missing = [f for f in files if f.resolve() not in row_of and f.resolve() not in skipped]
+    if missing:
+        log.warning("%s lacks %d of the %d training photos: reading the photos instead (run fststyle.prepare again)", path, len(missing), len(files))
+        return None
+    return {f: row_of[f.resolve()] for f in files if f.resolve() in row_of}
+
+
 class StyleDataModule(pl.LightningDataModule):
     """Photos for training, plus a few held-out ones for the sample grid.
 
@@ -133,6 +172,8 @@ class StyleDataModule(pl.LightningDataModule):
     last ``num_val`` files in sorted order. ``include`` limits the training files to those names.
     ``sample``: train on the sample photos that ship with scikit-image instead of ``root``.
     ``fallback_to_sample``: when ``root`` is missing, train on the sample photos (with a warning).
+    ``prepared``: ``auto`` trains from the file ``python -m fststyle.prepare`` wrote for this folder and
+    ``image_size`` when there is one (faster, no decoding), ``false`` always reads the photos, or a path.
     """
 
     def __init__(
@@ -149,6 +190,7 @@ class StyleDataModule(pl.LightningDataModule):
         sample_size: int = 256,
         fallback_to_sample: bool = False,
         seed: int = 0,
+        prepared: str | bool = "auto",
     ):
         super().__init__()
         if image_size < 16 or batch_size < 1 or num_workers < 0 or num_val < 0:
@@ -166,6 +208,18 @@ class StyleDataModule(pl.LightningDataModule):
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
         self._check_some_readable(self.train_files)
+        self.prepared: Path | None = None
+        self.prepared_rows: list[int] = []
+        if prepared not in (False, None, "false"):
+            from fststyle.prepare import prepared_path
+
+            path = prepared_path(self.root, image_size) if prepared == "auto" else Path(prepared)
+            rows = prepared_rows(path, self.train_files, image_size)
+            if rows is not None:
+                self.prepared, self.train_files, self.prepared_rows = path, list(rows), list(rows.values())
+                log.info("training photos from the prepared file %s", path)
+            elif prepared != "auto":
+                raise FileNotFoundError(f"data.prepared={prepared}: no usable prepared file there (python -m fststyle.prepare writes it)")
 
     @staticmethod
     def _check_some_readable(files: list[Path], sample: int = 64) -> None:
@@ -205,8 +259,12 @@ class StyleDataModule(pl.LightningDataModule):
         return sampler
 
     def train_dataloader(self) -> DataLoader:
+        if self.prepared is not None:
+            dataset: Dataset = PreparedDataset(self.prepared, self.prepared_rows)
+        else:
+            dataset = PhotoDataset(self.train_files, self.image_size, train=True)
         return DataLoader(
-            PhotoDataset(self.train_files, self.image_size, train=True),
+            dataset,
             batch_size=self.batch_size,
             sampler=self.sampler(),
             num_workers=self.num_workers,

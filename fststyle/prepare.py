@@ -1,0 +1,97 @@
+"""``python -m fststyle.prepare data=coco``: decode and resize the training photos once.
+
+Each photo's centre square is resized to ``data.image_size`` and stored in one uint8 .npy file of
+shape (N, S, S, 3) that training memory-maps (``data.prepared``): no JPEG decoding during training, so the
+data pipeline keeps up with a GPU on few CPU cores. Like Johnson et al.'s fixed 256x256 training images,
+every epoch then sees the same square of each photo; the folder pipeline draws a new random square
+per epoch instead. Unreadable files are skipped and listed. The file is written atomically, with a
+JSON description beside it (``<file>.json``: size, count, the photos in order, the skipped ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+from PIL import Image
+from tqdm import tqdm
+
+from fststyle.cli import check_choices, run_cli
+from fststyle.files import atomic_write
+from fststyle.images import open_rgb
+
+
+def prepared_path(root: str | Path, size: int) -> Path:
+    """Where the prepared file of a photo folder lives: beside the folder, named after it and the size."""
+    root = Path(root)
+    return root.parent / f"{root.name}.fststyle{size}.npy"
+
+
+def centre_square(path: Path, size: int) -> np.ndarray | None:
+    """The photo's centre square, resized to size x size, as (S, S, 3) uint8; None if unreadable."""
+    try:
+        image = open_rgb(path)
+    except Exception:  # reported by the caller
+        return None
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(square, dtype=np.uint8)
+
+
+def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) -> tuple[list[Path], list[Path]]:
+    """Write the prepared file; returns (stored photos, skipped photos)."""
+    stored, skipped = [], []
+    workers = workers or os.cpu_count() or 1
+    with atomic_write(out) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+        with ProcessPoolExecutor(workers) as pool, tqdm(total=len(files), unit="photo") as bar:
+            for path, square in zip(files, pool.map(centre_square, files, [size] * len(files), chunksize=16)):
+                if square is None:
+                    skipped.append(path)
+                else:
+                    array[len(stored)] = square
+                    stored.append(path)
+                bar.update(1)
+        array.flush()
+        del array  # rows after `count` (one per skipped photo) stay zero and are never read
+    with atomic_write(out.with_suffix(out.suffix + ".json")) as tmp:
+        tmp.write_text(json.dumps({"size": size, "count": len(stored), "photos": [str(p) for p in stored],
+                                   "skipped": [str(p) for p in skipped]}))
+    return stored, skipped
+
+
+def prepare(cfg: DictConfig) -> Path:
+    from fststyle.data import find_images
+
+    root = Path(cfg.data.root)
+    files = find_images(root)
+    if not files:
+        raise FileNotFoundError(f"no images found under {root.resolve()}")
+    out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)
+    start = time.perf_counter()
+    stored, skipped = write_prepared(files, out, cfg.data.image_size, cfg.workers)
+    for path in skipped:
+        print(f"skipped unreadable photo: {path}")
+    seconds = time.perf_counter() - start
+    print(f"{len(stored)} photos stored, {len(skipped)} skipped, {out.stat().st_size / 2**30:.2f} GiB in {seconds:.0f} s "
+          f"({len(files) / seconds:.0f} photos/s)")
+    print(f"prepared: {out.resolve()}")
+    return out
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: prepare(cfg))
+
+
+if __name__ == "__main__":
+    check_choices(Path(__file__).resolve().parents[1] / "conf")
+    main()

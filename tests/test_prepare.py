@@ -1,0 +1,46 @@
+"""`python -m fststyle.prepare`: photos decoded once into a memory-mapped file that training uses."""
+
+import json
+import shutil
+
+import numpy as np
+import torch
+from conftest import run_cli
+from PIL import Image
+
+from fststyle.data import PhotoDataset, PreparedDataset, StyleDataModule
+from fststyle.prepare import prepared_path
+
+
+def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("dog.jpg", "eagle.jpg", "chicago.jpg", "stata.jpg", "horses.jpg", "camera.png"):
+        shutil.copy(photos_dir / name, root / name)
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    proc = run_cli("fststyle.prepare", "data=folder", f"data.root={root}", "data.image_size=32", "workers=2")
+    out = prepared_path(root, 32)
+    assert proc.stdout.strip().splitlines()[-1] == f"prepared: {out}"
+    assert "skipped unreadable photo" in proc.stdout and "broken.jpg" in proc.stdout
+    meta = json.loads(out.with_suffix(".npy.json").read_text())
+    array = np.load(out, mmap_mode="r")
+    assert meta["size"] == 32 and meta["count"] == 6 and array.shape == (7, 32, 32, 3) and array.dtype == np.uint8
+    # each row is the photo's centre square, the same as the folder pipeline's centre crop
+    dog = meta["photos"].index(str(root / "dog.jpg"))
+    reference = PhotoDataset([root / "dog.jpg"], 32, train=False)[0]
+    stored = PreparedDataset(out, [dog])[0]
+    assert stored.shape == (3, 32, 32) and (stored - reference).abs().mean() < 0.02
+
+    dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0)
+    assert dm.prepared == out and len(dm.prepared_rows) == len(dm.train_files)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.float32
+    assert StyleDataModule(str(root), image_size=48, num_val=1, num_workers=0).prepared is None  # other size: photos
+    assert StyleDataModule(str(root), image_size=32, num_val=1, num_workers=0, prepared="false").prepared is None
+
+    run_dir = tmp_path / "run"
+    proc = run_cli("fststyle.train", "trainer=cpu", "logger=none", "data=folder", f"data.root={root}", "data.image_size=32",
+                   "data.batch_size=2", "data.num_workers=1", "data.num_val=1", f"style.image={starry_night}", "style.name=x",
+                   "style.size=64", "trainer.max_steps=3", "sample_every=0", f"hydra.run.dir={run_dir}")
+    assert "training photos from the prepared file" in proc.stdout + proc.stderr
+    assert torch.load(run_dir / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 3
