@@ -1,6 +1,7 @@
 """Speed of fststyle: training throughput end to end, and inference per execution path.
 
     python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [KEY=VALUE ...]
+    python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
 
 train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
@@ -8,6 +9,9 @@ CPU preset included) and times `--steps` training steps after `--warmup` ones: i
 peak memory, and the final content and style losses (mean of the last 10 steps). `--synthetic` feeds
 random tensors instead of decoding photos; `--compare` repeats the run with the fast path off (fp32,
 no channels_last, no compile) on the same data and reports the loss differences.
+
+data: the training data pipeline alone (images/s), reading the photos and, when `fststyle.prepare`
+has written its file for the folder, from that file.
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), torch.compile (static shapes, bf16 on GPUs, fp32 on the CPU), and onnxruntime on
@@ -35,7 +39,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader
 
@@ -154,8 +158,9 @@ class SyntheticPhotos(pl.LightningDataModule):
         return DataLoader(list(self.images), batch_size=self.batch_size, shuffle=False, drop_last=True)
 
 
-def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -> dict:
-    from fststyle.train import apply_preset, build, validate
+def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
+    """The config `python -m fststyle.train` would run with these overrides (presets applied)."""
+    from fststyle.train import apply_preset
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     GlobalHydra.instance().clear()
@@ -164,7 +169,43 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
-    applied = apply_preset(cfg, {o.split("=", 1)[0].lstrip("+~") for o in overrides})
+    return cfg, apply_preset(cfg, {o.split("=", 1)[0].lstrip("+~") for o in overrides})
+
+
+def bench_data(args: argparse.Namespace) -> dict:
+    """Images/s of the training data pipeline alone, reading the photos and (if prepared) the file."""
+    from hydra.utils import instantiate
+
+    results = []
+    for prepared in ("false", "auto"):
+        cfg, _ = training_config([*args.overrides, f"data.prepared={prepared}"])
+        datamodule = instantiate(cfg.data)
+        if prepared == "auto" and datamodule.prepared is None:
+            print("no prepared file for this folder and size (python -m fststyle.prepare ...): only the photos are timed")
+            break
+        loader = datamodule.train_dataloader()
+        it, count = iter(loader), 0
+        for _ in range(args.warmup):
+            next(it)
+        start = time.perf_counter()
+        for _ in range(args.batches):
+            try:
+                count += len(next(it))
+            except StopIteration:
+                it = iter(loader)
+                count += len(next(it))
+        seconds = time.perf_counter() - start
+        source = "prepared file" if prepared == "auto" else "JPEG/PNG photos"
+        results.append({"source": source, "workers": cfg.data.num_workers, "image_size": cfg.data.image_size,
+                        "images_per_s": round(count / seconds, 1)})
+        print(f"{source:<16} {cfg.data.num_workers} workers, {cfg.data.image_size} px: {count / seconds:8.1f} images/s", flush=True)
+    return {"device": device_name(torch.device("cpu")), "results": results}
+
+
+def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -> dict:
+    from fststyle.train import build, validate
+
+    cfg, applied = training_config(overrides)
     cfg.logger = None
     validate(cfg)
     pl.seed_everything(cfg.seed)
@@ -218,6 +259,11 @@ def main() -> None:
     train.add_argument("--compare", action="store_true", help="also run with the fast path off and compare the losses")
     train.add_argument("--json", default="benchmark_train.json")
     train.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
+    data = sub.add_parser("data", help="the training data pipeline alone: photos vs the prepared file")
+    data.add_argument("--batches", type=int, default=60)
+    data.add_argument("--warmup", type=int, default=5)
+    data.add_argument("--json", default="benchmark_data.json")
+    data.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     infer = sub.add_parser("infer", help="inference per execution path and image size")
     infer.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
     infer.add_argument("--device", default="auto")
@@ -229,7 +275,7 @@ def main() -> None:
     infer.add_argument("--json", default="benchmark_infer.json")
     args = parser.parse_args()
 
-    report = bench_train(args) if args.command == "train" else bench_infer(args)
+    report = {"train": bench_train, "data": bench_data, "infer": bench_infer}[args.command](args)
     report.update(torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']})")
