@@ -21,31 +21,40 @@ from fststyle.stylizer import pick_device
 def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int = 300, optimizer: str = "lbfgs",
                    lr: float | None = None, on_step: Callable[[int, float], None] | None = None) -> tuple[torch.Tensor, list[float]]:
     """Optimize the pixels of an image, starting from ``content`` (1, 3, H, W) in [0, 1], to minimize
-    ``criterion(image, content)``. Returns the image (clamped to [0, 1]) and the loss per step."""
+    ``criterion(image, content)``. Returns the image (clamped to [0, 1]) and the loss of every
+    evaluation (L-BFGS evaluates a few times per iteration in its line search; Adam once per step)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     image = content.detach().clone().requires_grad_(True)
     history: list[float] = []
+    # The losses are in the 1e4..1e6 range: dividing by the starting loss (a constant: the same
+    # minimum) keeps L-BFGS's first step and tolerances on a sane scale; the history has real values.
+    with torch.no_grad():
+        scale = 1.0 / max(float(criterion(image, content)["loss"]), 1e-12)
 
+    # No clamping while optimizing: where pixels sit at 0 or 1 and the gradient points outward, a
+    # clamp would cancel the step and stall the line search. The result is clamped once at the end.
     def closure() -> torch.Tensor:
-        with torch.no_grad():
-            image.clamp_(0, 1)  # keep pixels valid between evaluations
         opt.zero_grad()
-        loss = criterion(image, content)["loss"]
+        loss = criterion(image, content)["loss"] * scale
         loss.backward()
+        history.append(float(loss.detach()) / scale)
+        if on_step:
+            on_step(len(history), history[-1])
         return loss
 
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
+        # One call for all iterations: L-BFGS's line search keeps its state within a call (calling it
+        # once per iteration stalls it on some images).
+        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=steps, max_eval=steps * 5 // 4, history_size=50,
+                                line_search_fn="strong_wolfe")
+        opt.step(closure)
     elif optimizer == "adam":
         opt = torch.optim.Adam([image], lr=lr or 0.02)
+        for _ in range(steps):
+            opt.step(closure)
     else:
         raise ValueError(f"optimizer={optimizer} is not one of lbfgs, adam")
-    for step in range(steps):
-        loss = opt.step(closure)
-        history.append(float(loss.detach()))
-        if on_step:
-            on_step(step + 1, history[-1])
     return image.detach().clamp(0, 1), history
 
 
@@ -58,11 +67,11 @@ def optimize(cfg: DictConfig) -> Path:
     style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
     criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size)).to(device)
     start = time.perf_counter()
-    with tqdm(total=cfg.steps, unit="step") as bar:
+    with tqdm(unit="evaluation") as bar:
         result, history = optimize_image(content, criterion, cfg.steps, cfg.optimizer, cfg.lr,
-                                         on_step=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3g}")))
+                                         on_step=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3g}")))
     path = save_image(result[0], cfg.output)
-    print(f"loss {history[0]:.4g} -> {history[-1]:.4g} in {cfg.steps} steps ({time.perf_counter() - start:.1f} s)")
+    print(f"loss {history[0]:.4g} -> {min(history):.4g} in {len(history)} evaluations ({time.perf_counter() - start:.1f} s)")
     print(f"wrote: {path.resolve()}")
     return path
 

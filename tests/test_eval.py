@@ -38,11 +38,13 @@ def test_stylized_image_is_closer_to_the_style_than_the_photo(criterion, model_p
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-def test_optimization_lowers_the_loss(criterion, photos_dir, optimizer):
-    photo = load_tensor(photos_dir / "dog.jpg", 40)[None]
+@pytest.mark.parametrize("name", ["dog.jpg", "horses.jpg"])  # horses: L-BFGS once stalled on it
+def test_optimization_lowers_the_loss(criterion, photos_dir, optimizer, name):
+    photo = load_tensor(photos_dir / name, 40)[None]
     image, history = optimize_image(photo, criterion, steps=6, optimizer=optimizer)
-    assert len(history) == 6 and history[-1] < 0.8 * history[0]
+    assert 6 <= len(history) <= 8 and min(history) < 0.8 * history[0]
     assert image.shape == photo.shape and 0 <= image.min() and image.max() <= 1
+    assert criterion(image, photo)["loss"].item() < 0.8 * history[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,5 +85,5 @@ def test_optimize_cli(photos_dir, starry_night, tmp_path):
                    "style.size=64", f"output={out}", "steps=4", "size=48", "device=cpu")
     with Image.open(out) as im, Image.open(photos_dir / "dog.jpg") as src:
         assert max(im.size) == 48 and abs(im.size[0] / im.size[1] - src.size[0] / src.size[1]) < 0.05
-    before, after = proc.stdout.split("loss ")[1].split(" in ")[0].split(" -> ")
+    before, after = proc.stdout.split("loss ")[-1].split(" in ")[0].split(" -> ")
     assert float(after) < float(before)
