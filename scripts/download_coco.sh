@@ -4,8 +4,9 @@
 #   scripts/download_coco.sh [DEST]      DEST defaults to data/coco
 set -euo pipefail
 
-URL="http://images.cocodataset.org/zips/train2014.zip"
-MD5="0da8c0bd3d6becc4dcb32757491aca88"
+# COCO_URL / COCO_MD5 point it at a mirror (with that mirror's archive checksum).
+URL="${COCO_URL:-http://images.cocodataset.org/zips/train2014.zip}"
+MD5="${COCO_MD5:-0da8c0bd3d6becc4dcb32757491aca88}"
 DEST="${1:-data/coco}"
 ZIP="$DEST/train2014.zip"
 
