@@ -45,9 +45,23 @@ def unknown_choice(conf_dir: Path, args: list[str]) -> str | None:
     return None
 
 
+def unwritable_run_dir(args: list[str], default: str = "outputs") -> str | None:
+    """A one-line message when the run folder (``hydra.run.dir=`` or ``default``) cannot be created
+    (Hydra would fail with a traceback before any of our code runs), else None."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), default)
+    folder = Path(value.strip("'\"")).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"cannot create the run folder {folder}: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create the run folder {folder}: {existing} is not writable"
+    return None
+
+
 def check_choices(conf_dir: Path) -> None:
-    """Exit with a one-line error when the command line names a config option that does not exist."""
-    message = unknown_choice(conf_dir, sys.argv[1:])
+    """Exit with a one-line error when the command line names a config option that does not exist,
+    or a run folder that cannot be created."""
+    message = unknown_choice(conf_dir, sys.argv[1:]) or unwritable_run_dir(sys.argv[1:])
     if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
