@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +35,34 @@ def sample_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def find_images(root: str | Path) -> list[Path]:
-    """All image files below ``root`` (recursive, any letter case of the extension), sorted."""
+def find_files(root: str | Path, accept: Callable[[str], bool] = is_image_file) -> list[Path]:
+    """The files below ``root`` whose names ``accept`` takes (recursive; hidden files and folders
+    left out), sorted. By default: images, any letter case of the extension."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root.resolve()}")
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath) / f for f in filenames if is_image_file(f) and not f.startswith(".")]
+        found += [Path(dirpath) / f for f in filenames if accept(f) and not f.startswith(".")]
     return sorted(found)
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """All image files below ``root`` (recursive, any letter case of the extension), sorted."""
+    return find_files(root)
+
+
+def square_crop(image: Image.Image, size: int, generator: torch.Generator | None = None, centre: bool = False) -> Image.Image:
+    """A square of the shorter side's length, centred or at a random place (drawn from ``generator``),
+    resized to ``size`` x ``size``."""
+    w, h = image.size
+    side = min(w, h)
+    if centre:
+        x, y = (w - side) // 2, (h - side) // 2
+    else:
+        x, y = (int(torch.randint(0, n - side + 1, (), generator=generator)) for n in (w, h))
+    return image.crop((x, y, x + side, y + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -104,15 +123,8 @@ class PhotoDataset(Dataset):
         return len(self.files)
 
     def crop(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
-        w, h = image.size
-        side = min(w, h)
-        if self.train:
-            g = torch.Generator().manual_seed(seed) if seed is not None else None
-            x, y = (int(torch.randint(0, n - side + 1, (), generator=g)) for n in (w, h))
-        else:
-            x, y = (w - side) // 2, (h - side) // 2
-        square = image.crop((x, y, x + side, y + side)).resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return TF.to_tensor(square)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return TF.to_tensor(square_crop(image, self.size, generator, centre=not self.train))
 
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         """``item``: an index, or (index, crop seed) from EpochSampler."""

@@ -23,12 +23,11 @@ from PIL import Image, ImageDraw
 
 from fststyle.cli import run_cli, unwritable_run_dir, wandb_logged_in
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
-from fststyle.infer import find_media
+from fststyle.data import find_images
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.optimize import optimize_image
 from fststyle.styles import resolve_style_image
 from fststyle.stylizer import Stylizer
-from fststyle.video import is_video
 
 METRICS = ("content", "style", "tv", "ssim", "ms")
 CELL = 256  # contact sheet cell size in pixels
@@ -79,7 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     elif Path(content).is_file():
         photos = [Path(content)]
     else:
-        photos = [p for p in find_media(Path(content)) if not is_video(p)]
+        photos = find_images(Path(content))
     photos = photos[: cfg.limit] if cfg.limit else photos
     if not photos:
         raise FileNotFoundError(f"no photos found in {content}")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from fststyle.cli import run_cli
-from fststyle.data import find_images
+from fststyle.data import find_files
 from fststyle.images import is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.video import frame_count, is_video, stylize_video
@@ -26,8 +26,7 @@ from fststyle.video import frame_count, is_video, stylize_video
 
 def find_media(root: Path) -> list[Path]:
     """Images and videos below ``root``, recursively, sorted."""
-    videos = [p for p in root.rglob("*") if p.is_file() and is_video(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    return sorted(find_images(root) + videos)
+    return find_files(root, lambda name: is_image_file(name) or is_video(name))
 
 
 def plan(input: str, output: str) -> list[tuple[Path, Path]]:

@@ -19,10 +19,10 @@ from pathlib import Path
 import hydra
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm import tqdm
 
 from fststyle.cli import check_choices, run_cli
+from fststyle.data import find_images, square_crop
 from fststyle.files import atomic_write
 from fststyle.images import open_rgb
 
@@ -39,11 +39,7 @@ def centre_square(path: Path, size: int) -> np.ndarray | None:
         image = open_rgb(path)
     except Exception:  # reported by the caller
         return None
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(square, dtype=np.uint8)
+    return np.asarray(square_crop(image, size, centre=True), dtype=np.uint8)
 
 
 def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) -> tuple[list[Path], list[Path]]:
@@ -69,8 +65,6 @@ def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) ->
 
 
 def prepare(cfg: DictConfig) -> Path:
-    from fststyle.data import find_images
-
     root = Path(cfg.data.root)
     files = find_images(root)
     if not files:

@@ -28,19 +28,20 @@ from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
 from fststyle.module import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, StyleTransferModule, Throughput
 from fststyle.styles import resolve_style_image, sha256_of
+from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
 log = logging.getLogger("fststyle.train")
 
 
-def has_accelerator() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or (mps is not None and mps.is_available())
+def override_keys(overrides: list[str]) -> set[str]:
+    """The config keys that Hydra overrides set (``key=value``, ``+key=value``, ``~key``)."""
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
 
 
 def command_line_keys() -> set[str]:
-    """The config keys the user set on the command line (``key=value``, ``+key=value``, ``~key``)."""
-    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    """The config keys the user set on the command line."""
+    return override_keys(HydraConfig.get().overrides.task)
 
 
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
@@ -50,7 +51,7 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
     accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
         preset = cfg.gpu_preset
-    elif (accelerator == "cpu" or (accelerator == "auto" and not has_accelerator())) and choice in ("default", "cpu"):
+    elif (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
         preset = cfg.cpu_preset
     else:
         return []
@@ -124,7 +125,7 @@ def validate(cfg: DictConfig) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
         try:
-            torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)["state_dict"]  # mapped, not read: Lightning reads it
         except Exception as err:
             raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
 

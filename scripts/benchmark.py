@@ -160,7 +160,7 @@ class SyntheticPhotos(pl.LightningDataModule):
 
 def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     """The config `python -m fststyle.train` would run with these overrides (presets applied)."""
-    from fststyle.train import apply_preset
+    from fststyle.train import apply_preset, override_keys
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     GlobalHydra.instance().clear()
@@ -169,7 +169,7 @@ def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
-    return cfg, apply_preset(cfg, {o.split("=", 1)[0].lstrip("+~") for o in overrides})
+    return cfg, apply_preset(cfg, override_keys(overrides))
 
 
 def bench_data(args: argparse.Namespace) -> dict:
