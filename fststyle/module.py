@@ -65,11 +65,18 @@ class StyleTransferModule(pl.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         losses = self.criterion(self.net(batch), batch)
         total = losses.pop("loss")
-        # Under DDP the logged values are averaged over the processes: the loss of the global batch.
-        sync = self.trainer.world_size > 1
-        self.log("train/loss", total, prog_bar=True, batch_size=batch.shape[0], sync_dist=sync)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=batch.shape[0], sync_dist=sync)
+        if self.is_logging_step():
+            # Under DDP the logged values are averaged over the processes: the loss of the global batch.
+            # Not prog_bar=True: Lightning would read those values on the host after every step.
+            self.log_dict({"train/loss": total, **{f"train/{k}": v for k, v in losses.items()}}, batch_size=batch.shape[0],
+                          sync_dist=self.trainer.world_size > 1)
         return total
+
+    def is_logging_step(self) -> bool:
+        """Whether Lightning writes this step's metrics to the loggers (every ``log_every_n_steps``
+        steps, and the last one). Other steps log nothing: no cross-process reduction, no host reads."""
+        step = self.global_step + 1
+        return step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps
 
     def scaled_lr(self) -> float:
         """optim.lr scaled by the global batch relative to REFERENCE_BATCH (optim.lr_scaling)."""
@@ -158,13 +165,14 @@ class Throughput(Callback):
         self._images += batch.shape[0] * trainer.world_size
         if trainer.global_step % trainer.log_every_n_steps == 0:
             now = time.perf_counter()
-            pl_module.log("train/images_per_sec", self._images / max(now - self._start, 1e-9), prog_bar=True, rank_zero_only=True)
+            pl_module.log("train/images_per_sec", self._images / max(now - self._start, 1e-9), rank_zero_only=True)
             self._start, self._images = now, 0
 
 
 class StepProgressBar(TQDMProgressBar):
     """One bar over the whole run (step / max_steps, with time left) instead of one per epoch: with a
-    small photo folder an epoch is only a few steps."""
+    small photo folder an epoch is only a few steps. The losses beside it change every
+    ``log_every_n_steps`` steps."""
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -181,8 +189,16 @@ class StepProgressBar(TQDMProgressBar):
         bar, step = self.train_progress_bar, trainer.global_step
         if not bar.disable and self._should_update(step, bar.total or 0):
             bar.n = step
-            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            # The metrics are device tensors: reading them waits for the GPU, so only on logging steps.
+            if step % trainer.log_every_n_steps == 0 or step == bar.total:
+                bar.set_postfix(self.losses(trainer), refresh=False)
             bar.refresh()
+
+    @staticmethod
+    def losses(trainer: pl.Trainer) -> dict[str, str]:
+        metrics = trainer.callback_metrics
+        shown = {"loss": "train/loss", "img/s": "train/images_per_sec"}
+        return {label: f"{float(metrics[key]):.4g}" for label, key in shown.items() if key in metrics}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         pass

@@ -89,3 +89,61 @@ def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given, expect_compile):
     applied = apply_preset(cfg, given)
     assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True and cfg.compile is expect_compile
     assert ("compile=true" in applied) is expect_compile and cfg.data.image_size == 256  # not the CPU preset
+
+
+SYNC_CALLS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
+
+
+def test_training_steps_do_not_wait_for_the_device(tmp_path, monkeypatch, photos_dir, starry_night):
+    """Reading a tensor's value on the host waits for a GPU. The whole training loop (step, logging,
+    progress bar, callbacks) may do that only on logging steps, never on the others."""
+    import traceback
+
+    from omegaconf import open_dict
+
+    from fststyle.train import train
+
+    every, steps = 5, 14
+    overrides = ["trainer=cpu", "logger=csv", "data=folder", f"data.root={photos_dir}", "data.image_size=32", "data.batch_size=2",
+                 "data.num_workers=0", "data.sample_size=32", f"style.image={starry_night}", "style.name=x", "style.size=64",
+                 f"trainer.max_steps={steps}", f"trainer.log_every_n_steps={every}", "sample_every=0", "checkpoint_every=1000",
+                 f"hydra.run.dir={tmp_path}"]
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        del cfg["hydra"]
+
+    step, reads = {"now": -1}, []
+    original_step = StyleTransferModule.training_step
+
+    def training_step(self, batch, batch_idx):
+        step["now"] = self.global_step
+        return original_step(self, batch, batch_idx)
+
+    def counting(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            stack = traceback.extract_stack(limit=12)[:-1]
+            # Host tensors by design, never on the GPU: the data pipeline's seeds and crop offsets, and
+            # Adam's step counts (the fused CUDA Adam keeps them on the device and does not read them).
+            host = any(f.filename.endswith(("fststyle/data.py", "data/dataloader.py", "optim/optimizer.py")) for f in stack)
+            if step["now"] >= 0 and not host:
+                reads.append((step["now"], name, [f"{Path(f.filename).name}:{f.lineno}" for f in stack[-5:]]))
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(StyleTransferModule, "training_step", training_step)
+    for name in SYNC_CALLS:
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    train(cfg)
+    monkeypatch.undo()
+
+    read_steps = {s for s, *_ in reads}
+    logging_steps = {s for s in range(steps) if (s + 1) % every == 0} | {steps - 1}
+    assert read_steps - logging_steps == set(), sorted(r for r in reads if r[0] not in logging_steps)[:10]
+    assert read_steps & logging_steps  # the counting itself works: logging does read the values
+
