@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,7 +186,8 @@ class StyleDataModule(pl.LightningDataModule):
     ``sample``: train on the sample photos that ship with scikit-image instead of ``root``.
     ``fallback_to_sample``: when ``root`` is missing, train on the sample photos (with a warning).
     ``prepared``: ``auto`` trains from the file ``python -m fststyle.prepare`` wrote for this folder and
-    ``image_size`` when there is one (faster, no decoding), ``false`` always reads the photos, or a path.
+    ``image_size`` when there is one (faster, no decoding), ``build`` writes that file first when there
+    is none, ``false`` always reads the photos, or a path.
     """
 
     def __init__(
@@ -222,16 +224,54 @@ class StyleDataModule(pl.LightningDataModule):
         self._check_some_readable(self.train_files)
         self.prepared: Path | None = None
         self.prepared_rows: list[int] = []
-        if prepared not in (False, None, "false"):
-            from fststyle.prepare import prepared_path
+        self.prepared_mode = "false" if prepared in (False, None) or self.root == sample_root() else str(prepared)
+        if not self._use_prepared_file() and self.prepared_mode not in ("false", "auto", "build"):
+            raise FileNotFoundError(f"data.prepared={prepared}: no usable prepared file there (python -m fststyle.prepare writes it)")
 
-            path = prepared_path(self.root, image_size) if prepared == "auto" else Path(prepared)
-            rows = prepared_rows(path, self.train_files, image_size)
-            if rows is not None:
-                self.prepared, self.train_files, self.prepared_rows = path, list(rows), list(rows.values())
-                log.info("training photos from the prepared file %s", path)
-            elif prepared != "auto":
-                raise FileNotFoundError(f"data.prepared={prepared}: no usable prepared file there (python -m fststyle.prepare writes it)")
+    def _prepared_file(self) -> Path | None:
+        from fststyle.prepare import prepared_path
+
+        if self.prepared_mode == "false":
+            return None
+        return prepared_path(self.root, self.image_size) if self.prepared_mode in ("auto", "build") else Path(self.prepared_mode)
+
+    def _use_prepared_file(self) -> bool:
+        """Train from the prepared file when it holds the training photos at this size."""
+        path = self._prepared_file()
+        rows = prepared_rows(path, self.train_files, self.image_size) if path is not None else None
+        if rows is None:
+            return False
+        self.prepared, self.train_files, self.prepared_rows = path, list(rows), list(rows.values())
+        log.info("training photos from the prepared file %s", path)
+        return True
+
+    def prepare_data(self) -> None:
+        """``data.prepared=build`` (the GPU preset): write the prepared file first when there is no
+        usable one. Lightning calls this on one process per node, before training."""
+        if self.prepared_mode != "build" or self.prepared is not None:
+            return
+        from fststyle.prepare import prepare_folder
+
+        path = self._prepared_file()
+        count = len(find_images(self.root))
+        size_gb = count * self.image_size**2 * 3 / 2**30
+        free_gb = shutil.disk_usage(path.parent).free / 2**30
+        if free_gb < size_gb + 1:
+            log.warning("data.prepared=build: %s would need %.1f GB, %.1f GB free: reading the photos instead", path, size_gb, free_gb)
+            return
+        log.info("data.prepared=build: decoding the %d photos of %s once into %s (%.1f GB); later runs reuse it, "
+                 "data.prepared=false reads the photos instead", count, self.root, path, size_gb)
+        try:
+            _, skipped = prepare_folder(self.root, self.image_size, path)
+        except OSError as err:  # e.g. a read-only dataset folder: training still works from the photos
+            log.warning("data.prepared=build: could not write %s (%s): reading the photos instead", path, err)
+            return
+        if skipped:
+            log.warning("%d unreadable photos left out of %s (listed in its .json)", len(skipped), path)
+
+    def setup(self, stage: str) -> None:
+        if self.prepared is None and self.prepared_mode == "build":
+            self._use_prepared_file()
 
     @staticmethod
     def _check_some_readable(files: list[Path], sample: int = 64) -> None:

@@ -11,6 +11,7 @@ JSON description beside it (``<file>.json``: size, count, the photos in order, t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +26,8 @@ from fststyle.cli import check_choices, run_cli
 from fststyle.data import find_images, square_crop
 from fststyle.files import atomic_write
 from fststyle.images import open_rgb
+
+log = logging.getLogger(__name__)
 
 
 def prepared_path(root: str | Path, size: int) -> Path:
@@ -64,19 +67,25 @@ def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) ->
     return stored, skipped
 
 
-def prepare(cfg: DictConfig) -> Path:
-    root = Path(cfg.data.root)
+def prepare_folder(root: Path, size: int, out: Path | None = None, workers: int = 0) -> tuple[Path, list[Path]]:
+    """Prepare every photo under ``root`` (by default into ``prepared_path``); returns the file and
+    the photos skipped as unreadable."""
     files = find_images(root)
     if not files:
-        raise FileNotFoundError(f"no images found under {root.resolve()}")
-    out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)
+        raise FileNotFoundError(f"no images found under {Path(root).resolve()}")
+    out = out or prepared_path(root, size)
     start = time.perf_counter()
-    stored, skipped = write_prepared(files, out, cfg.data.image_size, cfg.workers)
+    stored, skipped = write_prepared(files, out, size, workers)
+    seconds = time.perf_counter() - start
+    log.info("%d photos stored, %d skipped, %.2f GiB in %.0f s (%.0f photos/s)", len(stored), len(skipped),
+             out.stat().st_size / 2**30, seconds, len(files) / seconds)
+    return out, skipped
+
+
+def prepare(cfg: DictConfig) -> Path:
+    out, skipped = prepare_folder(Path(cfg.data.root), cfg.data.image_size, Path(cfg.output) if cfg.output else None, cfg.workers)
     for path in skipped:
         print(f"skipped unreadable photo: {path}")
-    seconds = time.perf_counter() - start
-    print(f"{len(stored)} photos stored, {len(skipped)} skipped, {out.stat().st_size / 2**30:.2f} GiB in {seconds:.0f} s "
-          f"({len(files) / seconds:.0f} photos/s)")
     print(f"prepared: {out.resolve()}")
     return out
 

@@ -44,3 +44,63 @@ def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
                    "style.size=64", "trainer.max_steps=3", "sample_every=0", f"hydra.run.dir={run_dir}")
     assert "training photos from the prepared file" in proc.stdout + proc.stderr
     assert torch.load(run_dir / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 3
+
+
+def photo_folder(tmp_path, photos_dir, count: int = 4):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg"))[:count]:
+        shutil.copy(path, root / path.name)
+    return root
+
+
+def test_build_writes_the_file_once_and_trains_from_it(tmp_path, photos_dir):
+    root = photo_folder(tmp_path, photos_dir)
+    out = prepared_path(root, 32)
+    dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
+    assert dm.prepared is None and not out.exists()  # written in prepare_data, once per node, not per process
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.prepared == out and np.load(out, mmap_mode="r").shape == (4, 32, 32, 3)
+    assert isinstance(next(iter(dm.train_dataloader())), torch.Tensor) and isinstance(dm.train_dataloader().dataset, PreparedDataset)
+    written = out.stat().st_mtime_ns
+    again = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
+    again.prepare_data()
+    assert again.prepared == out and out.stat().st_mtime_ns == written  # reused, not rebuilt
+
+
+def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, photos_dir, monkeypatch, caplog):
+    import fststyle.data
+    import fststyle.prepare
+
+    root = photo_folder(tmp_path, photos_dir)
+    dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
+    monkeypatch.setattr(fststyle.data.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 0))
+    dm.prepare_data()
+    assert "would need" in caplog.text and not prepared_path(root, 32).exists()
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(fststyle.prepare, "prepare_folder", read_only)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert "could not write" in caplog.text and dm.prepared is None
+    assert isinstance(dm.train_dataloader().dataset, PhotoDataset)
+
+
+def test_build_never_writes_into_the_sample_photos_package():
+    dm = StyleDataModule(None, sample=True, image_size=32, num_workers=0, prepared="build")
+    dm.prepare_data()
+    assert dm.prepared_mode == "false" and not list(dm.root.parent.glob("*.fststyle*"))
+
+
+def test_training_with_build_prepares_first(tmp_path, photos_dir, starry_night):
+    root = photo_folder(tmp_path, photos_dir)
+    proc = run_cli("fststyle.train", "trainer=cpu", "logger=none", "data=folder", f"data.root={root}", "data.image_size=32",
+                   "data.batch_size=2", "data.num_workers=0", "data.num_val=1", "data.prepared=build", f"style.image={starry_night}",
+                   "style.name=x", "style.size=64", "trainer.max_steps=2", "sample_every=0", f"hydra.run.dir={tmp_path / 'run'}")
+    log = proc.stdout + proc.stderr
+    assert "data.prepared=build: decoding the 4 photos" in log and "training photos from the prepared file" in log
+    assert prepared_path(root, 32).is_file()
