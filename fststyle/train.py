@@ -44,15 +44,23 @@ def command_line_keys() -> set[str]:
     return override_keys(HydraConfig.get().overrides.task)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated
+    and slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
-    """``cpu_preset`` on the CPU with trainer=default/cpu, ``gpu_preset`` on a CUDA GPU with
-    trainer=default/gpu/ddp; keys set by hand are left alone. Returns what was applied."""
+    """``cpu_preset`` (and ``cpu_bf16_preset`` where the CPU has native bf16) on the CPU with
+    trainer=default/cpu, ``gpu_preset`` on a CUDA GPU with trainer=default/gpu/ddp; keys set by hand
+    are left alone. Returns what was applied."""
     choice = HydraConfig.get().runtime.choices.get("trainer")
     accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
         preset = cfg.gpu_preset
     elif (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
-        preset = cfg.cpu_preset
+        preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else [])]
     else:
         return []
     applied = []

@@ -148,3 +148,17 @@ def test_training_steps_do_not_wait_for_the_device(tmp_path, monkeypatch, photos
     assert read_steps - logging_steps == set(), sorted(r for r in reads if r[0] not in logging_steps)[:10]
     assert read_steps & logging_steps  # the counting itself works: logging does read the values
 
+
+@pytest.mark.parametrize("native,given", [(True, set()), (False, set()), (True, {"trainer.precision"})])
+def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, given):
+    import fststyle.train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(fststyle.train, "native_bf16_cpu", lambda: native)
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    applied = apply_preset(cfg, given)
+    bf16 = native and not given
+    assert ("trainer.precision=bf16-mixed" in applied) is bf16 and cfg.data.image_size == 128
+    assert cfg.trainer.precision == ("bf16-mixed" if bf16 else "32-true")
