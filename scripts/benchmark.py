@@ -1,17 +1,20 @@
 """Speed of fststyle: training throughput end to end, and inference per execution path.
 
-    python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [KEY=VALUE ...]
+    python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [--profile N] [KEY=VALUE ...]
     python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
 
 train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
 CPU preset included) and times `--steps` training steps after `--warmup` ones: images/s, ms per step,
-peak memory, and the final content and style losses (mean of the last 10 steps). `--synthetic` feeds
-random tensors instead of decoding photos; `--compare` repeats the run with the fast path off (fp32,
-no channels_last, no compile) on the same data and reports the loss differences.
+peak memory, and the final content and style losses: those of the trained network on the held-out
+photos, run uncompiled in fp32 on the fixed evaluation network of `fststyle.eval`, so that runs with
+different precisions compare fairly. `--synthetic` feeds random tensors instead of decoding photos;
+`--compare` repeats the run with the fast path off (fp32, no channels_last, no compile) on the same
+data and reports the loss differences.
 
 data: the training data pipeline alone (images/s), reading the photos and, when `fststyle.prepare`
-has written its file for the folder, from that file.
+has written its file for the folder, from that file; then torchvision's batched `decode_jpeg` (nvJPEG
+on a GPU) with resize and crop on the device, the alternative to the prepared file.
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), torch.compile (static shapes, bf16 on GPUs, fp32 on the CPU), and onnxruntime on
@@ -125,11 +128,10 @@ def bench_infer(args: argparse.Namespace) -> dict:
 
 
 class StepTimer(Callback):
-    """Wall time of the steps after the warm-up (two device synchronisations in all) and the last
-    steps' losses (kept as tensors until the end)."""
+    """Wall time of the steps after the warm-up: two device synchronisations in all."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.recent = warmup, 0.0, 0.0, []
+        self.warmup, self.start, self.end = warmup, 0.0, 0.0
 
     def _sync(self, module: pl.LightningModule) -> None:
         if module.device.type == "cuda":
@@ -139,12 +141,52 @@ class StepTimer(Callback):
         if trainer.global_step == self.warmup:
             self._sync(module)
             self.start = time.perf_counter()
-        metrics = trainer.callback_metrics
-        self.recent = (self.recent + [(metrics["train/content"].detach(), metrics["train/style"].detach())])[-10:]
 
     def on_train_end(self, trainer, module) -> None:
         self._sync(module)
         self.end = time.perf_counter()
+
+
+class StepProfiler(Callback):
+    """torch.profiler over ``steps`` steps that end where the timing starts; prints the operators that
+    took the most time (on the GPU when there is one) and keeps the table."""
+
+    def __init__(self, first: int, steps: int):
+        self.first, self.last, self.table, self.profiler = first, first + steps, "", None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.first:
+            from torch.profiler import ProfilerActivity, profile
+
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if module.device.type == "cuda" else [])
+            self.profiler = profile(activities=activities)
+            self.profiler.__enter__()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.profiler is not None and trainer.global_step == self.last:
+            if module.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.profiler.__exit__(None, None, None)
+            key = "self_cuda_time_total" if module.device.type == "cuda" else "self_cpu_time_total"
+            self.table = self.profiler.key_averages().table(sort_by=key, row_limit=25)
+            self.profiler = None
+            print(f"profile of steps {self.first}-{self.last - 1}:\n{self.table}", flush=True)
+
+
+def final_losses(cfg: DictConfig, trained: torch.nn.Module, photos: torch.Tensor, style_path: Path) -> dict[str, float]:
+    """Content and style loss of the trained network on held-out photos, measured the same way for
+    every run: an uncompiled fp32 copy, the fixed evaluation network of `fststyle.eval`."""
+    from hydra.utils import instantiate
+
+    from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss
+    from fststyle.train import load_style_image
+
+    net = instantiate(cfg.model)
+    net.load_state_dict(trained.state_dict())
+    criterion = evaluation_loss(load_style_image(style_path, EVAL_STYLE_SIZE))
+    with torch.no_grad():
+        losses = criterion(net.eval()(photos), photos)
+    return {"content": losses["content"].item(), "style": losses["style"].item()}
 
 
 class SyntheticPhotos(pl.LightningDataModule):
@@ -199,23 +241,56 @@ def bench_data(args: argparse.Namespace) -> dict:
         results.append({"source": source, "workers": cfg.data.num_workers, "image_size": cfg.data.image_size,
                         "images_per_s": round(count / seconds, 1)})
         print(f"{source:<16} {cfg.data.num_workers} workers, {cfg.data.image_size} px: {count / seconds:8.1f} images/s", flush=True)
-    return {"device": device_name(torch.device("cpu")), "results": results}
+    device = pick_device(args.device)
+    rate = decode_jpeg_rate(datamodule.train_files, cfg.data.image_size, device, cfg.data.batch_size, args.batches)
+    if rate:
+        results.append({"source": f"decode_jpeg on {device.type}", "workers": 0, "image_size": cfg.data.image_size, "images_per_s": round(rate, 1)})
+        print(f"decode_jpeg on {device.type} (batches of {cfg.data.batch_size}), {cfg.data.image_size} px: {rate:8.1f} images/s", flush=True)
+    cpu = device_name(torch.device("cpu"))
+    return {"device": cpu if device.type == "cpu" else f"{cpu}; {device_name(device)}", "results": results}
 
 
-def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -> dict:
+def decode_jpeg_rate(files: list[Path], size: int, device: torch.device, batch: int, batches: int) -> float | None:
+    """Images/s of torchvision's batched JPEG decoding on ``device`` (nvJPEG on a GPU) plus resize and
+    centre crop there: the alternative to the prepared file. None when the folder has no JPEGs."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.transforms.v2 import functional as TF2
+
+    jpegs = [f for f in files if f.suffix.lower() in (".jpg", ".jpeg")]
+    if not jpegs:
+        return None
+
+    def one_batch(i: int) -> torch.Tensor:
+        chunk = [jpegs[(i * batch + j) % len(jpegs)] for j in range(batch)]
+        images = decode_jpeg([read_file(str(f)) for f in chunk], mode=ImageReadMode.RGB, device=device)
+        return torch.stack([TF2.center_crop(TF2.resize(im, size, antialias=True), size) for im in images])
+
+    time_fn(lambda: one_batch(0), device, warmup=2, repeats=0)  # nvJPEG's initialisation
+    start = time.perf_counter()
+    for i in range(batches):
+        one_batch(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * batches / (time.perf_counter() - start)
+
+
+def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, profile: int = 0) -> dict:
     from fststyle.train import build, validate
 
     cfg, applied = training_config(overrides)
     cfg.logger = None
     validate(cfg)
     pl.seed_everything(cfg.seed)
-    module, datamodule, _ = build(cfg)
+    module, datamodule, style_path = build(cfg)
+    held_out = datamodule.sample_batch()
     if synthetic:
         datamodule = SyntheticPhotos(cfg.data.image_size, cfg.data.batch_size)
     timer = StepTimer(warmup)
+    profiler = StepProfiler(max(warmup - profile, 1), profile) if profile else None
     trainer_cfg = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "_target_"}
     trainer_cfg.update(max_steps=warmup + steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                       enable_model_summary=False, callbacks=[timer], use_distributed_sampler=False)
+                       enable_model_summary=False, callbacks=[timer] + ([profiler] if profiler else []),
+                       use_distributed_sampler=False)
     trainer = pl.Trainer(**trainer_cfg)
     if trainer.device_ids and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -224,17 +299,19 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool) -
     global_batch = cfg.data.batch_size * trainer.world_size
     on_gpu = module.device.type == "cuda"
     peak = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    content = statistics.fmean(float(c) for c, _ in timer.recent)
-    style = statistics.fmean(float(s) for _, s in timer.recent)
+    final = final_losses(cfg, module.net.cpu(), held_out, style_path)
     return {"overrides": overrides, "preset": applied, "precision": str(cfg.trainer.precision), "channels_last": cfg.channels_last,
             "compile": cfg.compile, "image_size": cfg.data.image_size, "global_batch": global_batch, "steps": steps,
             "images_per_s": round(steps * global_batch / seconds, 2), "ms_per_step": round(seconds / steps * 1000, 2),
             "peak_memory_mb": round(peak), "peak_memory_kind": "CUDA allocated" if on_gpu else "process RSS",
-            "final_content": content, "final_style": style, "device": device_name(module.device)}
+            "final_content": final["content"], "final_style": final["style"], "held_out_photos": len(held_out),
+            "device": device_name(module.device), **({"profile": profiler.table} if profiler else {})}
 
 
 def bench_train(args: argparse.Namespace) -> dict:
-    runs = [train_once(args.overrides, args.steps, args.warmup, args.synthetic)]
+    if args.profile >= args.warmup:
+        raise SystemExit(f"--profile {args.profile} needs --warmup above it: the profiled steps come before the timed ones")
+    runs = [train_once(args.overrides, args.steps, args.warmup, args.synthetic, args.profile)]
     if args.compare:
         eager = ["trainer.precision=32-true", "channels_last=false", "compile=false"]
         runs.append(train_once([*args.overrides, *eager], args.steps, args.warmup, args.synthetic))
@@ -257,11 +334,13 @@ def main() -> None:
     train.add_argument("--warmup", type=int, default=10, help="untimed steps first (compilation, cuDNN autotuning)")
     train.add_argument("--synthetic", action="store_true", help="random tensors instead of decoded photos")
     train.add_argument("--compare", action="store_true", help="also run with the fast path off and compare the losses")
+    train.add_argument("--profile", type=int, default=0, metavar="N", help="profile N steps just before the timed ones and print the top operators")
     train.add_argument("--json", default="benchmark_train.json")
     train.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     data = sub.add_parser("data", help="the training data pipeline alone: photos vs the prepared file")
     data.add_argument("--batches", type=int, default=60)
     data.add_argument("--warmup", type=int, default=5)
+    data.add_argument("--device", default="auto", help="where decode_jpeg runs (auto: the GPU if there is one)")
     data.add_argument("--json", default="benchmark_data.json")
     data.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     infer = sub.add_parser("infer", help="inference per execution path and image size")
