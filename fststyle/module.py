@@ -57,6 +57,8 @@ class StyleTransferModule(pl.LightningModule):
             self.criterion.network.compile()
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
+        if batch.dtype == torch.uint8:  # prepared photos travel as bytes (fststyle.data.PreparedDataset)
+            batch = batch.float().div_(255)
         return batch.contiguous(memory_format=self.memory_format)
 
     def forward(self, photos: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from conftest import run_cli
 from PIL import Image
 
 from fststyle.data import PhotoDataset, PreparedDataset, StyleDataModule
+from fststyle.module import StyleTransferModule
 from fststyle.prepare import prepared_path
 
 
@@ -29,12 +30,14 @@ def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
     dog = meta["photos"].index(str(root / "dog.jpg"))
     reference = PhotoDataset([root / "dog.jpg"], 32, train=False)[0]
     stored = PreparedDataset(out, [dog])[0]
-    assert stored.shape == (3, 32, 32) and (stored - reference).abs().mean() < 0.02
+    assert stored.shape == (3, 32, 32) and stored.dtype == torch.uint8 and (stored / 255 - reference).abs().mean() < 0.02
 
     dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0)
     assert dm.prepared == out and len(dm.prepared_rows) == len(dm.train_files)
     batch = next(iter(dm.train_dataloader()))
-    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.float32
+    assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.uint8  # bytes until the device
+    scaled = StyleTransferModule.on_after_batch_transfer(type("M", (), {"memory_format": torch.contiguous_format})(), batch, 0)
+    assert scaled.dtype == torch.float32 and torch.equal(scaled, batch.float() / 255)
     assert StyleDataModule(str(root), image_size=48, num_val=1, num_workers=0).prepared is None  # other size: photos
     assert StyleDataModule(str(root), image_size=32, num_val=1, num_workers=0, prepared="false").prepared is None
 
