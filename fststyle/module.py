@@ -27,6 +27,7 @@ from fststyle.net import TransformerNet
 
 LR_SCALINGS = ("none", "linear", "sqrt")
 REFERENCE_BATCH = 4  # Johnson et al.'s global batch, for which optim.lr is given
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -37,7 +38,7 @@ class StyleTransferModule(pl.LightningModule):
     FROZEN_PREFIX = "criterion.network."
 
     def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
-                 batch_size: int = 4, channels_last: bool = False, compile: bool = False, config: dict[str, Any] | None = None):
+                 batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
@@ -52,9 +53,12 @@ class StyleTransferModule(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
             self.criterion.network.to(memory_format=torch.channels_last)
         if compile:
+            mode = "default" if compile is True else str(compile)
+            if mode not in COMPILE_MODES:
+                raise ValueError(f"compile={compile} is not one of true, false, {', '.join(COMPILE_MODES)}")
             # In place (nn.Module.compile): parameter names, checkpoints and the export stay the same.
-            self.net.compile()
-            self.criterion.network.compile()
+            self.net.compile(mode=mode)
+            self.criterion.network.compile(mode=mode)
 
     def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
         if batch.dtype == torch.uint8:  # prepared photos travel as bytes (fststyle.data.PreparedDataset)

@@ -8,8 +8,9 @@
 #    final losses of both on the same held-out photos (quality within 2%?), with a profile;
 # 2. end to end from the prepared file at batch 4, 16 and 64 (COCO-like 640x480 JPEGs made from
 #    scikit-image's sample photos, or PHOTOS=DIR);
-# 3. the data pipeline: decoding the JPEGs with 8 workers, the prepared file, nvJPEG on the GPU;
-# 4. inference at 512x512, 1080p and 4K per execution path.
+# 3. CUDA graphs (compile=reduce-overhead) at the smallest and largest batch;
+# 4. the data pipeline: decoding the JPEGs with 8 workers, the prepared file, nvJPEG on the GPU;
+# 5. inference at 512x512, 1080p and 4K per execution path.
 #
 # QUICK=1 runs tiny sizes and few steps, to check the script itself on a CPU.
 set -euo pipefail
@@ -65,8 +66,13 @@ $bench train --synthetic --compare --steps "$steps" --warmup "$warmup" --profile
 for b in "${batches[@]}"; do
     $bench train --steps "$steps" --warmup "$warmup" --json "$out/train_prepared_b$b.json" "${common[@]}" "data.batch_size=$b"
 done
-# 3. the data pipeline alone
+# 3. CUDA graphs (torch.compile's reduce-overhead mode), the step alone, smallest and largest batch
+for b in "${batches[0]}" "${batches[-1]}"; do
+    $bench train --synthetic --steps "$steps" --warmup "$warmup" --json "$out/train_synthetic_b${b}_cudagraphs.json" \
+        "${common[@]}" "data.batch_size=$b" compile=reduce-overhead || echo "compile=reduce-overhead failed at batch $b"
+done
+# 4. the data pipeline alone
 $bench data --batches 100 --json "$out/data.json" "${common[@]}" "data.batch_size=$data_batch"
-# 4. inference
+# 5. inference
 $bench infer --sizes "${sizes[@]}" --paths eager channels_last bf16 compile --json "$out/infer.json"
 echo "results in $out"

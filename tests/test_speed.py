@@ -162,3 +162,13 @@ def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, giv
     bf16 = native and not given
     assert ("trainer.precision=bf16-mixed" in applied) is bf16 and cfg.data.image_size == 128
     assert cfg.trainer.precision == ("bf16-mixed" if bf16 else "32-true")
+
+
+def test_compile_takes_torch_compile_modes(monkeypatch):
+    modes = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: modes.append(kwargs["mode"]))
+    make_module(compile="reduce-overhead")
+    make_module(compile=True)
+    assert modes == ["reduce-overhead"] * 2 + ["default"] * 2  # the transformer and the loss network
+    with pytest.raises(ValueError, match="compile=fast is not one of"):
+        make_module(compile="fast")
