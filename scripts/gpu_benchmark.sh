@@ -7,7 +7,7 @@
 # 1. the fast path against fp32 eager at batch 4 on synthetic data: images/s, peak memory, and the
 #    final losses of both on the same held-out photos (quality within 2%?), with a profile;
 # 2. end to end from the prepared file at batch 4, 16 and 64 (COCO-like 640x480 JPEGs made from
-#    scikit-image's sample photos, or PHOTOS=DIR);
+#    scikit-image's sample photos into PHOTOS, default benchmarks/photos<count>);
 # 3. CUDA graphs (compile=reduce-overhead) at the smallest and largest batch;
 # 4. the data pipeline: decoding the JPEGs with 8 workers, the prepared file, nvJPEG on the GPU;
 # 5. inference at 512x512, 1080p and 4K per execution path.
@@ -24,7 +24,7 @@ if [[ ${QUICK:-0} == 1 ]]; then
 else
     count=2048 steps=200 warmup=30 profile=5 size=256 batches=(4 16 64) data_batch=64 sizes=(512x512 1920x1080 3840x2160) workers=8
 fi
-photos=${PHOTOS:-$out/photos}
+photos=${PHOTOS:-benchmarks/photos$count}   # made once when missing, prepared beside it
 common=(data=folder "data.root=$photos" "data.image_size=$size" "data.num_workers=$workers" data.num_val=4 "data.sample_size=$size")
 
 python - "$out/env.json" <<'EOF'
@@ -36,7 +36,7 @@ print(env)
 open(sys.argv[1], "w").write(json.dumps(env, indent=2))
 EOF
 
-if [[ -z ${PHOTOS:-} && ! -d $photos ]]; then
+if [[ ! -d $photos ]]; then
     python - "$photos" "$count" <<'EOF'
 # COCO-like test photos: 640x480 JPEGs (quality 90), random crops and flips of the sample photos.
 import random, sys
@@ -75,4 +75,12 @@ done
 $bench data --batches 100 --json "$out/data.json" "${common[@]}" "data.batch_size=$data_batch"
 # 5. inference
 $bench infer --sizes "${sizes[@]}" --paths eager channels_last bf16 compile --json "$out/infer.json"
-echo "results in $out"
+python - "$out" <<'EOF'
+# Everything in one file as well.
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+parts = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.name != "summary.json"}
+(out / "summary.json").write_text(json.dumps(parts, indent=2))
+EOF
+echo "results in $out (summary.json holds them all)"
