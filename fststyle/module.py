@@ -235,7 +235,9 @@ class SampleGrid(Callback):
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            stylized = net(self.photos.to(pl_module.device)).float().cpu()
+            # forward, not __call__: under compile=true the call is the compiled one, which would
+            # recompile for the sample size, and torch's inductor fails on that graph (dynamic shapes).
+            stylized = net.forward(self.photos.to(pl_module.device)).float().cpu()
         net.train(was_training)
         grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=4, pad_value=1.0)
         self.written.append(save_image(grid, self.out_dir / f"step_{step:06d}.jpg"))

@@ -172,3 +172,24 @@ def test_compile_takes_torch_compile_modes(monkeypatch):
     assert modes == ["reduce-overhead"] * 2 + ["default"] * 2  # the transformer and the loss network
     with pytest.raises(ValueError, match="compile=fast is not one of"):
         make_module(compile="fast")
+
+
+def test_sample_grid_runs_the_network_uncompiled(tmp_path):
+    """Under compile=true the sample photos (another size) must not go through the compiled call: it
+    would recompile, and torch's inductor fails on the dynamic-shape graph of the size padding."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from fststyle.module import SampleGrid
+
+    module = make_module(compile=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sample grid used the compiled call")
+
+    module.net._compiled_call_impl = refuse
+    grid = SampleGrid(torch.rand(2, 3, 24, 24), tmp_path, every=0)
+    grid.write(SimpleNamespace(global_step=7, is_global_zero=True, loggers=[]), module)
+    assert grid.written == [tmp_path / "step_000007.jpg"]
+    assert Image.open(grid.written[0]).size == (2 * 24 + 3 * 4, 2 * 24 + 3 * 4)  # photos over stylized, 4 px padding
