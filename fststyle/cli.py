@@ -67,6 +67,11 @@ def check_choices(conf_dir: Path) -> None:
         sys.exit(2)
 
 
+def is_compiler_failure(err: BaseException) -> bool:
+    """Whether ``err`` comes from torch.compile's machinery (TorchDynamo, Inductor)."""
+    return type(err).__module__.startswith(("torch._dynamo", "torch._inductor"))
+
+
 def run_cli(main: Callable[[], T]) -> T:
     """Run ``main``; a user error prints ``error: <message>`` and exits with status 2
     (``HYDRA_FULL_ERROR=1`` shows the traceback instead)."""
@@ -76,6 +81,9 @@ def run_cli(main: Callable[[], T]) -> T:
         except InstantiationException as err:  # a config's _target_ refused its arguments: say why
             raise err.__cause__ if isinstance(err.__cause__, USER_ERRORS) else err
     except USER_ERRORS as err:
+        if is_compiler_failure(err):  # a failure inside torch.compile is no input error: keep its traceback
+            print("error: torch.compile failed (traceback below); compile=false runs without it", file=sys.stderr, flush=True)
+            raise
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

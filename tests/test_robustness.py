@@ -190,3 +190,20 @@ _NET = TransformerNet(width=4, num_residual=1).eval()
 def test_network_keeps_any_size(h, w, n):
     with torch.inference_mode():
         assert _NET(torch.rand(n, 3, h, w)).shape == (n, 3, h, w)
+
+
+def test_a_torch_compile_failure_keeps_its_traceback(capsys):
+    """Input errors are one line; a failure inside torch.compile is not one, so it is not shortened."""
+    import torch._dynamo.exc
+
+    from fststyle.cli import run_cli as run_entry_point
+
+    def fail():
+        raise torch._dynamo.exc.BackendCompilerFailed(lambda: None, AttributeError("no attribute 'python_mod'"), None)
+
+    with pytest.raises(torch._dynamo.exc.BackendCompilerFailed):
+        run_entry_point(fail)
+    assert "compile=false runs without it" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run_entry_point(lambda: (_ for _ in ()).throw(ValueError("data.batch_size must be >= 1\nmore")))
+    assert exit_info.value.code == 2 and capsys.readouterr().err == "error: data.batch_size must be >= 1\n"
