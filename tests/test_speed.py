@@ -193,3 +193,23 @@ def test_sample_grid_runs_the_network_uncompiled(tmp_path):
     grid.write(SimpleNamespace(global_step=7, is_global_zero=True, loggers=[]), module)
     assert grid.written == [tmp_path / "step_000007.jpg"]
     assert Image.open(grid.written[0]).size == (2 * 24 + 3 * 4, 2 * 24 + 3 * 4)  # photos over stylized, 4 px padding
+
+
+def test_the_gpu_presets_switches_train_together(tmp_path, photos_dir, starry_night):
+    """Every switch of gpu_preset at once (bf16, channels_last, compile, prepared photos built on the
+    fly, workers), as far as a CPU can run them: training, sample grids, checkpoints, resume, export."""
+    from conftest import run_cli
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg"))[:6]:
+        (root / path.name).write_bytes(path.read_bytes())
+    args = ["trainer=cpu", "logger=none", "data=folder", f"data.root={root}", "data.image_size=32", "data.batch_size=2",
+            "data.num_val=2", "data.sample_size=48", f"style.image={starry_night}", "style.name=x", "style.size=64",
+            "trainer.precision=bf16-mixed", "channels_last=true", "compile=true", "data.prepared=build", "data.num_workers=1",
+            "sample_every=2", "checkpoint_every=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    first = run_cli("fststyle.train", *args, "trainer.max_steps=4", timeout=600)
+    assert "data.prepared=build: decoding the 6 photos" in first.stdout + first.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000002.jpg", "step_000004.jpg"]
+    run_cli("fststyle.train", *args, "trainer.max_steps=6", "ckpt_path=last", timeout=600)
+    assert torch.load(tmp_path / "run" / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 6
