@@ -89,6 +89,7 @@ def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given, expect_compile):
     applied = apply_preset(cfg, given)
     assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True and cfg.compile is expect_compile
     assert cfg.data.prepared == "build" and cfg.data.num_workers == 8  # the photos are decoded once, not every epoch
+    assert cfg.trainer.benchmark is True  # cuDNN picks the fastest convolution algorithms for the fixed crop size
     assert ("compile=true" in applied) is expect_compile and cfg.data.image_size == 256  # not the CPU preset
 
 
