@@ -170,13 +170,13 @@ def prepared_rows(path: Path, files: list[Path], size: int) -> dict[Path, int] |
         return None
     meta = json.loads(meta_path.read_text())
     if meta["size"] != size:
-        log.warning("%s holds %d px photos, not data.image_size=%d: reading the photos instead (run fststyle.prepare again)", path, meta["size"], size)
+        log.warning("%s holds %d px photos, not data.image_size=%d: not used (run fststyle.prepare again, or train with data.prepared=build)", path, meta["size"], size)
         return None
     row_of = {Path(p).resolve(): i for i, p in enumerate(meta["photos"][: meta["count"]])}
     skipped = {Path(p).resolve() for p in meta.get("skipped", [])}
     missing = [f for f in files if f.resolve() not in row_of and f.resolve() not in skipped]
     if missing:
-        log.warning("%s lacks %d of the %d training photos: reading the photos instead (run fststyle.prepare again)", path, len(missing), len(files))
+        log.warning("%s lacks %d of the %d training photos: not used (run fststyle.prepare again, or train with data.prepared=build)", path, len(missing), len(files))
         return None
     return {f: row_of[f.resolve()] for f in files if f.resolve() in row_of}
 

@@ -107,3 +107,15 @@ def test_training_with_build_prepares_first(tmp_path, photos_dir, starry_night):
     log = proc.stdout + proc.stderr
     assert "data.prepared=build: decoding the 4 photos" in log and "training photos from the prepared file" in log
     assert prepared_path(root, 32).is_file()
+
+
+def test_build_rewrites_a_file_that_lacks_new_photos(tmp_path, photos_dir, caplog):
+    root = photo_folder(tmp_path, photos_dir, count=3)
+    first = StyleDataModule(str(root), image_size=32, batch_size=1, num_val=0, num_workers=0, prepared="build")
+    first.prepare_data()
+    shutil.copy(sorted(photos_dir.glob("*.jpg"))[5], root / "new.jpg")
+    dm = StyleDataModule(str(root), image_size=32, batch_size=1, num_val=0, num_workers=0, prepared="build")
+    assert dm.prepared is None and "lacks 1 of the 4 training photos: not used" in caplog.text
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.prepared is not None and len(dm.prepared_rows) == 4 and np.load(dm.prepared, mmap_mode="r").shape[0] == 4
