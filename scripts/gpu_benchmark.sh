@@ -12,7 +12,8 @@
 # 4. the data pipeline: decoding the JPEGs with 8 workers, the prepared file, nvJPEG on the GPU;
 # 5. inference at 512x512, 1080p and 4K per execution path.
 #
-# QUICK=1 runs tiny sizes and few steps, to check the script itself on a CPU.
+# QUICK=1 runs tiny sizes and few steps, to check the script itself on a CPU. PARTS="1 2" runs only
+# those parts (default: all five), for machines lent in short slices.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/$(date +%F)}
@@ -25,6 +26,8 @@ else
     count=2048 steps=200 warmup=30 profile=5 size=256 batches=(4 16 64) data_batch=64 sizes=(512x512 1920x1080 3840x2160) workers=8
 fi
 photos=${PHOTOS:-benchmarks/photos$count}   # made once when missing, prepared beside it
+parts=" ${PARTS:-1 2 3 4 5} "
+part() { [[ $parts == *" $1 "* ]]; }
 common=(data=folder "data.root=$photos" "data.image_size=$size" "data.num_workers=$workers" data.num_val=4 "data.sample_size=$size")
 
 python - "$out/env.json" <<'EOF'
@@ -60,21 +63,21 @@ fi
 python -m fststyle.prepare "${common[@]}" 2>&1 | tail -2
 
 # 1. fast path vs fp32 eager, the step alone, with a profile of the fast path
-$bench train --synthetic --compare --steps "$steps" --warmup "$warmup" --profile "$profile" --json "$out/train_synthetic_b4.json" \
+part 1 && $bench train --synthetic --compare --steps "$steps" --warmup "$warmup" --profile "$profile" --json "$out/train_synthetic_b4.json" \
     "${common[@]}" data.batch_size=4
 # 2. end to end from the prepared file
-for b in "${batches[@]}"; do
+part 2 && for b in "${batches[@]}"; do
     $bench train --steps "$steps" --warmup "$warmup" --json "$out/train_prepared_b$b.json" "${common[@]}" "data.batch_size=$b"
 done
 # 3. CUDA graphs (torch.compile's reduce-overhead mode), the step alone, smallest and largest batch
-for b in "${batches[0]}" "${batches[-1]}"; do
+part 3 && for b in "${batches[0]}" "${batches[-1]}"; do
     $bench train --synthetic --steps "$steps" --warmup "$warmup" --json "$out/train_synthetic_b${b}_cudagraphs.json" \
         "${common[@]}" "data.batch_size=$b" compile=reduce-overhead || echo "compile=reduce-overhead failed at batch $b"
 done
 # 4. the data pipeline alone
-$bench data --batches 100 --json "$out/data.json" "${common[@]}" "data.batch_size=$data_batch"
+part 4 && $bench data --batches 100 --json "$out/data.json" "${common[@]}" "data.batch_size=$data_batch"
 # 5. inference
-$bench infer --sizes "${sizes[@]}" --paths eager channels_last bf16 compile --json "$out/infer.json"
+part 5 && $bench infer --sizes "${sizes[@]}" --paths eager channels_last bf16 compile --json "$out/infer.json"
 python - "$out" <<'EOF'
 # Everything in one file as well.
 import json, sys
