@@ -253,19 +253,19 @@ class StyleDataModule(pl.LightningDataModule):
         usable one. Lightning calls this on one process per node, before training."""
         if self.prepared_mode != "build" or self.prepared is not None:
             return
-        from fststyle.prepare import prepare_folder
+        from fststyle.prepare import write_prepared
 
         path = self._prepared_file()
-        count = len(find_images(self.root))
-        size_gb = count * self.image_size**2 * 3 / 2**30
+        files = find_images(self.root)
+        size_gb = len(files) * self.image_size**2 * 3 / 2**30
         free_gb = shutil.disk_usage(path.parent).free / 2**30
         if free_gb < size_gb + 1:
             log.warning("data.prepared=build: %s would need %.1f GB, %.1f GB free: reading the photos instead", path, size_gb, free_gb)
             return
         log.info("data.prepared=build: decoding the %d photos of %s once into %s (%.1f GB); later runs reuse it, "
-                 "data.prepared=false reads the photos instead", count, self.root, path, size_gb)
+                 "data.prepared=false reads the photos instead", len(files), self.root, path, size_gb)
         try:
-            _, skipped = prepare_folder(self.root, self.image_size, path)
+            _, skipped = write_prepared(files, path, self.image_size)
         except OSError as err:  # e.g. a read-only dataset folder: training still works from the photos
             log.warning("data.prepared=build: could not write %s (%s): reading the photos instead", path, err)
             return

@@ -30,6 +30,12 @@ REFERENCE_BATCH = 4  # Johnson et al.'s global batch, for which optim.lr is give
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
+def logs_after(trainer: pl.Trainer, steps_done: int) -> bool:
+    """Whether the step that brings training to ``steps_done`` steps is a logging step: every
+    ``log_every_n_steps`` steps, and the last one."""
+    return steps_done % trainer.log_every_n_steps == 0 or steps_done == trainer.max_steps
+
+
 class StyleTransferModule(pl.LightningModule):
     """Adam on the transformer network against a PerceptualLoss. ``config`` (the resolved run
     config) is saved as hyperparameters, so checkpoints and loggers carry it."""
@@ -79,10 +85,9 @@ class StyleTransferModule(pl.LightningModule):
         return total
 
     def is_logging_step(self) -> bool:
-        """Whether Lightning writes this step's metrics to the loggers (every ``log_every_n_steps``
-        steps, and the last one). Other steps log nothing: no cross-process reduction, no host reads."""
-        step = self.global_step + 1
-        return step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps
+        """Whether Lightning writes this step's metrics to the loggers. Other steps log nothing: no
+        cross-process reduction, no host reads."""
+        return logs_after(self.trainer, self.global_step + 1)
 
     def scaled_lr(self) -> float:
         """optim.lr scaled by the global batch relative to REFERENCE_BATCH (optim.lr_scaling)."""
@@ -196,7 +201,7 @@ class StepProgressBar(TQDMProgressBar):
         if not bar.disable and self._should_update(step, bar.total or 0):
             bar.n = step
             # The metrics are device tensors: reading them waits for the GPU, so only on logging steps.
-            if step % trainer.log_every_n_steps == 0 or step == bar.total:
+            if logs_after(trainer, step):
                 bar.set_postfix(self.losses(trainer), refresh=False)
             bar.refresh()
 

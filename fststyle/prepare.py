@@ -49,6 +49,7 @@ def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) ->
     """Write the prepared file; returns (stored photos, skipped photos)."""
     stored, skipped = [], []
     workers = workers or os.cpu_count() or 1
+    start = time.perf_counter()
     with atomic_write(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
         with ProcessPoolExecutor(workers) as pool, tqdm(total=len(files), unit="photo") as bar:
@@ -64,26 +65,19 @@ def write_prepared(files: list[Path], out: Path, size: int, workers: int = 0) ->
     with atomic_write(out.with_suffix(out.suffix + ".json")) as tmp:
         tmp.write_text(json.dumps({"size": size, "count": len(stored), "photos": [str(p) for p in stored],
                                    "skipped": [str(p) for p in skipped]}))
-    return stored, skipped
-
-
-def prepare_folder(root: Path, size: int, out: Path | None = None, workers: int = 0) -> tuple[Path, list[Path]]:
-    """Prepare every photo under ``root`` (by default into ``prepared_path``); returns the file and
-    the photos skipped as unreadable."""
-    files = find_images(root)
-    if not files:
-        raise FileNotFoundError(f"no images found under {Path(root).resolve()}")
-    out = out or prepared_path(root, size)
-    start = time.perf_counter()
-    stored, skipped = write_prepared(files, out, size, workers)
     seconds = time.perf_counter() - start
     log.info("%d photos stored, %d skipped, %.2f GiB in %.0f s (%.0f photos/s)", len(stored), len(skipped),
              out.stat().st_size / 2**30, seconds, len(files) / seconds)
-    return out, skipped
+    return stored, skipped
 
 
 def prepare(cfg: DictConfig) -> Path:
-    out, skipped = prepare_folder(Path(cfg.data.root), cfg.data.image_size, Path(cfg.output) if cfg.output else None, cfg.workers)
+    root = Path(cfg.data.root)
+    files = find_images(root)
+    if not files:
+        raise FileNotFoundError(f"no images found under {root.resolve()}")
+    out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)
+    _, skipped = write_prepared(files, out, cfg.data.image_size, cfg.workers)
     for path in skipped:
         print(f"skipped unreadable photo: {path}")
     print(f"prepared: {out.resolve()}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -160,13 +161,13 @@ class StepProfiler(Callback):
 
             activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if module.device.type == "cuda" else [])
             self.profiler = profile(activities=activities)
-            self.profiler.__enter__()
+            self.profiler.start()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.profiler is not None and trainer.global_step == self.last:
             if module.device.type == "cuda":
                 torch.cuda.synchronize()
-            self.profiler.__exit__(None, None, None)
+            self.profiler.stop()
             key = "self_cuda_time_total" if module.device.type == "cuda" else "self_cpu_time_total"
             self.table = self.profiler.key_averages().table(sort_by=key, row_limit=25)
             self.profiler = None
@@ -265,13 +266,9 @@ def decode_jpeg_rate(files: list[Path], size: int, device: torch.device, batch: 
         images = decode_jpeg([read_file(str(f)) for f in chunk], mode=ImageReadMode.RGB, device=device)
         return torch.stack([TF2.center_crop(TF2.resize(im, size, antialias=True), size) for im in images])
 
-    time_fn(lambda: one_batch(0), device, warmup=2, repeats=0)  # nvJPEG's initialisation
-    start = time.perf_counter()
-    for i in range(batches):
-        one_batch(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * batches / (time.perf_counter() - start)
+    counter = itertools.count()
+    times = time_fn(lambda: one_batch(next(counter)), device, warmup=2, repeats=batches)  # warm-up: nvJPEG's initialisation
+    return batch * batches / (sum(times) / 1000)
 
 
 def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, profile: int = 0) -> dict:

@@ -31,6 +31,15 @@ def starry_night() -> Path:
     return path
 
 
+def photo_folder(tmp_path: Path, photos_dir: Path, count: int = 4) -> Path:
+    """A folder of the first ``count`` shared JPEG photos (tmp_path/photos)."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg"))[:count]:
+        (root / path.name).write_bytes(path.read_bytes())
+    return root
+
+
 STEPS = 30
 
 

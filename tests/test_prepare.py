@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import torch
-from conftest import run_cli
+from conftest import photo_folder, run_cli
 from PIL import Image
 
 from fststyle.data import PhotoDataset, PreparedDataset, StyleDataModule
@@ -49,14 +49,6 @@ def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
     assert torch.load(run_dir / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 3
 
 
-def photo_folder(tmp_path, photos_dir, count: int = 4):
-    root = tmp_path / "photos"
-    root.mkdir()
-    for path in sorted(photos_dir.glob("*.jpg"))[:count]:
-        shutil.copy(path, root / path.name)
-    return root
-
-
 def test_build_writes_the_file_once_and_trains_from_it(tmp_path, photos_dir):
     root = photo_folder(tmp_path, photos_dir)
     out = prepared_path(root, 32)
@@ -86,7 +78,7 @@ def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, 
     def read_only(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr(fststyle.prepare, "prepare_folder", read_only)
+    monkeypatch.setattr(fststyle.prepare, "write_prepared", read_only)
     dm.prepare_data()
     dm.setup("fit")
     assert "could not write" in caplog.text and dm.prepared is None

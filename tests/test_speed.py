@@ -199,12 +199,9 @@ def test_sample_grid_runs_the_network_uncompiled(tmp_path):
 def test_the_gpu_presets_switches_train_together(tmp_path, photos_dir, starry_night):
     """Every switch of gpu_preset at once (bf16, channels_last, compile, prepared photos built on the
     fly, workers), as far as a CPU can run them: training, sample grids, checkpoints, resume, export."""
-    from conftest import run_cli
+    from conftest import photo_folder, run_cli
 
-    root = tmp_path / "photos"
-    root.mkdir()
-    for path in sorted(photos_dir.glob("*.jpg"))[:6]:
-        (root / path.name).write_bytes(path.read_bytes())
+    root = photo_folder(tmp_path, photos_dir, count=6)
     args = ["trainer=cpu", "logger=none", "data=folder", f"data.root={root}", "data.image_size=32", "data.batch_size=2",
             "data.num_val=2", "data.sample_size=48", f"style.image={starry_night}", "style.name=x", "style.size=64",
             "trainer.precision=bf16-mixed", "channels_last=true", "compile=true", "data.prepared=build", "data.num_workers=1",
