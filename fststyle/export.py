@@ -29,7 +29,8 @@ FORMAT_VERSION = 1
 
 
 def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write the exported model atomically (temporary file + rename): a crash leaves no half file."""
+    """Write the exported model atomically (temporary file, flushed to the disk, renamed): a crash
+    leaves no half file."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -38,7 +39,7 @@ def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, An
         "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()},
         "metadata": dict(metadata),
     }
-    with atomic_write(path) as tmp:
+    with atomic_write(path, sync=True) as tmp:
         torch.save(payload, tmp)
     return path.resolve()
 
