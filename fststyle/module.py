@@ -75,6 +75,11 @@ class StyleTransferModule(pl.LightningModule):
         return self.net(photos)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        if self.hparams.compile:
+            # CUDA graphs (compile=reduce-overhead or max-autotune) reuse their output memory from one
+            # step to the next; mark the step explicitly so that all three compiled calls of a step (the
+            # transformer, the content target, the loss network) keep theirs until its backward is done.
+            torch.compiler.cudagraph_mark_step_begin()
         losses = self.criterion(self.net(batch), batch)
         total = losses.pop("loss")
         if self.is_logging_step():

@@ -175,6 +175,18 @@ def test_compile_takes_torch_compile_modes(monkeypatch):
         make_module(compile="fast")
 
 
+@pytest.mark.parametrize("compile,marks", [(False, 0), (True, 2), ("reduce-overhead", 2)])
+def test_compiled_training_marks_every_step_for_cuda_graphs(monkeypatch, batch, compile, marks):
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: None)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: calls.append(1))
+    module = make_module(compile=compile)
+    monkeypatch.setattr(StyleTransferModule, "is_logging_step", lambda self: False)
+    for step in range(2):
+        module.training_step(batch, step)
+    assert len(calls) == marks
+
+
 def test_sample_grid_runs_the_network_uncompiled(tmp_path):
     """Under compile=true the sample photos (another size) must not go through the compiled call: it
     would recompile, and torch's inductor fails on the dynamic-shape graph of the size padding."""
