@@ -98,21 +98,17 @@ def _trace_input() -> torch.Tensor:
     return torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
 
 
-def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any], opset: int = 17) -> Path:
-    """ONNX with dynamic batch, height and width; fststyle metadata in the model's metadata_props.
-
-    Uses torch.onnx.export's TorchScript-based path (``dynamo=False``): it keeps the size padding
-    symbolic and needs no extra packages."""
-    import warnings
-
+def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any], opset: int = 18) -> Path:
+    """ONNX with dynamic batch, height and width (torch.export-based exporter); fststyle metadata in
+    the model's metadata_props."""
     import onnx
 
     path = Path(path)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with atomic_write(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer chatter about shape arithmetic, which is intended
-        torch.onnx.export(net.eval().cpu(), (_trace_input(),), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    with atomic_write(path) as tmp:
+        program = torch.onnx.export(net.eval().cpu(), (_trace_input(),), dynamo=True, opset_version=opset, verbose=False,
+                                    input_names=["input"], output_names=["output"], dynamic_shapes={"x": dims})
+        program.save(str(tmp))
         model = onnx.load(str(tmp))
         model.metadata_props.add(key="fststyle", value=json.dumps(metadata))
         model.doc_string = "fststyle model: input/output RGB float32 in [0, 1], (N, 3, H, W), any H and W"

@@ -22,11 +22,14 @@ _MIN_SIZE = 16
 
 
 def _pad_amount(size):
-    """Padding that makes ``size`` a multiple of 4 and at least 16. Pure arithmetic, no Python
-    branch: traced and exported graphs (ONNX, TorchScript) keep it dynamic in the input size."""
+    """Padding that makes ``size`` a multiple of 4 and at least 16. Arithmetic with no Python branch
+    on the value, so that exported graphs stay dynamic in the input size: ``size`` is an int (eager),
+    a SymInt (torch.export, the ONNX export) or a tensor (torch.jit.trace, the TorchScript export)."""
     to_multiple = (-size) % _MULTIPLE
     short = _MIN_SIZE - (size + to_multiple)
-    return to_multiple + short * (short > 0)
+    if isinstance(short, torch.Tensor):
+        return to_multiple + short.clamp(min=0)
+    return to_multiple + torch.sym_max(short, 0)
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
