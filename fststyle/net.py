@@ -25,7 +25,7 @@ def _pad_amount(size):
     """Padding that makes ``size`` a multiple of 4 and at least 16. Arithmetic with no Python branch
     on the value, so that exported graphs stay dynamic in the input size: ``size`` is an int (eager),
     a SymInt (torch.export, the ONNX export) or a tensor (torch.jit.trace, the TorchScript export)."""
-    to_multiple = (-size) % _MULTIPLE
+    to_multiple = (size + _MULTIPLE - 1) // _MULTIPLE * _MULTIPLE - size  # not %: inductor cannot take a symbolic modulo
     short = _MIN_SIZE - (size + to_multiple)
     if isinstance(short, torch.Tensor):
         return to_multiple + short.clamp(min=0)

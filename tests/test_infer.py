@@ -76,9 +76,19 @@ def test_bf16_is_close_to_fp32(model_path, photo):
     assert bf16.dtype == torch.float32 and (bf16 - fp32).abs().mean() < 0.02
 
 
-def test_compile_is_applied(model_path):
-    s = Stylizer.load(model_path, device="cpu", compile=True)
-    assert isinstance(s.net, torch._dynamo.eval_frame.OptimizedModule) and s.module is not s.net
+def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
+    """compile=true (dynamic shapes) on photos of different sizes: the size padding must compile
+    (a symbolic modulo there made inductor fail on the first image)."""
+    from fststyle.export import save_model
+    from fststyle.net import TransformerNet
+
+    config = {"width": 4, "num_residual": 1}  # small: compiles quickly
+    path = save_model(tmp_path / "tiny.pth", TransformerNet(**config), config, {"style_name": "tiny"})
+    compiled, eager = Stylizer.load(path, device="cpu", compile=True), Stylizer.load(path, device="cpu")
+    assert isinstance(compiled.net, torch._dynamo.eval_frame.OptimizedModule) and compiled.module is not compiled.net
+    for shape in [(2, 3, 150, 203), (2, 3, 161, 190)]:
+        x = torch.rand(*shape)
+        torch.testing.assert_close(compiled.run(x), eager.run(x), atol=1e-5, rtol=0)
 
 
 def test_checkpoint_and_exported_model_agree(trained, photo):
