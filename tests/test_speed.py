@@ -189,7 +189,7 @@ def test_compiled_training_marks_every_step_for_cuda_graphs(monkeypatch, batch, 
 
 def test_sample_grid_runs_the_network_uncompiled(tmp_path):
     """Under compile=true the sample photos (another size) must not go through the compiled call: it
-    would recompile, and torch's inductor fails on the dynamic-shape graph of the size padding."""
+    would compile again for their size."""
     from types import SimpleNamespace
 
     from PIL import Image
