@@ -17,8 +17,9 @@ has written its file for the folder, from that file; then torchvision's batched 
 on a GPU) with resize and crop on the device, the alternative to the prepared file.
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
-(+ channels_last), torch.compile (static shapes, bf16 on GPUs, fp32 on the CPU), and onnxruntime on
-the CPU. Weights do not change the speed: without --model a default TransformerNet is timed.
+(+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
+default precision: bf16 on GPUs, fp32 on the CPU), and onnxruntime on the CPU. Weights do not change
+the speed: without --model a default TransformerNet is timed.
 Prints a table and writes JSON with the device, torch version and date.
 """
 
@@ -43,14 +44,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fststyle.export import export_onnx, load_network  # noqa: E402
 from fststyle.net import TransformerNet  # noqa: E402
-from fststyle.stylizer import pick_device  # noqa: E402
+from fststyle.stylizer import Stylizer, pick_device  # noqa: E402
 
 ALL_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx"]
 
@@ -86,13 +88,13 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(path)
     if path == "fp16" and device.type == "cpu":
         return None  # fp16 convolutions on CPUs are slow emulation, never a recommendation
-    if path == "compile":
-        half = torch.bfloat16 if device.type == "cuda" else None
+    if path == "compile":  # what `fststyle.infer compile=true` runs: dynamic shapes, the default precision
+        stylizer = Stylizer(net, device=device, compile=True)
+        inp = x.to(device)
+        return lambda: stylizer.run(inp)
     channels_last = path != "eager"
     model = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     inp = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    if path == "compile":
-        model = torch.compile(model, dynamic=False)
     ctx = (lambda: torch.autocast(device.type, dtype=half)) if half else contextlib.nullcontext
 
     def run():
@@ -284,11 +286,9 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
         datamodule = SyntheticPhotos(cfg.data.image_size, cfg.data.batch_size)
     timer = StepTimer(warmup)
     profiler = StepProfiler(max(warmup - profile, 1), profile) if profile else None
-    trainer_cfg = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k != "_target_"}
-    trainer_cfg.update(max_steps=warmup + steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                       enable_model_summary=False, callbacks=[timer] + ([profiler] if profiler else []),
-                       use_distributed_sampler=False)
-    trainer = pl.Trainer(**trainer_cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
+                                      enable_progress_bar=False, enable_model_summary=False,
+                                      callbacks=[timer] + ([profiler] if profiler else []))
     if trainer.device_ids and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=datamodule)

@@ -1,0 +1,36 @@
+"""scripts/benchmark.py runs and reports what it promises (no timing is asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def benchmark(*args: str) -> dict:
+    out = Path(args[args.index("--json") + 1])
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark.py"), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["torch"] and report["date"] and report["device"]
+    return report
+
+
+def test_train_compares_the_fast_path_with_eager_fp32(tmp_path, photos_dir, starry_night):
+    report = benchmark("train", "--steps", "2", "--warmup", "1", "--compare", "--json", str(tmp_path / "t.json"),
+                       "trainer=cpu", "logger=none", "data=folder", f"data.root={photos_dir}", "data.image_size=32",
+                       "data.batch_size=2", "data.num_workers=0", "data.sample_size=32", f"style.image={starry_night}",
+                       "style.name=x", "style.size=64", "trainer.precision=bf16-mixed")
+    fast, eager = report["runs"]
+    assert (fast["precision"], eager["precision"]) == ("bf16-mixed", "32-true") and fast["steps"] == eager["steps"] == 2
+    for run in (fast, eager):
+        assert run["images_per_s"] > 0 and run["peak_memory_mb"] > 0 and run["global_batch"] == 2
+        assert run["final_content"] > 0 and run["final_style"] > 0
+
+
+def test_infer_times_every_path_asked(tmp_path):
+    report = benchmark("infer", "--sizes", "40x24", "--paths", "eager", "bf16", "onnx", "--warmup", "0", "--repeats", "1",
+                       "--json", str(tmp_path / "i.json"))
+    assert [(r["path"], r["size"]) for r in report["results"]] == [("eager", "40x24"), ("bf16", "40x24"), ("onnx", "40x24")]
+    assert all(r["median_ms"] > 0 for r in report["results"])
