@@ -14,22 +14,18 @@ from torch import nn
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "transpose")
 
-# Padding so that any input works: the encoder halves the size twice (so a multiple of 4 comes back
+# Padding so that any input works: the encoder halves the size twice (a multiple of 4 comes back
 # exactly) and reflection padding needs feature maps larger than the pad (9x9 conv: 4 px; at the
-# residual blocks' 1/4 scale: 1 px), hence at least 16 px.
-_MULTIPLE = 4
-_MIN_SIZE = 16
+# residual blocks' 1/4 scale: 1 px), so at least 16 px. Rounding up to a multiple of 16 gives both
+# with integer arithmetic alone: a separate minimum (a max()) made torch.compile's symbolic shape
+# reasoning about 4x slower, and Python branches or modulo break traced, exported or compiled graphs.
+_MULTIPLE = 16
 
 
 def _pad_amount(size):
-    """Padding that makes ``size`` a multiple of 4 and at least 16. Arithmetic with no Python branch
-    on the value, so that exported graphs stay dynamic in the input size: ``size`` is an int (eager),
-    a SymInt (torch.export, the ONNX export) or a tensor (torch.jit.trace, the TorchScript export)."""
-    to_multiple = (size + _MULTIPLE - 1) // _MULTIPLE * _MULTIPLE - size  # not %: inductor cannot take a symbolic modulo
-    short = _MIN_SIZE - (size + to_multiple)
-    if isinstance(short, torch.Tensor):
-        return to_multiple + short.clamp(min=0)
-    return to_multiple + torch.sym_max(short, 0)
+    """Padding that rounds ``size`` up to a multiple of 16. ``size`` is an int (eager), a SymInt
+    (torch.export, torch.compile) or a tensor (torch.jit.trace): the graphs stay dynamic in it."""
+    return (size + _MULTIPLE - 1) // _MULTIPLE * _MULTIPLE - size
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -88,8 +84,8 @@ class TransformerNet(nn.Module):
     the deeper stages use 2x and 4x that.
 
     ``forward`` takes RGB in [0, 1] of any size (N, 3, H, W) and returns RGB in (0, 1) of exactly the
-    same size: the input is padded (replicating its border) to a multiple of 4 and at least 16 px, and
-    the output is cropped back.
+    same size: the input is padded (replicating its border) to a multiple of 16 px, and the output is
+    cropped back.
     """
 
     def __init__(self, width: int = 32, num_residual: int = 5, norm: str = "instance", upsample: str = "nearest"):
