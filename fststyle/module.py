@@ -246,7 +246,7 @@ class SampleGrid(Callback):
         net.eval()
         with torch.no_grad():
             # forward, not __call__: under compile the call is the compiled one, which would compile
-            # again for the sample size (a minute or more) and, with CUDA graphs, record another graph.
+            # again for the sample size and, with CUDA graphs, record another graph.
             stylized = net.forward(self.photos.to(pl_module.device)).float().cpu()
         net.train(was_training)
         grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=4, pad_value=1.0)
