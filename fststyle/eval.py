@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
 
-from fststyle.cli import run_cli, unwritable_run_dir, wandb_logged_in
+from fststyle.cli import check_choices, run_cli, wandb_logged_in
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.data import find_images
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
@@ -171,8 +171,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     # `model=a.pth,b.pth` is a sweep to Hydra; as a list it is one run comparing both models.
     sys.argv = [f"model=[{a[6:]}]" if a.startswith("model=") and "," in a and not a.startswith("model=[") else a for a in sys.argv]
-    message = unwritable_run_dir(sys.argv[1:])
-    if message:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    check_choices(Path(__file__).resolve().parents[1] / "conf" / "cli")
     main()

@@ -179,8 +179,6 @@ class StepProfiler(Callback):
 def final_losses(cfg: DictConfig, trained: torch.nn.Module, photos: torch.Tensor, style_path: Path) -> dict[str, float]:
     """Content and style loss of the trained network on held-out photos, measured the same way for
     every run: an uncompiled fp32 copy, the fixed evaluation network of `fststyle.eval`."""
-    from hydra.utils import instantiate
-
     from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss
     from fststyle.train import load_style_image
 
