@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import netrc
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
+from fststyle.errors import UserError
+
 T = TypeVar("T")
 
-# Errors that describe bad input (paths, values, files, a diverging run); anything else is a bug and
-# keeps its traceback.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, RuntimeError, FloatingPointError,
-               OmegaConfBaseException)
-
-
-def wandb_logged_in() -> bool:
-    """Whether W&B can go online without asking: an API key in the environment or in ~/.netrc."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+# Errors that describe bad input (paths, values, files, a diverging run). Anything else, RuntimeError
+# included (a CUDA or NCCL failure, a crashed data worker, a state dict that does not fit), is not the
+# user's input and keeps its traceback.
+USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError, FloatingPointError, OmegaConfBaseException)
+OUT_OF_MEMORY_HINT = ("out of memory: training needs a smaller data.batch_size or data.image_size; "
+                      "inference a smaller size= or tile=, or device=cpu")
 
 
 def unknown_choice(conf_dir: Path, args: list[str]) -> str | None:
@@ -74,18 +68,20 @@ def is_compiler_failure(err: BaseException) -> bool:
 
 def run_cli(main: Callable[[], T]) -> T:
     """Run ``main``; a user error prints ``error: <message>`` and exits with status 2
-    (``HYDRA_FULL_ERROR=1`` shows the traceback instead)."""
+    (``HYDRA_FULL_ERROR=1`` shows the traceback instead). Out of memory and torch.compile failures
+    print a one-line hint and keep their traceback, like every other error."""
     try:
         try:
             return main()
         except InstantiationException as err:  # a config's _target_ refused its arguments: say why
             raise err.__cause__ if isinstance(err.__cause__, USER_ERRORS) else err
-    except USER_ERRORS as err:
-        if is_compiler_failure(err):  # a failure inside torch.compile is no input error: keep its traceback
+    except Exception as err:
+        if isinstance(err, torch.OutOfMemoryError):
+            print(f"error: {OUT_OF_MEMORY_HINT} (traceback below)", file=sys.stderr, flush=True)
+        elif is_compiler_failure(err):  # a failure inside torch.compile is no input error
             print("error: torch.compile failed (traceback below); compile=false runs without it", file=sys.stderr, flush=True)
-            raise
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        elif isinstance(err, USER_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        raise

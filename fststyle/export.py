@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from fststyle.cli import run_cli
+from fststyle.errors import UserError
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
 
@@ -170,7 +171,7 @@ def export(cfg: DictConfig) -> Path:
         diff = check_export(written, cfg.format, net, batches)
         if diff > cfg.tolerance:
             written.unlink()
-            raise RuntimeError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
+            raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
         print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
     print(f"exported: {written}")
     return written

