@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import functional as TF
 
-from fststyle.images import is_image_file, open_rgb
+from fststyle.errors import UserError
+from fststyle.images import is_image_file, open_rgb, square_crop
+from fststyle.prepared import PreparedDataset, prepared_path, prepared_rows, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def sample_root() -> Path:
 
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("data=sample needs scikit-image: pip install scikit-image")
+        raise UserError("data=sample needs scikit-image: pip install scikit-image")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
@@ -42,8 +42,15 @@ def find_files(root: str | Path, accept: Callable[[str], bool] = is_image_file) 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root.resolve()}")
-    found = []
+    found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        # Linked folders are followed, each real folder once: a link back up the tree (a cycle) would
+        # otherwise be walked until the path grows too long, listing every photo hundreds of times.
+        stat = os.stat(dirpath)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [Path(dirpath) / f for f in filenames if accept(f) and not f.startswith(".")]
     return sorted(found)
@@ -52,18 +59,6 @@ def find_files(root: str | Path, accept: Callable[[str], bool] = is_image_file) 
 def find_images(root: str | Path) -> list[Path]:
     """All image files below ``root`` (recursive, any letter case of the extension), sorted."""
     return find_files(root)
-
-
-def square_crop(image: Image.Image, size: int, generator: torch.Generator | None = None, centre: bool = False) -> Image.Image:
-    """A square of the shorter side's length, centred or at a random place (drawn from ``generator``),
-    resized to ``size`` x ``size``."""
-    w, h = image.size
-    side = min(w, h)
-    if centre:
-        x, y = (w - side) // 2, (h - side) // 2
-    else:
-        x, y = (int(torch.randint(0, n - side + 1, (), generator=generator)) for n in (w, h))
-    return image.crop((x, y, x + side, y + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -138,59 +133,51 @@ class PhotoDataset(Dataset):
                 if path not in self._reported:
                     self._reported.add(path)
                     log.warning("skipping unreadable image %s: %s", path, err)
-        raise RuntimeError(f"none of the {len(self.files)} images could be read (first: {self.files[0]})")
+        raise UserError(f"none of the {len(self.files)} images could be read (first: {self.files[0]})")
 
 
-class PreparedDataset(Dataset):
-    """Photos from a file written by ``python -m fststyle.prepare``: uint8 squares, memory-mapped (each
-    data worker maps the file itself), no decoding. ``rows`` are the photos' rows in the file.
-
-    Items stay uint8 (3, S, S): a quarter of the bytes to pass from the workers and to copy to the
-    GPU; the LightningModule scales them to [0, 1] on the device."""
-
-    def __init__(self, path: Path, rows: list[int]):
-        self.path, self.rows = path, rows
-        self._array: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
-        index = item[0] if isinstance(item, tuple) else item
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r")
-        return torch.from_numpy(np.array(self._array[self.rows[index]])).permute(2, 0, 1)
+def split_photos(files: list[Path], val_root: str | None, val_files: list[str] | None, num_val: int,
+                 include: list[str] | None) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) photos. Held out: the images under ``val_root`` if given, else the files
+    named in ``val_files``, else the last ``num_val`` files in sorted order. ``include`` limits the
+    training photos to those names."""
+    if val_root is not None:
+        train, val = files, find_images(val_root)
+    elif val_files is not None:
+        held = set(val_files)
+        train, val = [f for f in files if f.name not in held], [f for f in files if f.name in held]
+    else:
+        num_val = min(num_val, len(files) - 1)
+        train, val = (files[:-num_val], files[-num_val:]) if num_val > 0 else (files, [])
+    if include is not None:
+        train = [f for f in train if f.name in set(include)]
+    return train, val
 
 
-def prepared_rows(path: Path, files: list[Path], size: int) -> dict[Path, int] | None:
-    """Row in a prepared file of each of ``files`` (those it skipped as unreadable left out), or None
-    when the file does not hold them all at ``size``."""
-    meta_path = path.with_suffix(path.suffix + ".json")
-    if not path.is_file() or not meta_path.is_file():
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta["size"] != size:
-        log.warning("%s holds %d px photos, not data.image_size=%d: not used (run fststyle.prepare again, or train with data.prepared=build)", path, meta["size"], size)
-        return None
-    row_of = {Path(p).resolve(): i for i, p in enumerate(meta["photos"][: meta["count"]])}
-    skipped = {Path(p).resolve() for p in meta.get("skipped", [])}
-    missing = [f for f in files if f.resolve() not in row_of and f.resolve() not in skipped]
-    if missing:
-        log.warning("%s lacks %d of the %d training photos: not used (run fststyle.prepare again, or train with data.prepared=build)", path, len(missing), len(files))
-        return None
-    return {f: row_of[f.resolve()] for f in files if f.resolve() in row_of}
+def check_some_readable(files: list[Path], sample: int = 64) -> None:
+    """Fail now, not in a data worker, when the images cannot be read at all (up to ``sample``
+    files, spread over the list, have their headers checked)."""
+    checked = files[:: max(1, len(files) // sample)][:sample]
+    for path in checked:
+        try:
+            with Image.open(path):
+                return
+        except Exception:  # any decoder error: try the next one
+            continue
+    raise ValueError(f"none of the {len(checked)} images checked under {Path(checked[0]).parent} can be read; are they images?")
 
 
 class StyleDataModule(pl.LightningDataModule):
     """Photos for training, plus a few held-out ones for the sample grid.
 
-    Held out: the images under ``val_root`` if given, else the files named in ``val_files``, else the
-    last ``num_val`` files in sorted order. ``include`` limits the training files to those names.
+    ``root``: a folder of photos (searched recursively); held out and included: see split_photos.
     ``sample``: train on the sample photos that ship with scikit-image instead of ``root``.
     ``fallback_to_sample``: when ``root`` is missing, train on the sample photos (with a warning).
     ``prepared``: ``auto`` trains from the file ``python -m fststyle.prepare`` wrote for this folder and
     ``image_size`` when there is one (faster, no decoding), ``build`` writes that file first when there
     is none, ``false`` always reads the photos, or a path.
+
+    The photos are found (and checked) on construction, so that a bad folder fails before training.
     """
 
     def __init__(
@@ -210,10 +197,18 @@ class StyleDataModule(pl.LightningDataModule):
         prepared: str | bool = "auto",
     ):
         super().__init__()
-        if image_size < 16 or batch_size < 1 or num_workers < 0 or num_val < 0:
-            raise ValueError(f"need data.image_size >= 16, data.batch_size >= 1, data.num_workers >= 0, data.num_val >= 0; got {image_size}, {batch_size}, {num_workers}, {num_val}")
-        if root is None and not sample:
-            raise ValueError("data.root is not set: give the folder of photos as data.root=DIR")
+        # data.prepared=build writes the prepared file beside the photo folder, which the nodes of a job
+        # share: one process of the whole job writes it, the others wait for it and read it.
+        self.prepare_data_per_node = False
+        checks = [
+            (image_size >= 32, f"data.image_size must be >= 32 (the loss network looks 8x coarser), got {image_size}"),
+            (batch_size >= 1, f"data.batch_size must be >= 1, got {batch_size}"),
+            (num_workers >= 0 and num_val >= 0, f"data.num_workers and data.num_val must be >= 0, got {num_workers}, {num_val}"),
+            (root is not None or sample, "data.root is not set: give the folder of photos as data.root=DIR"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
         if sample or (fallback_to_sample and not Path(root).is_dir()):
             if not sample:
                 log.warning("\n%s\n!! %s not found: training on the %d sample photos instead.\n!! For real models, %s.\n%s",
@@ -221,19 +216,17 @@ class StyleDataModule(pl.LightningDataModule):
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.root = Path(root)
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
-        self.train_files, self.val_files = self._split(find_images(self.root), val_root, val_files, num_val, include)
+        self.train_files, self.val_files = split_photos(find_images(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
-        self._check_some_readable(self.train_files)
+        check_some_readable(self.train_files)
+        self.prepared_mode = "false" if prepared in (False, None) or self.root == sample_root() else str(prepared)
         self.prepared: Path | None = None
         self.prepared_rows: list[int] = []
-        self.prepared_mode = "false" if prepared in (False, None) or self.root == sample_root() else str(prepared)
         if not self._use_prepared_file() and self.prepared_mode not in ("false", "auto", "build"):
             raise FileNotFoundError(f"data.prepared={prepared}: no usable prepared file there (python -m fststyle.prepare writes it)")
 
     def _prepared_file(self) -> Path | None:
-        from fststyle.prepare import prepared_path
-
         if self.prepared_mode == "false":
             return None
         return prepared_path(self.root, self.image_size) if self.prepared_mode in ("auto", "build") else Path(self.prepared_mode)
@@ -249,23 +242,20 @@ class StyleDataModule(pl.LightningDataModule):
         return True
 
     def prepare_data(self) -> None:
-        """``data.prepared=build`` (the GPU preset): write the prepared file first when there is no
-        usable one. Lightning calls this on one process per node, before training."""
+        """``data.prepared=build`` (the GPU preset): write the prepared file of the training photos
+        when there is no usable one. Lightning calls this on one process of the job, before training."""
         if self.prepared_mode != "build" or self.prepared is not None:
             return
-        from fststyle.prepare import write_prepared
-
         path = self._prepared_file()
-        files = find_images(self.root)
-        size_gb = len(files) * self.image_size**2 * 3 / 2**30
+        size_gb = len(self.train_files) * self.image_size**2 * 3 / 2**30
         free_gb = shutil.disk_usage(path.parent).free / 2**30
         if free_gb < size_gb + 1:
             log.warning("data.prepared=build: %s would need %.1f GB, %.1f GB free: reading the photos instead", path, size_gb, free_gb)
             return
-        log.info("data.prepared=build: decoding the %d photos of %s once into %s (%.1f GB); later runs reuse it, "
-                 "data.prepared=false reads the photos instead", len(files), self.root, path, size_gb)
+        log.info("data.prepared=build: decoding the %d training photos of %s once into %s (%.1f GB); later runs reuse it, "
+                 "data.prepared=false reads the photos instead", len(self.train_files), self.root, path, size_gb)
         try:
-            _, skipped = write_prepared(files, path, self.image_size)
+            _, skipped = write_prepared(self.train_files, path, self.image_size)
         except OSError as err:  # e.g. a read-only dataset folder: training still works from the photos
             log.warning("data.prepared=build: could not write %s (%s): reading the photos instead", path, err)
             return
@@ -275,32 +265,6 @@ class StyleDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.prepared is None and self.prepared_mode == "build":
             self._use_prepared_file()
-
-    @staticmethod
-    def _check_some_readable(files: list[Path], sample: int = 64) -> None:
-        """Fail now, not in a data worker, when the images cannot be read at all (up to ``sample``
-        files, spread over the list, have their headers checked)."""
-        checked = files[:: max(1, len(files) // sample)][:sample]
-        for path in checked:
-            try:
-                with Image.open(path):
-                    return
-            except Exception:  # any decoder error: try the next one
-                continue
-        raise ValueError(f"none of the {len(checked)} images checked under {Path(checked[0]).parent} can be read; are they images?")
-
-    def _split(self, files, val_root, val_files, num_val, include):
-        if val_root is not None:
-            train, val = files, find_images(val_root)
-        elif val_files is not None:
-            held = set(val_files)
-            train, val = [f for f in files if f.name not in held], [f for f in files if f.name in held]
-        else:
-            num_val = min(num_val, len(files) - 1)
-            train, val = (files[:-num_val], files[-num_val:]) if num_val > 0 else (files, [])
-        if include is not None:
-            train = [f for f in train if f.name in set(include)]
-        return train, val
 
     def sampler(self) -> EpochSampler:
         """The training order for this process; after a restored checkpoint the current epoch

@@ -57,6 +57,18 @@ def resize_long_side(image: Image.Image, size: int | None) -> Image.Image:
     return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
 
 
+def square_crop(image: Image.Image, size: int, generator: torch.Generator | None = None, centre: bool = False) -> Image.Image:
+    """A square of the shorter side's length, centred or at a random place (drawn from ``generator``),
+    resized to ``size`` x ``size``."""
+    w, h = image.size
+    side = min(w, h)
+    if centre:
+        x, y = (w - side) // 2, (h - side) // 2
+    else:
+        x, y = (int(torch.randint(0, n - side + 1, (), generator=generator)) for n in (w, h))
+    return image.crop((x, y, x + side, y + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+
+
 def load_tensor(path: str | Path, long_side: int | None = None) -> torch.Tensor:
     """An image file as a (3, H, W) float tensor in [0, 1]."""
     return TF.to_tensor(resize_long_side(open_rgb(path), long_side))

@@ -1,11 +1,11 @@
 import logging
-import shutil
 
 import pytest
 import torch
 from PIL import Image
 
 from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule, find_images
+from fststyle.errors import UserError
 
 
 def _photo(path, size=(40, 30), color=(200, 30, 30)):
@@ -22,6 +22,18 @@ def test_find_images_is_recursive_and_ignores_case(tmp_path):
     _photo(tmp_path / ".hidden" / "d.jpg")
     names = [p.name for p in find_images(tmp_path)]
     assert sorted(names) == ["a.JPG", "b.png", "c.WebP"]
+
+
+def test_linked_folders_are_followed_once_and_a_cycle_ends(tmp_path):
+    root = tmp_path / "photos"
+    _photo(root / "a.jpg")
+    _photo(tmp_path / "elsewhere" / "b.jpg")
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    (root / "sub").mkdir()
+    (root / "sub" / "up").symlink_to(root)  # a cycle: photos/sub/up/sub/up/...
+    (root / "sub" / "again").symlink_to(tmp_path / "elsewhere")  # the same folder by a second link
+    found = find_images(root)
+    assert sorted(p.resolve().name for p in found) == ["a.jpg", "b.jpg"]
 
 
 def test_crops_are_square_at_image_size(tmp_path):
@@ -42,21 +54,21 @@ def test_an_unreadable_file_is_skipped_with_a_warning(tmp_path, caplog):
     assert x.shape == (3, 16, 16) and "broken.jpg" in caplog.text
     bad2 = tmp_path / "broken2.png"
     bad2.write_bytes(b"nope")
-    with pytest.raises(RuntimeError, match="none of the 2 images"):
+    with pytest.raises(UserError, match="none of the 2 images"):
         PhotoDataset([bad, bad2], 16)[0]
 
 
 def test_held_out_split(tmp_path):
     for i in range(6):
         _photo(tmp_path / f"p{i}.png")
-    dm = StyleDataModule(str(tmp_path), image_size=16, num_val=2, num_workers=0)
+    dm = StyleDataModule(str(tmp_path), image_size=32, num_val=2, num_workers=0)
     assert [p.name for p in dm.val_files] == ["p4.png", "p5.png"]
     assert len(dm.train_files) == 4 and not set(dm.train_files) & set(dm.val_files)
-    named = StyleDataModule(str(tmp_path), image_size=16, val_files=["p0.png"], num_workers=0)
+    named = StyleDataModule(str(tmp_path), image_size=32, val_files=["p0.png"], num_workers=0)
     assert [p.name for p in named.val_files] == ["p0.png"] and len(named.train_files) == 5
     other = tmp_path.parent / (tmp_path.name + "_val")
     _photo(other / "v.png")
-    dm = StyleDataModule(str(tmp_path), image_size=16, val_root=str(other), num_workers=0)
+    dm = StyleDataModule(str(tmp_path), image_size=32, val_root=str(other), num_workers=0)
     assert len(dm.train_files) == 6 and [p.name for p in dm.val_files] == ["v.png"]
     assert dm.sample_batch().shape == (1, 3, 256, 256)
 

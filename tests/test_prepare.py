@@ -6,11 +6,10 @@ import shutil
 import numpy as np
 import torch
 from conftest import photo_folder, run_cli
-from PIL import Image
 
-from fststyle.data import PhotoDataset, PreparedDataset, StyleDataModule
+from fststyle.data import PhotoDataset, StyleDataModule
 from fststyle.module import StyleTransferModule
-from fststyle.prepare import prepared_path
+from fststyle.prepared import PreparedDataset, prepared_path
 
 
 def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
@@ -53,10 +52,13 @@ def test_build_writes_the_file_once_and_trains_from_it(tmp_path, photos_dir):
     root = photo_folder(tmp_path, photos_dir)
     out = prepared_path(root, 32)
     dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
-    assert dm.prepared is None and not out.exists()  # written in prepare_data, once per node, not per process
+    assert dm.prepared is None and not out.exists()  # written in prepare_data, by one process of the job
+    assert not dm.prepare_data_per_node  # the file lies beside the photos, which every node of a job shares
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.prepared == out and np.load(out, mmap_mode="r").shape == (4, 32, 32, 3)
+    # only the training photos are decoded, not the held-out one
+    assert dm.prepared == out and np.load(out, mmap_mode="r").shape == (3, 32, 32, 3)
+    assert json.loads(out.with_suffix(".npy.json").read_text())["photos"] == [str(f) for f in dm.train_files]
     assert isinstance(next(iter(dm.train_dataloader())), torch.Tensor) and isinstance(dm.train_dataloader().dataset, PreparedDataset)
     written = out.stat().st_mtime_ns
     again = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
@@ -66,7 +68,6 @@ def test_build_writes_the_file_once_and_trains_from_it(tmp_path, photos_dir):
 
 def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, photos_dir, monkeypatch, caplog):
     import fststyle.data
-    import fststyle.prepare
 
     root = photo_folder(tmp_path, photos_dir)
     dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
@@ -78,7 +79,7 @@ def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, 
     def read_only(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr(fststyle.prepare, "write_prepared", read_only)
+    monkeypatch.setattr(fststyle.data, "write_prepared", read_only)
     dm.prepare_data()
     dm.setup("fit")
     assert "could not write" in caplog.text and dm.prepared is None
@@ -97,7 +98,7 @@ def test_training_with_build_prepares_first(tmp_path, photos_dir, starry_night):
                    "data.batch_size=2", "data.num_workers=0", "data.num_val=1", "data.prepared=build", f"style.image={starry_night}",
                    "style.name=x", "style.size=64", "trainer.max_steps=2", "sample_every=0", f"hydra.run.dir={tmp_path / 'run'}")
     log = proc.stdout + proc.stderr
-    assert "data.prepared=build: decoding the 4 photos" in log and "training photos from the prepared file" in log
+    assert "data.prepared=build: decoding the 3 training photos" in log and "training photos from the prepared file" in log
     assert prepared_path(root, 32).is_file()
 
 
