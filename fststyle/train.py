@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import re
 import shutil
 import sys
 import warnings
@@ -17,16 +17,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from fststyle.errors import UserError
 import fststyle
-from fststyle.cli import check_choices, run_cli, wandb_logged_in
+from fststyle.cli import check_choices, run_cli
+from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
 from fststyle.export import save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
-from fststyle.module import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, StyleTransferModule, Throughput
+from fststyle.callbacks import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
+from fststyle.module import StyleTransferModule
 from fststyle.styles import resolve_style_image, sha256_of
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
@@ -72,14 +75,6 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
     return applied
 
 
-def build_logger(cfg: DictConfig | None, run_dir: Path) -> Logger | bool:
-    if cfg is None:
-        return False
-    if cfg.get("offline") == "auto":
-        cfg.offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled") or not wandb_logged_in()
-    return instantiate(cfg, save_dir=str(run_dir))
-
-
 def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLoss:
     layers = list(dict.fromkeys([*cfg.content_layers, *cfg.style_layers]))
     network = LossNetwork(cfg.arch, layers, str(cfg.weights), cfg.input_norm)
@@ -95,17 +90,80 @@ def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLos
     )
 
 
-def resume_from(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``ckpt_path=last``: this run folder's checkpoints/last.ckpt if there is one (a requeued or
-    restarted job continues; a new one starts from scratch), else a path or None."""
-    if ckpt_path != "last":
-        return ckpt_path
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-        return str(last)
-    log.info("ckpt_path=last: no %s yet, starting from scratch", last)
-    return None
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint was saved at, or None when it cannot be read (mapped, not read whole)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    except Exception:  # truncated, foreign or no checkpoint: not a candidate
+        return None
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The run folder's checkpoint with the most steps: ``checkpoints/last.ckpt`` (written every
+    ``checkpoint_every`` steps and on SIGTERM) or a ``hpc_ckpt_N.ckpt`` (written by Lightning on SLURM's
+    requeue signal, up to ``checkpoint_every`` steps newer). On a tie the newer file."""
+    candidates = [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
+    steps = {path: checkpoint_step(path) for path in candidates if path.is_file()}
+    readable = [path for path, step in steps.items() if step is not None]
+    return max(readable, key=lambda p: (steps[p], p.stat().st_mtime_ns), default=None)
+
+
+# What a resumed run must share with its checkpoint: the style Grams, the loss and the network come
+# from the checkpoint, so a different painting, loss or architecture would train one thing and name
+# another. (Data, schedule and speed settings may change.)
+RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "loss", "model")
+
+
+def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUME_MUST_MATCH) -> list[str]:
+    """``key: saved -> current`` for each of ``keys`` (dotted; whole sections compared leaf by leaf)
+    where the two resolved configs differ."""
+
+    def leaves(value: object, prefix: str) -> dict[str, object]:
+        if isinstance(value, dict):
+            return {k: v for key, sub in value.items() for k, v in leaves(sub, f"{prefix}.{key}").items()}
+        return {prefix: value}
+
+    def lookup(config: dict, key: str) -> object:
+        for part in key.split("."):
+            config = config.get(part) if isinstance(config, dict) else None
+        return config
+
+    differences = []
+    for key in keys:
+        old, new = leaves(lookup(saved, key), key), leaves(lookup(current, key), key)
+        differences += [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    return differences
+
+
+def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint ``ckpt_path`` names, checked to be readable and of this run's style, loss and
+    network. ``last``: this run folder's newest checkpoint if there is one (a requeued or restarted job
+    continues; a new one starts from scratch)."""
+    if cfg.ckpt_path is None:
+        return None
+    if cfg.ckpt_path == "last":
+        path = newest_checkpoint(run_dir)
+        if path is None:
+            log.info("ckpt_path=last: no checkpoint in %s yet, starting from scratch", run_dir)
+            return None
+        log.info("resuming from %s", path)
+    else:
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mapped, not read: Lightning reads it
+        saved_config, _ = saved["hyper_parameters"]["config"], saved["state_dict"]
+    except Exception as err:
+        raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
+    differences = config_differences(saved_config, OmegaConf.to_container(cfg, resolve=True))
+    if differences:
+        raise ValueError(f"ckpt_path={path} was trained with another setup ({'; '.join(differences)}): resume with the same "
+                         "style, loss and model, or start a new run")
+    return str(path)
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -118,30 +176,23 @@ def validate(cfg: DictConfig) -> None:
         (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight)), "loss weights must be >= 0"),
         (not loss.style_layer_weights or all(w >= 0 for w in loss.style_layer_weights), "loss.style_layer_weights must be >= 0"),
         (not unknown, f"unknown layer(s) {', '.join(unknown)} for {loss.arch}; names look like relu2_2"),
-        (cfg.data.batch_size >= 1, f"data.batch_size must be >= 1, got {cfg.data.batch_size}"),
-        (cfg.data.image_size >= 32, f"data.image_size must be >= 32 (the loss network looks 8x coarser), got {cfg.data.image_size}"),
         (cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
         (cfg.sample_every >= 0 and cfg.checkpoint_every >= 1, "sample_every must be >= 0 and checkpoint_every >= 1"),
+        (cfg.checkpoint_keep >= -1, f"checkpoint_keep must be -1 (all) or >= 0, got {cfg.checkpoint_keep}"),
         (cfg.style.size >= 32, f"style.size must be >= 32, got {cfg.style.size}"),
+        (SAFE_NAME.fullmatch(str(cfg.style.name)) is not None,
+         f"style.name={cfg.style.name} must be a plain name (letters, digits, '.', '_', '-'): it names the run folder and the model file"),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    if cfg.ckpt_path not in (None, "last"):
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
-        try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)["state_dict"]  # mapped, not read: Lightning reads it
-        except Exception as err:
-            raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
 
 
 def check_disk_space(run_dir: Path, needed_mb: int = 200) -> None:
     free = shutil.disk_usage(run_dir).free // 2**20
     if free < needed_mb:
-        raise RuntimeError(f"only {free} MB free in {run_dir}: checkpoints and samples need about {needed_mb} MB; free some space or set hydra.run.dir")
+        raise UserError(f"only {free} MB free in {run_dir}: checkpoints and samples need about {needed_mb} MB; free some space or set hydra.run.dir")
 
 
 def load_style_image(path: Path, size: int) -> torch.Tensor:
@@ -175,20 +226,23 @@ def train(cfg: DictConfig) -> Path:
     validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_disk_space(run_dir)
+    ckpt_path = checkpoint_to_resume(cfg, run_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
     module, datamodule, style_path = build(cfg)
     logger = build_logger(cfg.logger, run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
+    # "step" ranks the step=N checkpoints by age: the newest checkpoint_keep of them stay.
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
-                                  every_n_train_steps=cfg.checkpoint_every, save_last=True, save_top_k=1)
+                                  every_n_train_steps=cfg.checkpoint_every, save_last=True, monitor="step", mode="max",
+                                  save_top_k=cfg.checkpoint_keep)
     interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
                                       callbacks=[StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt,
                                                  Throughput(), StepProgressBar()])
     log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files), datamodule.root, run_dir)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(cfg.ckpt_path, run_dir), weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         where = f"saved {interrupt.saved}; continue with ckpt_path=last hydra.run.dir={run_dir}" if interrupt.saved else "nothing to save yet"
         print(f"stopped by a signal at step {trainer.global_step}: {where}", flush=True)
@@ -212,7 +266,7 @@ def train(cfg: DictConfig) -> Path:
     if isinstance(logger, WandbLogger):
         import wandb
 
-        if not cfg.logger.offline:
+        if is_online(logger):
             artifact = wandb.Artifact(f"{cfg.style.name}-model", type="model", metadata=metadata)
             artifact.add_file(str(exported))
             logger.experiment.log_artifact(artifact)

@@ -2,10 +2,11 @@
 # Train one style on several nodes with SLURM:   sbatch scripts/slurm_train.sh style=starry_night [key=value ...]
 #
 # One task per GPU; Lightning reads the SLURM environment (ranks, master address) itself. On preemption
-# or the time limit SLURM sends SIGUSR1 90 s early: Lightning saves a checkpoint and requeues the job
-# (SLURMEnvironment(auto_requeue=True), its default). The requeued job runs this same script with the
-# same run folder and ckpt_path=last, so it continues exactly where it stopped. SIGTERM (scancel) saves
-# checkpoints/last.ckpt too.
+# or the time limit SLURM sends SIGUSR1 90 s early: Lightning saves hpc_ckpt_N.ckpt into the run folder
+# and requeues the job (SLURMEnvironment(auto_requeue=True), its default). The requeued job runs this
+# same script with the same run folder and ckpt_path=last, which takes the run folder's newest
+# checkpoint (that one, or checkpoints/last.ckpt if newer), so it continues exactly where it stopped.
+# SIGTERM (scancel) saves checkpoints/last.ckpt.
 #SBATCH --job-name=fststyle
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=8

@@ -1,6 +1,7 @@
 """Atomic writes: an error or a killed process leaves the old file or the whole new one, never half."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def other_filesystem_than(path: Path) -> Path:
 def test_a_checkpoint_killed_while_being_written_keeps_the_last_good_one(tmp_path):
     """The system temp folder on another filesystem than the run folder (a tmpfs /tmp, a cluster's
     node-local $TMPDIR), and a SIGKILL in the middle of writing last.ckpt: the old checkpoint must
-    still load, and nothing is left in the temp folder."""
+    still load; the half-written file is the temporary one beside it, never last.ckpt itself."""
     temp = other_filesystem_than(tmp_path) / f"fststyle-test-{os.getpid()}"
     temp.mkdir()
     folder, target = tmp_path / "checkpoints", tmp_path / "checkpoints" / "last.ckpt"
@@ -67,7 +68,8 @@ def test_a_checkpoint_killed_while_being_written_keeps_the_last_good_one(tmp_pat
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(30) == -signal.SIGKILL
         assert torch.load(target, weights_only=True)["step"] == 0
-        assert list(temp.iterdir()) == []
+        partial = [p.name for p in folder.iterdir() if p != target]
+        assert len(partial) == 1 and re.fullmatch(r"\.last\.[0-9a-f]{8}\.part\.ckpt", partial[0]), partial
     finally:
         proc.kill()
         for p in temp.iterdir():

@@ -8,6 +8,7 @@ over the ranks equals the single process's batch mean.
 """
 
 import csv
+import os
 import re
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import time
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from fststyle import Stylizer
 from fststyle.data import EpochSampler
@@ -141,3 +142,78 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path, photos_dir, starry_ni
     assert step >= 2 and not (run_dir / "export").exists()
     run_cli("fststyle.train", "trainer=cpu", *args_for(run_dir, photos_dir, starry_night, 2, step + 2, "ckpt_path=last"))
     assert torch.load(run_dir / "export" / "sn.pth", weights_only=True)["metadata"]["steps"] == step + 2
+
+
+def test_a_requeued_slurm_job_continues_from_the_newest_checkpoint(tmp_path, photos_dir, starry_night):
+    """SLURM's requeue signal (SIGUSR1) makes Lightning write hpc_ckpt_1.ckpt into the run folder and
+    call `scontrol requeue`; the node then goes (SIGKILL). The requeued job (same run folder,
+    ckpt_path=last, as scripts/slurm_train.sh runs it) must continue from that checkpoint, not from
+    checkpoints/last.ckpt, which is up to checkpoint_every steps older."""
+    run_dir, bin_dir = tmp_path / "run", tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'scontrol.args'}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "fststyle", "SLURM_JOB_ID": "4242",
+             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "127.0.0.1",
+             "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    args = ["trainer=cpu", *args_for(run_dir, photos_dir, starry_night, 2, 10_000, "sample_every=1", "checkpoint_every=4", "ckpt_path=last")]
+    proc = subprocess.Popen([sys.executable, "-m", "fststyle.train", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, **slurm})
+    deadline = time.time() + 180
+    while not (run_dir / "samples" / "step_000006.jpg").exists():  # past the checkpoint at step 4
+        assert proc.poll() is None and time.time() < deadline, "training did not get going"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGUSR1)
+    while not (tmp_path / "scontrol.args").exists():
+        assert proc.poll() is None and time.time() < deadline, "no requeue"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(30)
+    assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    hpc = torch.load(run_dir / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"]
+    assert hpc > last
+
+    requeued = subprocess.run([sys.executable, "-m", "fststyle.train", *args[:-1], f"trainer.max_steps={hpc + 2}", "ckpt_path=last"],
+                              capture_output=True, text=True, timeout=180, env={**os.environ, **slurm})
+    assert requeued.returncode == 0, requeued.stderr[-2000:]
+    assert f"resuming from {run_dir / 'hpc_ckpt_1.ckpt'}" in requeued.stdout + requeued.stderr
+    assert torch.load(run_dir / "export" / "sn.pth", weights_only=True)["metadata"]["steps"] == hpc + 2
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    assert len(steps) == 2  # the resumed run's log: its two steps; from last.ckpt it would train steps last+1..hpc again
+
+
+NAN_ON_ONE_RANK = """
+import runpy
+from fststyle.module import StyleTransferModule
+
+original = StyleTransferModule.training_step
+
+
+def training_step(self, batch, batch_idx):  # rank 1 alone sees an infinite loss, in the step checked at step 4
+    loss = original(self, batch, batch_idx)
+    return loss * float("inf") if self.global_rank == 1 and self.global_step == 3 else loss
+
+
+StyleTransferModule.training_step = training_step
+# As `python -m fststyle.train` (Hydra finds conf/ from its file); this script stays sys.argv[0], so
+# the DDP processes that Lightning starts run it too, patched.
+runpy.run_module("fststyle.train", run_name="__main__", alter_sys=False)
+"""
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(tmp_path, photos_dir, starry_night):
+    """DDP, 2 gloo processes, the loss infinite on rank 1 only: both ranks stop at the same checked
+    step with the one-line error, instead of rank 0 waiting forever in the next all-reduce."""
+    script = tmp_path / "train_nan.py"
+    script.write_text(NAN_ON_ONE_RANK)
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(script), "trainer=ddp", "trainer.devices=2",
+                           *args_for(run_dir, photos_dir, starry_night, 2, 50, "trainer.log_every_n_steps=2", "checkpoint_every=100")],
+                          capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    # Rank 0 names the other process; rank 1's own line may not get out before the launcher ends it.
+    assert "error: the loss of another process (of 2) is NaN/inf at step 4: training stopped" in [e.split(", no checkpoint")[0] for e in errors]
+    assert set(errors) <= {e for e in errors if " at step 4: training stopped" in e} and not (run_dir / "export").exists()

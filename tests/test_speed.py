@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from fststyle.losses import PerceptualLoss
 from fststyle.module import StyleTransferModule
@@ -66,12 +67,24 @@ def test_channels_last_and_bf16_give_the_eager_fp32_losses(batch):
 
 
 def test_compile_is_applied_in_place_and_computes_the_same(batch):
+    """Compiled in place (names kept), the same outputs, and every compiled training step is marked
+    for CUDA graphs (torch.compiler.cudagraph_mark_step_begin moves this counter down by one)."""
+    from torch._inductor.cudagraph_trees import MarkStepBox
+
     module = make_module(compile=True)
     assert module.net._compiled_call_impl is not None and module.criterion.network._compiled_call_impl is not None
     assert not any("_orig_mod" in k for k in module.state_dict())  # checkpoints and exports keep their names
     plain = make_module()
     with torch.no_grad():
         torch.testing.assert_close(module.net(batch), plain.net(batch), atol=1e-5, rtol=1e-4)
+    module.is_logging_step = lambda: False  # no trainer here to log to
+    plain.is_logging_step = lambda: False
+    with torch.compiler.set_stance("force_eager"):  # the marks, without compiling the training graphs (a minute on 2 cores)
+        for step_module, marks in ((module, 2), (plain, 0)):
+            before = MarkStepBox.mark_step_counter
+            for step in range(2):
+                step_module.training_step(batch, step)
+            assert before - MarkStepBox.mark_step_counter == marks
 
 
 def test_adam_is_fused_only_on_cuda():
@@ -80,17 +93,26 @@ def test_adam_is_fused_only_on_cuda():
     assert not module.configure_optimizers().defaults["fused"]
 
 
-@pytest.mark.parametrize("given,expect_compile", [(set(), True), ({"compile"}, False)])
-def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given, expect_compile):
+@pytest.mark.parametrize("given", [set(), {"compile", "data.num_workers"}])
+def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given):
+    """On a GPU every item of gpu_preset applies except the keys given on the command line; nothing
+    of the CPU preset does."""
+    import yaml
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)
+        untouched = compose("train")
     HydraConfig.instance().set_config(cfg)
     applied = apply_preset(cfg, given)
-    assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True and cfg.compile is expect_compile
-    assert cfg.data.prepared == "build" and cfg.data.num_workers == 8  # the photos are decoded once, not every epoch
-    assert cfg.trainer.benchmark is True  # cuDNN picks the fastest convolution algorithms for the fixed crop size
-    assert ("compile=true" in applied) is expect_compile and cfg.data.image_size == 256  # not the CPU preset
+    expected = [item for item in cfg.gpu_preset if item.split("=")[0] not in given]
+    assert applied == expected and len(expected) == len(cfg.gpu_preset) - len(given)
+    for item in cfg.gpu_preset:
+        key, value = item.split("=", 1)
+        want = OmegaConf.select(untouched, key) if key in given else yaml.safe_load(value)
+        assert OmegaConf.select(cfg, key) == want, key
+    assert not any(OmegaConf.select(cfg, i.split("=")[0]) == yaml.safe_load(i.split("=")[1]) for i in cfg.cpu_preset
+                   if i.split("=")[0] not in {k.split("=")[0] for k in cfg.gpu_preset})
 
 
 SYNC_CALLS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
@@ -165,26 +187,14 @@ def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, giv
     assert cfg.trainer.precision == ("bf16-mixed" if bf16 else "32-true")
 
 
-def test_compile_takes_torch_compile_modes(monkeypatch):
-    modes = []
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: modes.append(kwargs["mode"]))
-    make_module(compile="reduce-overhead")
-    make_module(compile=True)
-    assert modes == ["reduce-overhead"] * 2 + ["default"] * 2  # the transformer and the loss network
+@pytest.mark.parametrize("compile,cudagraphs", [("reduce-overhead", True), (True, False)])
+def test_compile_takes_torch_compile_modes(compile, cudagraphs):
+    """The mode reaches torch.compile: reduce-overhead turns on CUDA graphs in both compiled networks."""
+    module = make_module(compile=compile)
+    for network in (module.net, module.criterion.network):
+        assert network._compiled_call_impl.get_compiler_config()["triton.cudagraphs"] is cudagraphs
     with pytest.raises(ValueError, match="compile=fast is not one of"):
         make_module(compile="fast")
-
-
-@pytest.mark.parametrize("compile,marks", [(False, 0), (True, 2), ("reduce-overhead", 2)])
-def test_compiled_training_marks_every_step_for_cuda_graphs(monkeypatch, batch, compile, marks):
-    calls = []
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: None)
-    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: calls.append(1))
-    module = make_module(compile=compile)
-    monkeypatch.setattr(StyleTransferModule, "is_logging_step", lambda self: False)
-    for step in range(2):
-        module.training_step(batch, step)
-    assert len(calls) == marks
 
 
 def test_sample_grid_runs_the_network_uncompiled(tmp_path):
@@ -194,7 +204,7 @@ def test_sample_grid_runs_the_network_uncompiled(tmp_path):
 
     from PIL import Image
 
-    from fststyle.module import SampleGrid
+    from fststyle.callbacks import SampleGrid
 
     module = make_module(compile=True)
 
@@ -219,7 +229,7 @@ def test_the_gpu_presets_switches_train_together(tmp_path, photos_dir, starry_ni
             "trainer.precision=bf16-mixed", "channels_last=true", "compile=true", "data.prepared=build", "data.num_workers=1",
             "sample_every=2", "checkpoint_every=2", f"hydra.run.dir={tmp_path / 'run'}"]
     first = run_cli("fststyle.train", *args, "trainer.max_steps=4", timeout=600)
-    assert "data.prepared=build: decoding the 6 photos" in first.stdout + first.stderr
+    assert "data.prepared=build: decoding the 4 training photos" in first.stdout + first.stderr
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000002.jpg", "step_000004.jpg"]
     run_cli("fststyle.train", *args, "trainer.max_steps=6", "ckpt_path=last", timeout=600)
     assert torch.load(tmp_path / "run" / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 6

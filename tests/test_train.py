@@ -1,6 +1,7 @@
 """End-to-end: `python -m fststyle.train` on the shared photos and painting, tiny sizes, on the CPU."""
 
 import csv
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,46 @@ def test_wandb_logger_runs_offline_without_an_account(tmp_path, photos_dir, star
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert list(offline_runs[0].glob("files/media/images/samples_*.png")), "the sample grid was not logged"
+
+
+def test_an_unreachable_wandb_server_turns_the_run_offline(tmp_path, photos_dir, starry_night, monkeypatch):
+    """An API key but no answer from the server (a cluster node without internet): after
+    logger.init_timeout the run goes on offline, with one warning, and is exported."""
+    monkeypatch.delenv("WANDB_MODE")  # as a user has it: not set
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        run_dir = tmp_path / "run"
+        env = {"HOME": str(tmp_path), "WANDB_API_KEY": "x" * 40, "WANDB_SILENT": "true",
+               "WANDB_BASE_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+        args = [a.replace("logger=csv", "logger=wandb") for a in tiny_args(run_dir, photos_dir, starry_night)]
+        proc = run_cli("fststyle.train", *args, "trainer.max_steps=2", "sample_every=0", "logger.init_timeout=2", env=env, timeout=240)
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "did not take the run" in line]
+    assert len(warnings) == 1 and "logging offline under" in warnings[0] and "wandb sync" in warnings[0]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert proc.stdout.strip().splitlines()[-1] == f"exported: {(run_dir / 'export' / 'starry_night.pth').resolve()}"
+
+
+def test_checkpoints_every_n_steps_keep_the_newest(trained, tmp_path, photos_dir, starry_night):
+    run_dir, _ = trained  # 30 steps, a checkpoint every 10, checkpoint_keep's default
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt", "step=10.ckpt", "step=20.ckpt", "step=30.ckpt"]
+    kept = tmp_path / "kept"
+    run_cli("fststyle.train", *tiny_args(kept, photos_dir, starry_night, "trainer.max_steps=8", "checkpoint_every=2", "checkpoint_keep=2",
+                                         "sample_every=0"))
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ["last.ckpt", "step=6.ckpt", "step=8.ckpt"]
+    assert torch.load(kept / "checkpoints" / "step=6.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_resuming_with_another_style_or_loss_is_refused(trained, tmp_path, photos_dir, starry_night):
+    run_dir, _ = trained
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    other = tmp_path / "other.jpg"
+    other.write_bytes((photos_dir / "dog.jpg").read_bytes())
+    args = [a for a in tiny_args(tmp_path / "run", photos_dir, starry_night, f"ckpt_path={ckpt}") if not a.startswith("style.")]
+    proc = run_cli("fststyle.train", *args, f"style.image={other}", "style.name=dog", "style.size=128", "loss.style_weight=2", expect=2)
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: ckpt_path={ckpt} was trained with another setup (") and error.endswith("or start a new run")
+    differences = error.split("another setup (")[1].split("): resume")[0].split("; ")
+    assert sorted(differences) == sorted([f"style.image: {starry_night} -> {other}", "style.name: starry_night -> dog",
+                                          "loss.style_weight: 1.0 -> 2"])  # style.size is the same: not named
+    assert not (tmp_path / "run" / "export").exists()
