@@ -21,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
 
-from fststyle.cli import check_choices, run_cli, wandb_logged_in
+from fststyle.cli import check_choices, run_cli
+from fststyle.dashboard import init_run
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.data import find_images
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
@@ -40,6 +41,8 @@ def model_paths(value: Any) -> list[Path]:
 
 
 def style_image_for(cfg: DictConfig, stylizers: list[Stylizer]) -> Path:
+    """style.image, else the style image the first model records. A model file is untrusted input:
+    resolve_style_image fetches only http(s) and keeps the cached file inside style.cache."""
     image = cfg.style.image or stylizers[0].metadata.get("style_image")
     if not image:
         raise ValueError("the model does not record its style image: give style.image=PATH")
@@ -99,9 +102,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         row = [to_pil(photo[0])]
         reference = None
         if cfg.reference:
-            optimized, _ = optimize_image(photo, criterion, cfg.reference_steps)
-            reference = image_metrics(criterion, optimized, photo)
-            per_image.append({"photo": str(photo_path), "model": "optimization", **reference, "ms": None})
+            optimized = optimize_image(photo, criterion, cfg.reference_steps)
+            reference = image_metrics(criterion, optimized.image, photo)
+            per_image.append({"photo": str(photo_path), "model": "optimization", **reference, "ms": None,
+                              "iterations": optimized.iterations})
         for path, stylizer in zip(paths, stylizers):
             stylizer.run(photo[..., :64, :64])  # warm-up, so that ms is the steady state
             if device.type == "cuda":
@@ -118,14 +122,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             row.append(to_pil(out[0]))
         rows.append(row)
 
+    if not evaluated:
+        raise ValueError(f"none of the photos in {content} could be read")
     names = [str(p) for p in paths] + (["optimization"] if cfg.reference else [])
     summary = {}
     for name in names:
         records = [r for r in per_image if r["model"] == name]
         keys = [k for k in records[0] if k not in ("photo", "model") and records[0][k] is not None]
         summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
-    if not evaluated:
-        raise ValueError(f"none of the photos in {content} could be read")
     result = {"style_image": str(style_path), "size": cfg.size, "photos": [str(p) for p in evaluated],
               "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3",
               "mean": summary, "per_image": per_image}
@@ -142,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def print_table(summary: dict[str, dict[str, float]]) -> None:
-    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio") if any(k in s for s in summary.values())]
+    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio", "iterations") if any(k in s for s in summary.values())]
     print(f"{'model':<40}" + "".join(f"{k:>14}" for k in keys))
     for name, values in summary.items():
         print(f"{Path(name).name:<40}" + "".join(f"{values[k]:>14.4g}" if k in values else f"{'':>14}" for k in keys))
@@ -152,8 +156,8 @@ def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[li
     """A W&B table: one row per photo and model with the stylized image and its metrics."""
     import wandb
 
-    run = wandb.init(project="fststyle", job_type="eval", mode="online" if wandb_logged_in() else "offline",
-                     dir=HydraConfig.get().runtime.output_dir, config=OmegaConf.to_container(cfg, resolve=True))
+    run = init_run(project="fststyle", job_type="eval", dir=HydraConfig.get().runtime.output_dir,
+                   config=OmegaConf.to_container(cfg, resolve=True))
     table = wandb.Table(columns=["photo", "model", "image", *METRICS])
     models = [r for r in per_image if r["model"] != "optimization"]
     results = [image for row in rows for image in row[1:]]  # same order as `models`

@@ -9,7 +9,7 @@ configs and loss networks are comparable.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from fststyle.losses import PerceptualLoss
 from fststyle.stylizer import to_ycbcr
@@ -26,27 +26,18 @@ def evaluation_loss(style_image: torch.Tensor) -> PerceptualLoss:
     return PerceptualLoss(network, style_image, EVAL_CONTENT_LAYERS, EVAL_STYLE_LAYERS, None, 1.0, 1.0, 0.0)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, range 1) of the
-    luminance of two RGB batches in [0, 1], one value per image. Identical images give 1."""
+    """SSIM of the luminance of two RGB batches in [0, 1], one value per image; identical images give 1.
+
+    Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, range 1) as torchmetrics
+    computes it, averaged like the reference implementation (and scikit-image) over the pixels whose
+    window lies inside the image: torchmetrics' own average also counts a border of windows over its
+    reflection padding."""
     ya, yb = to_ycbcr(a.float())[:, :1], to_ycbcr(b.float())[:, :1]
-    window = _gaussian_window().to(ya)
-    pad = window.shape[-1] // 2
-    blur = lambda x: F.conv2d(F.pad(x, (pad,) * 4, mode="reflect"), window)  # noqa: E731
-    mu_a, mu_b = blur(ya), blur(yb)
-    var_a = blur(ya * ya) - mu_a**2
-    var_b = blur(yb * yb) - mu_b**2
-    cov = blur(ya * yb) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.mean((1, 2, 3))
+    _, full = structural_similarity_index_measure(ya, yb, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0,
+                                                  k1=0.01, k2=0.03, reduction="none", return_full_image=True)
+    border = 11 // 2
+    return full[..., border:-border, border:-border].mean((1, 2, 3))
 
 
 @torch.no_grad()

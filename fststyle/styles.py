@@ -1,9 +1,14 @@
-"""Style images: a local path, or an https address downloaded once into the style cache with its sha256
-checked. ``conf/style/<name>.yaml`` names each bundled style's public-domain source."""
+"""Style images: a local path, or an http(s) address downloaded once into the style cache with its
+sha256 checked. ``conf/style/<name>.yaml`` names each bundled style's public-domain source.
+
+Names and addresses can come from a model file's metadata (``fststyle.eval``), which is untrusted
+input: only http and https are fetched, and the cached file's name is reduced to a plain file name
+inside the cache folder."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -12,11 +17,32 @@ from urllib.parse import urlparse
 
 from fststyle.files import atomic_write
 
-URL_SCHEMES = ("http", "https", "file")
+URL_SCHEMES = ("http", "https")
 
 
 def is_url(value: str) -> bool:
     return urlparse(str(value)).scheme in URL_SCHEMES
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 (urllib's signature)
+        if not is_url(newurl):
+            raise urllib.error.URLError(f"redirected to {newurl}, which is no http(s) address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+# Only http and https, also after redirects (urllib's default opener also reads file: and ftp: addresses).
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
+                 urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor(),
+                 _HttpOnlyRedirects()):
+    _OPENER.add_handler(_handler)
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` as a plain file name: letters, digits, '.', '_' and '-' only, not starting with a dot
+    (so no folder, no parent, no hidden file); 'style' when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")[:100] or "style"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -28,17 +54,22 @@ def sha256_of(path: str | Path) -> str:
 
 
 def cache_path(url: str, name: str, cache_dir: str | Path) -> Path:
-    """Where a downloaded style image lives: ``<cache_dir>/<name><extension of the URL>``."""
-    suffix = Path(urlparse(url).path).suffix.lower() or ".jpg"
-    return Path(cache_dir) / f"{name}{suffix}"
+    """Where a downloaded style image lives: ``<cache_dir>/<name><extension of the URL>``, both made
+    plain file names: never outside ``cache_dir``."""
+    suffix = Path(urlparse(url).path).suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".jpg"
+    return Path(cache_dir) / f"{safe_file_name(name)}{suffix}"
 
 
 def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_dir: str | Path = "data/styles") -> Path:
-    """Return a local file for ``image`` (path or URL), downloading a URL on first use.
+    """Return a local file for ``image`` (path or http(s) URL), downloading a URL on first use.
 
     A download (or a file already in the cache for that URL) must match ``sha256`` when one is given;
     a local path is taken as it is.
     """
+    scheme = urlparse(str(image)).scheme
+    if scheme and len(scheme) > 1 and not is_url(image):  # one letter: a Windows drive, a path
+        raise ValueError(f"style image {image}: only http(s) addresses are downloaded; give a local path for other files")
     if not is_url(image):
         path = Path(image).expanduser()
         if not path.is_file():
@@ -51,7 +82,7 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
         raise ValueError(f"{target.resolve()} does not match the sha256 of style '{name}'; delete it to download {image} again")
     try:
         with atomic_write(target) as tmp:
-            with open(tmp, "wb") as out, urllib.request.urlopen(image, timeout=60) as response:
+            with open(tmp, "wb") as out, _OPENER.open(image, timeout=60) as response:
                 shutil.copyfileobj(response, out)
             got = sha256_of(tmp)
             if sha256 and got != sha256:

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import PHOTOS, run_cli
 from PIL import Image
 
 from fststyle import Stylizer
@@ -19,16 +19,40 @@ def criterion(starry_night):
     return evaluation_loss(load_tensor(starry_night, 128)[None])
 
 
-def test_identical_images_score_perfectly(criterion, photos_dir):
-    photo = load_tensor(photos_dir / "dog.jpg", 64)[None]
-    m = image_metrics(criterion, photo, photo)
-    assert m["content"] == 0 and m["ssim"] == pytest.approx(1.0, abs=1e-6)
-    assert ssim(photo, 1 - photo).item() < 0  # an inverted image anticorrelates
+def test_ssim_is_the_reference_value(photos_dir):
+    """The luminance SSIM equals scikit-image's (Wang et al.'s reference averaging) per image."""
+    from skimage.metrics import structural_similarity
+
+    from fststyle.stylizer import to_ycbcr
+
+    photo = load_tensor(photos_dir / "dog.jpg", 96)[None]
+    noisy = (photo + 0.1 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    batch_a, batch_b = torch.cat([photo, photo]), torch.cat([noisy, 1 - photo])
+    ours = ssim(batch_a, batch_b)
+    for i in range(2):
+        ya, yb = (to_ycbcr(x[i : i + 1])[0, 0].double().numpy() for x in (batch_a, batch_b))
+        reference = structural_similarity(ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+        assert ours[i].item() == pytest.approx(reference, abs=1e-4)
+    assert 0.3 < ours[0] < 0.9 and ours[1] < 0  # noise lowers it; an inverted image anticorrelates
 
 
-def test_style_image_has_zero_style_loss_against_itself(starry_night):
-    style = load_tensor(starry_night, 96)[None]
-    assert evaluation_loss(style)(style, style)["style"].item() == pytest.approx(0, abs=1e-3)
+def test_losses_are_the_feature_and_gram_distances(criterion, photos_dir, starry_night):
+    """content: MSE of relu2_2 features; style: the sum over the style layers of the MSE between the
+    output's Grams and the style image's (both computed here from the loss network directly)."""
+    import torch.nn.functional as F
+
+    from fststyle.losses import gram
+
+    photo, output = (load_tensor(photos_dir / name, 64)[None] for name in ("dog.jpg", "eagle.jpg"))
+    output = torch.nn.functional.interpolate(output, size=photo.shape[-2:])
+    network = criterion.network
+    with torch.no_grad():
+        out, target, style = network(output), network(photo), network(load_tensor(starry_night, 128)[None])
+        losses = criterion(output, photo)
+    assert losses["content"].item() == pytest.approx(F.mse_loss(out["relu2_2"], target["relu2_2"]).item(), rel=1e-5)
+    layers = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    expected = sum(F.mse_loss(gram(out[layer]), gram(style[layer])).item() for layer in layers)
+    assert losses["style"].item() == pytest.approx(expected, rel=1e-4) and losses["content"].item() > 0
 
 
 def test_stylized_image_is_closer_to_the_style_than_the_photo(criterion, model_path, photos_dir):
@@ -39,10 +63,10 @@ def test_stylized_image_is_closer_to_the_style_than_the_photo(criterion, model_p
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 @pytest.mark.parametrize("name", ["dog.jpg", "horses.jpg"])  # horses: L-BFGS once stalled on it
-def test_optimization_lowers_the_loss(criterion, photos_dir, optimizer, name):
+def test_optimization_runs_the_iterations_asked_and_lowers_the_loss(criterion, photos_dir, optimizer, name):
     photo = load_tensor(photos_dir / name, 40)[None]
-    image, history = optimize_image(photo, criterion, steps=6, optimizer=optimizer)
-    assert 6 <= len(history) <= 8 and min(history) < 0.8 * history[0]
+    image, history, iterations = optimize_image(photo, criterion, steps=12, optimizer=optimizer)
+    assert iterations == 12 and len(history) >= 12 and min(history) < 0.8 * history[0]
     assert image.shape == photo.shape and 0 <= image.min() and image.max() <= 1
     assert criterion(image, photo)["loss"].item() < 0.8 * history[0]
 
@@ -60,8 +84,9 @@ def test_eval_writes_metrics_and_a_contact_sheet(model_path, eval_photos, tmp_pa
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [p.split("/")[-1] for p in metrics["photos"]] == ["horses.jpg", "stata.jpg"]
     mean = metrics["mean"][str(model_path)]
-    assert set(mean) == {"content", "style", "tv", "ssim", "ms"} and 0 < mean["ssim"] < 1 and mean["ms"] > 0
+    assert set(mean) == {"content", "style", "tv", "ssim", "ms"} and 0 < mean["ssim"] < 1
     assert len(metrics["per_image"]) == 2
+    assert mean["ms"] == pytest.approx(sum(r["ms"] for r in metrics["per_image"]) / 2)  # the mean of the photos' times
     with Image.open(tmp_path / "contact_sheet.png") as sheet:  # label row, style row, one row per photo; photo + 1 model
         assert sheet.size == (2 * 256, 18 + 3 * 256)
     assert "starry_night.pth" in proc.stdout and "ssim" in proc.stdout  # the table
@@ -74,7 +99,9 @@ def test_eval_compares_models_side_by_side_and_against_optimization(trained, eva
             "reference_steps=3", f"hydra.run.dir={tmp_path}")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["mean"]) == {str(pth), str(ckpt), "optimization"}
-    assert metrics["mean"][str(pth)]["style_ratio"] > 0 and "content_ratio" in metrics["mean"][str(ckpt)]
+    reference, model = metrics["mean"]["optimization"], metrics["mean"][str(pth)]
+    assert model["style_ratio"] == pytest.approx(model["style"] / reference["style"]) and "content_ratio" in metrics["mean"][str(ckpt)]
+    assert reference["iterations"] == 3  # the L-BFGS iterations asked for were run
     with Image.open(tmp_path / "contact_sheet.png") as sheet:
         assert sheet.size == (3 * 256, 18 + 2 * 256)
 
@@ -86,4 +113,42 @@ def test_optimize_cli(photos_dir, starry_night, tmp_path):
     with Image.open(out) as im, Image.open(photos_dir / "dog.jpg") as src:
         assert max(im.size) == 48 and abs(im.size[0] / im.size[1] - src.size[0] / src.size[1]) < 0.05
     before, after = proc.stdout.split("loss ")[-1].split(" in ")[0].split(" -> ")
-    assert float(after) < float(before)
+    assert float(after) < float(before) and " in 4 iterations, " in proc.stdout
+
+
+def test_eval_without_a_readable_photo_is_one_line(model_path, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    proc = run_cli("fststyle.eval", f"model={model_path}", f"content={tmp_path / 'photos'}", "size=48", "device=cpu",
+                   f"hydra.run.dir={tmp_path / 'run'}", expect=2)
+    assert proc.stderr.strip().splitlines()[-1] == f"error: none of the photos in {tmp_path / 'photos'} could be read"
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_crafted_model_cannot_write_outside_the_style_cache(model_path, tmp_path, starry_night):
+    """Model metadata is untrusted: a style name that climbs out of the cache and a file:// address."""
+    import functools
+    import http.server
+    import threading
+
+    from fststyle.export import load_model, save_model
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(starry_night.parent))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    net, _ = load_model(model_path)
+    config = torch.load(model_path, weights_only=True)["model"]
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/starry_night.jpg"
+    crafted = save_model(tmp_path / "work" / "crafted.pth", net, config, {"style_name": "../../../escaped", "style_image": url})
+    photo = tmp_path / "work" / "photo.jpg"
+    shutil.copy(PHOTOS / "dog.jpg", photo)
+    run_cli("fststyle.eval", f"model={crafted}", f"content={photo}", "size=48", "device=cpu", f"style.cache={tmp_path / 'work' / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'work' / 'run'}", cwd=tmp_path / "work")
+    httpd.shutdown()
+    assert sorted(p.name for p in (tmp_path / "work" / "cache").iterdir()) == ["_.._.._escaped.jpg"]  # a plain name, in the cache
+    assert not list(tmp_path.glob("escaped*")) and not list((tmp_path / "work").glob("escaped*"))
+    file_url = save_model(tmp_path / "work" / "file.pth", net, config, {"style_name": "x", "style_image": f"file://{starry_night}"})
+    proc = run_cli("fststyle.eval", f"model={file_url}", f"content={photo}", "size=48", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}",
+                   expect=2)
+    assert "only http(s) addresses are downloaded" in proc.stderr

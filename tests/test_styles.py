@@ -1,14 +1,44 @@
+import functools
+import http.server
 import socket
+import threading
+from pathlib import Path
 
 import pytest
+import yaml
 
-from fststyle.styles import resolve_style_image, sha256_of
+from fststyle.styles import resolve_style_image, safe_file_name, sha256_of
 
-STARRY_SHA = "0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098"
+CONF_STYLES = Path(__file__).resolve().parents[1] / "conf" / "style"
 
 
-def test_shared_painting_has_the_configured_checksum(starry_night):
-    assert sha256_of(starry_night) == STARRY_SHA
+@pytest.fixture(scope="module")
+def server(starry_night):
+    """A local http server for the folder of the shared paintings: the download path, without the internet."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(starry_night.parent))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def configured_sha(name: str) -> str:
+    return yaml.safe_load((CONF_STYLES / f"{name}.yaml").read_text())["sha256"]
+
+
+def test_shared_paintings_match_their_configs_checksums():
+    """Each configured painting that the shared test assets hold is the file its config pins."""
+    from conftest import STYLES
+
+    checked = 0
+    for config in sorted(CONF_STYLES.glob("*.yaml")):
+        sha = yaml.safe_load(config.read_text()).get("sha256")
+        shared = STYLES / f"{config.stem}.jpg"
+        if sha and shared.is_file():
+            assert sha256_of(shared) == sha, config.name
+            checked += 1
+    assert checked >= 1
 
 
 def test_local_path_is_used_as_is(starry_night):
@@ -20,21 +50,58 @@ def test_missing_local_path_names_it(tmp_path):
         resolve_style_image(str(tmp_path / "nowhere.jpg"), "x")
 
 
-def test_url_is_downloaded_once_into_the_cache(starry_night, tmp_path):
-    cache = tmp_path / "styles"
-    url = starry_night.as_uri()
-    path = resolve_style_image(url, "starry_night", STARRY_SHA, cache)
-    assert path == cache / "starry_night.jpg" and sha256_of(path) == STARRY_SHA
+def test_url_is_downloaded_once_into_the_cache(server, tmp_path):
+    cache, sha = tmp_path / "styles", configured_sha("starry_night")
+    path = resolve_style_image(f"{server}/starry_night.jpg", "starry_night", sha, cache)
+    assert path == cache / "starry_night.jpg" and sha256_of(path) == sha
     # the cached file is used without downloading again
-    assert resolve_style_image("file:///nonexistent/starry_night.jpg", "starry_night", STARRY_SHA, cache) == path
+    assert resolve_style_image("http://127.0.0.1:9/gone/starry_night.jpg", "starry_night", sha, cache) == path
     assert [p.name for p in cache.iterdir()] == ["starry_night.jpg"]
 
 
-def test_checksum_mismatch_is_refused_and_leaves_nothing(starry_night, tmp_path):
+def test_checksum_mismatch_is_refused_and_leaves_nothing(server, tmp_path):
     cache = tmp_path / "styles"
     with pytest.raises(ValueError, match="sha256"):
-        resolve_style_image(starry_night.as_uri(), "bad", "0" * 64, cache)
+        resolve_style_image(f"{server}/starry_night.jpg", "bad", "0" * 64, cache)
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/cron.d/x", "..", ".hidden", "a/b\\c", ""])
+def test_a_name_never_leaves_the_cache_folder(server, tmp_path, name):
+    cache = tmp_path / "deep" / "styles"
+    path = resolve_style_image(f"{server}/starry_night.jpg", name, None, cache)
+    assert path.parent == cache and path.is_file() and not path.name.startswith(".")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [f"deep/styles/{path.name}"]
+    assert safe_file_name(name) == path.stem
+
+
+@pytest.mark.parametrize("address", ["file:///etc/hostname", "ftp://127.0.0.1/x.jpg", "data:image/jpeg;base64,AAAA"])
+def test_only_http_addresses_are_fetched(tmp_path, address):
+    with pytest.raises(ValueError, match="only http"):
+        resolve_style_image(address, "x", None, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("target", ["file://{tmp}/secret.jpg", "ftp://127.0.0.1:9/secret.jpg"])
+def test_a_redirect_to_another_scheme_is_refused(tmp_path, target):
+    """An http address that redirects to file:// or ftp:// is not followed."""
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", target.format(tmp=tmp_path))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    (tmp_path / "secret.jpg").write_bytes(b"secret")
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.handle_request, daemon=True).start()
+    with pytest.raises(FileNotFoundError, match="(is not allowed|no http)"):
+        resolve_style_image(f"http://127.0.0.1:{httpd.server_address[1]}/x.jpg", "x", None, tmp_path / "cache")
+    httpd.server_close()
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
 
 
 def test_offline_names_the_file_to_put_in_place(tmp_path):
