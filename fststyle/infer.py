@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from fststyle.cli import run_cli
+from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.data import find_files
 from fststyle.images import is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
@@ -115,7 +115,11 @@ def infer(cfg: DictConfig) -> int:
 
     def fail(path: Path, err: BaseException) -> None:
         failed.append(path)
-        tqdm.write(f"error: {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        if isinstance(err, torch.OutOfMemoryError):
+            reason = OUT_OF_MEMORY_HINT
+        else:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
 
     with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(images), unit="img", disable=len(images) < 2) as bar:
         pending_writes = []
@@ -142,13 +146,12 @@ def infer(cfg: DictConfig) -> int:
                 fail(src, err)
 
     for src, dst in videos:
-        total = frame_count(src)
-        with tqdm(total=total, unit="frame", desc=src.name) as bar:
-            try:
+        try:  # one unreadable video is reported, the others are still written
+            with tqdm(total=frame_count(src), unit="frame", desc=src.name) as bar:
                 frames += stylize_video(src, dst, stylize, cfg.size, cfg.batch_size, on_frames=bar.update)
-                written.append(dst)
-            except Exception as err:
-                fail(src, err)
+            written.append(dst)
+        except Exception as err:
+            fail(src, err)
 
     elapsed = time.perf_counter() - start
     rate = f"{frames / elapsed:.1f} frames/s" if videos else f"{len(written) / elapsed:.2f} images/s"

@@ -1,4 +1,5 @@
-"""Video in, video out (PyAV): frames are stylized in batches and re-encoded at the input's frame rate;
+"""Video in, video out (PyAV): frames are stylized in batches and re-encoded with the input's timing
+(each frame keeps its timestamp: variable frame rates and a late start stay in sync with the sound);
 the audio track is copied unchanged when the output container can hold its codec."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fststyle.errors import UserError
 from fststyle.files import atomic_write
 from fststyle.images import to_uint8
 
@@ -36,7 +38,7 @@ def _av():
     try:
         import av
     except ImportError as err:
-        raise RuntimeError("videos need PyAV: pip install av") from err
+        raise UserError("videos need PyAV: pip install av") from err
     return av
 
 
@@ -52,6 +54,25 @@ def output_size(width: int, height: int, long_side: int | None) -> tuple[int, in
         scale = long_side / max(width, height)
         width, height = round(width * scale), round(height * scale)
     return max(2, width - width % 2), max(2, height - height % 2)
+
+
+class FrameTimes:
+    """Output timestamps in ``out_base`` from input ones in ``in_base``, strictly increasing (an encoder
+    refuses two frames at one time). A frame without a timestamp follows the last at ``rate``."""
+
+    def __init__(self, in_base: Fraction, out_base: Fraction, rate: Fraction):
+        self.in_base, self.out_base, self.step = in_base, out_base, max(1, round(1 / (rate * out_base)))
+        self.last: int | None = None
+
+    def __call__(self, pts: int | None) -> int:
+        if pts is None:
+            out = 0 if self.last is None else self.last + self.step
+        else:
+            out = round(pts * self.in_base / self.out_base)
+        if self.last is not None and out <= self.last:
+            out = self.last + 1
+        self.last = out
+        return out
 
 
 def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Tensor], torch.Tensor], long_side: int | None = None,
@@ -72,7 +93,10 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
             width, height = output_size(vin.codec_context.width, vin.codec_context.height, long_side)
             vout = out.add_stream(VIDEO_CODEC[suffix], rate=rate)
             vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
-            vout.time_base = 1 / rate
+            # The input's own time base keeps every timestamp exactly; AVI holds only a constant rate.
+            keeps_times = suffix != ".avi" and vin.time_base is not None
+            vout.time_base = vout.codec_context.time_base = Fraction(vin.time_base) if keeps_times else 1 / rate
+            times = FrameTimes(Fraction(vin.time_base or 1 / rate), Fraction(vout.time_base), rate)
             if VIDEO_CODEC[suffix] == "libx264":
                 vout.options = {"crf": "18"}
             ain = inp.streams.audio[0] if inp.streams.audio else None
@@ -86,21 +110,24 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
                                 src, ain.codec_context.name, suffix)
 
             pending: list[np.ndarray] = []
+            pending_pts: list[int | None] = []
 
             def flush() -> None:
                 nonlocal written
                 if not pending:
                     return
                 batch = torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2).float() / 255
-                for image in stylize(batch):
+                for image, pts in zip(stylize(batch), pending_pts):
                     frame = av.VideoFrame.from_ndarray(to_uint8(image), format="rgb24")
-                    frame.pts = written
+                    frame.pts = times(pts)
+                    frame.time_base = times.out_base  # not vout.time_base: the muxer may change that (mkv: 1/1000)
                     written += 1
                     for packet in vout.encode(frame):
                         out.mux(packet)
                 if on_frames:
                     on_frames(len(pending))
                 pending.clear()
+                pending_pts.clear()
 
             for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
                 if packet.stream is ain:
@@ -110,6 +137,7 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
                     continue
                 for frame in packet.decode():
                     pending.append(frame.reformat(width=width, height=height, format="rgb24").to_ndarray())
+                    pending_pts.append(frame.pts)
                     if len(pending) == batch_size:
                         flush()
             flush()

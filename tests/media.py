@@ -6,21 +6,26 @@ from pathlib import Path
 import numpy as np
 
 
-def make_video(path: Path, frames: int = 6, size: tuple[int, int] = (64, 48), fps: int = 12, audio: bool = True) -> Path:
-    """A short H.264 (or VP9 for .webm) video of moving colour bars, with a 440 Hz AAC/Opus tone."""
+def make_video(path: Path, frames: int = 6, size: tuple[int, int] = (64, 48), fps: int = 12, audio: bool = True,
+               times_ms: list[int] | None = None) -> Path:
+    """A short H.264 (or VP9 for .webm) video of moving colour bars, with a 440 Hz AAC/Opus tone.
+    ``times_ms``: each frame's time in milliseconds (a variable frame rate, a late start; the sound
+    starts with the first frame), else ``fps`` from 0."""
     import av
 
     width, height = size
+    base = Fraction(1, 1000) if times_ms else Fraction(1, fps)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libvpx-vp9" if path.suffix == ".webm" else "libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = video.codec_context.time_base = base
         sound = out.add_stream("libopus" if path.suffix == ".webm" else "aac", rate=48000) if audio else None
         for i in range(frames):
             x = np.arange(width)[None, :, None]
             rgb = np.broadcast_to(((x * 4 + i * 20) % 256).astype(np.uint8), (height, width, 3)).copy()
             rgb[..., 1] = np.arange(height)[:, None] * 5 % 256
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
+            frame.pts, frame.time_base = (times_ms[i] if times_ms else i), base
             for packet in video.encode(frame):
                 out.mux(packet)
         if sound is not None:
@@ -28,10 +33,11 @@ def make_video(path: Path, frames: int = 6, size: tuple[int, int] = (64, 48), fp
             t = np.arange(samples) / 48000
             tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
             chunk = 960 if path.suffix == ".webm" else 1024
+            offset = times_ms[0] * 48 if times_ms else 0
             for start in range(0, samples - chunk + 1, chunk):
                 af = av.AudioFrame.from_ndarray(tone[:, start : start + chunk], format="fltp", layout="mono")
                 af.sample_rate = 48000
-                af.pts = start
+                af.pts = offset + start
                 af.time_base = Fraction(1, 48000)
                 for packet in sound.encode(af):
                     out.mux(packet)

@@ -12,7 +12,6 @@ from PIL import Image
 from fststyle import Stylizer
 from fststyle.images import load_tensor
 from fststyle.stylizer import to_ycbcr
-from fststyle.tiling import stylize_tiled
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +63,21 @@ def test_tiling_matches_untiled_away_from_seams(stylizer, photos_dir):
     err = (full - tiled).abs()
     assert tiled.shape == full.shape
     assert err.mean() < 0.005 and err.flatten().quantile(0.99) < 0.04
-    # Tiles normalized with their own statistics (a 16 px statistics image) instead are clearly off:
+    # Tiles normalized with their own statistics instead (each quarter stylized alone) are clearly off:
+    h, w = photo.shape[-2] // 2, photo.shape[-1] // 2
     with torch.inference_mode():
-        naive = stylize_tiled(stylizer.module, photo, 160, stats_size=16)
-    assert (full - naive).abs().mean() > 3 * err.mean()
+        quarters = [[stylizer.module(photo[..., y : y + h, x : x + w]) for x in (0, w)] for y in (0, h)]
+    naive = torch.cat([torch.cat(row, -1) for row in quarters], -2)
+    assert (full[..., : 2 * h, : 2 * w] - naive).abs().mean() > 3 * err.mean()
+
+
+def test_tiles_of_256_px_equal_the_untiled_result(stylizer, photos_dir):
+    """Tiles of 256 px or more discard their outer receptive radius where they overlap: every pixel
+    then comes from a tile that saw all it depends on, so (the statistics being the whole image's, as
+    it is below 1024 px) tiled and untiled agree to float rounding."""
+    photo = load_tensor(photos_dir / "stata.jpg", 420)[None]  # 279 x 420: 2 x 3 tiles of 256
+    full, tiled = stylizer.run(photo), stylizer.run(photo, tile=256)
+    assert (full - tiled).abs().max() < 1e-4
 
 
 def test_bf16_is_close_to_fp32(model_path, photo):
@@ -78,7 +88,9 @@ def test_bf16_is_close_to_fp32(model_path, photo):
 
 def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     """compile=true (dynamic shapes) on photos of different sizes: the size padding must compile
-    (a symbolic modulo there made inductor fail on the first image)."""
+    (a symbolic modulo there made inductor fail on the first image). Tiled too, on two images: each
+    tile must be normalized with its own image's statistics (installed by hooks the compiled module
+    does not guard on), and the compiled module must be usable there at all (it once crashed)."""
     from fststyle.export import save_model
     from fststyle.net import TransformerNet
 
@@ -89,6 +101,8 @@ def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     for shape in [(2, 3, 150, 203), (2, 3, 161, 190)]:
         x = torch.rand(*shape)
         torch.testing.assert_close(compiled.run(x), eager.run(x), atol=1e-5, rtol=0)
+    for image in (torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128) ** 4):  # other statistics
+        torch.testing.assert_close(compiled.run(image, tile=48), eager.run(image, tile=48), atol=1e-5, rtol=0)
 
 
 def test_checkpoint_and_exported_model_agree(trained, photo):
@@ -142,3 +156,38 @@ def test_video_resized_and_sound_dropped_where_the_container_cannot_hold_it(mode
 def test_missing_input_is_one_line(model_path, tmp_path):
     proc = run_cli("fststyle.infer", f"model={model_path}", f"input={tmp_path / 'none.jpg'}", f"output={tmp_path / 'o.jpg'}", expect=2)
     assert proc.stderr.strip().splitlines() == [f"error: input not found: {tmp_path / 'none.jpg'}"]
+
+
+def test_an_unreadable_video_between_good_ones_is_reported_and_the_rest_written(model_path, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(src / "a.mp4", frames=3, size=(32, 24), audio=False)
+    (src / "b.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    make_video(src / "c.mp4", frames=3, size=(32, 24), audio=False)
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={tmp_path / 'out'}", "device=cpu", expect=1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "c.mp4"]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {src / 'b.mp4'}: ")
+    assert "2 written, 1 failed" in proc.stdout
+
+
+def frame_times(path) -> tuple[list[float], float | None]:
+    """Each video frame's time in seconds, and the first audio packet's."""
+    import av
+
+    with av.open(str(path)) as c:
+        times = [round(float(f.time), 4) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = next((float(p.pts * p.time_base) for p in c.demux(audio=0) if p.pts is not None), None) if c.streams.audio else None
+    return times, audio
+
+
+@pytest.mark.parametrize("container", [".mp4", ".mkv"])
+def test_video_keeps_a_variable_frame_rate_and_a_late_start(model_path, tmp_path, container):
+    """Frames 40 to 110 ms apart, the first at 0.5 s: each output frame keeps its time, so the copied
+    sound stays in sync (numbering the frames 0, 1, 2, ... at the average rate drifts from it)."""
+    src = make_video(tmp_path / "vfr.mp4", frames=6, size=(32, 24), times_ms=[500, 540, 620, 650, 760, 800])
+    out = tmp_path / f"styled{container}"
+    run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={out}", "device=cpu", "batch_size=4")
+    times, audio = frame_times(out)
+    assert times == [0.5, 0.54, 0.62, 0.65, 0.76, 0.8] and (times, audio) == frame_times(src)

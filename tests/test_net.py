@@ -5,12 +5,17 @@ from fststyle.net import TransformerNet
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 3), (17, 31), (33, 64), (64, 47)])
-def test_output_has_the_input_size_and_range(size):
+def test_output_is_the_padded_inputs_output_cropped(size):
+    """Any size comes back: the input is padded to a multiple of 16 by replicating its border, and the
+    output cropped to the input's size."""
     net = TransformerNet(width=8, num_residual=1).eval()
     x = torch.rand(2, 3, *size)
-    y = net(x)
-    assert y.shape == x.shape
-    assert y.min() >= 0 and y.max() <= 1
+    h, w = size
+    padded = torch.nn.functional.pad(x, (0, -w % 16, 0, -h % 16), mode="replicate")
+    with torch.no_grad():
+        y, y_padded = net(x), net(padded)
+    assert y.shape == x.shape and padded.shape[-1] % 16 == 0 and padded.shape[-2] % 16 == 0
+    torch.testing.assert_close(y, y_padded[..., :h, :w])
 
 
 @pytest.mark.parametrize("norm,upsample", [("instance", "nearest"), ("batch", "transpose"), ("instance", "transpose")])
@@ -44,3 +49,21 @@ def test_bad_choices_are_refused():
         TransformerNet(norm="layer")
     with pytest.raises(ValueError, match="model.upsample"):
         TransformerNet(upsample="bilinear")
+
+
+@pytest.mark.parametrize("num_residual,upsample", [(1, "nearest"), (5, "nearest"), (5, "transpose")])
+def test_receptive_radius_is_how_far_a_pixel_reaches(num_residual, upsample):
+    """With instance norm's statistics held fixed (as tiling does), changing one input pixel changes
+    output pixels up to receptive_radius away: the nearest variant exactly that far, the transpose one
+    no farther."""
+    from fststyle.tiling import global_instance_stats
+
+    net = TransformerNet(width=4, num_residual=num_residual, upsample=upsample).eval()
+    x = torch.rand(1, 3, 192, 192)
+    poked = x.clone()
+    poked[..., 96, 96] += 1
+    with torch.no_grad(), global_instance_stats(net, x):
+        changed = (net(x) - net(poked)).abs().amax(1)[0] > 0
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    reach = max((ys - 96).abs().max().item(), (xs - 96).abs().max().item())
+    assert reach == net.receptive_radius if upsample == "nearest" else reach <= net.receptive_radius
