@@ -1,0 +1,71 @@
+"""Inference per execution path and image size (`scripts/benchmark.py infer`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from bench.common import device_name, time_fn
+from fststyle.export import export_onnx, load_network
+from fststyle.net import TransformerNet
+from fststyle.stylizer import Stylizer, pick_device
+
+ALL_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx"]
+
+
+def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.device, onnx_file: Path | None):
+    """A no-argument function that stylizes ``x`` one way; None where the path does not apply."""
+    if path == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        feed = {"input": x.cpu().numpy()}
+        return lambda: session.run(None, feed)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(path)
+    if path == "fp16" and device.type == "cpu":
+        return None  # fp16 convolutions on CPUs are slow emulation, never a recommendation
+    if path == "compile":  # what `fststyle.infer compile=true` runs: dynamic shapes, the default precision
+        stylizer = Stylizer(net, device=device, compile=True)
+        inp = x.to(device)
+        return lambda: stylizer.run(inp)
+    channels_last = path != "eager"
+    model = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    inp = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    ctx = (lambda: torch.autocast(device.type, dtype=half)) if half else contextlib.nullcontext
+
+    def run():
+        with torch.inference_mode(), ctx():
+            return model(inp)
+
+    return run
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = pick_device(args.device)
+    net = load_network(args.model)[0] if args.model else TransformerNet().eval()
+    onnx_file = None
+    if "onnx" in args.paths:
+        onnx_file = Path(tempfile.mkdtemp()) / "model.onnx"
+        export_onnx(net, onnx_file, {})
+    results = []
+    print(f"{'path':<14} {'size':>10} {'median ms':>10} {'min ms':>9} {'MPix/s':>8}")
+    for size in args.sizes:
+        w, h = map(int, size.lower().split("x"))
+        x = torch.rand(args.batch, 3, h, w)
+        for path in args.paths:
+            runner = make_runner(path, net, x, device, onnx_file)
+            if runner is None:
+                continue
+            times = time_fn(runner, device, args.warmup, args.repeats)
+            med = statistics.median(times)
+            row = {"path": path, "size": size, "batch": args.batch, "median_ms": round(med, 2), "min_ms": round(min(times), 2),
+                   "mpix_per_s": round(args.batch * w * h / med / 1000, 2)}
+            results.append(row)
+            print(f"{path:<14} {size:>10} {med:>10.1f} {min(times):>9.1f} {row['mpix_per_s']:>8.2f}", flush=True)
+    return {"device": device_name(device), "model": args.model or "default TransformerNet (untrained)", "warmup": args.warmup,
+            "repeats": args.repeats, "results": results}
