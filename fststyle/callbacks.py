@@ -12,7 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, OnExceptionCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
@@ -26,18 +26,20 @@ def logs_after(trainer: pl.Trainer, steps_done: int) -> bool:
     return steps_done % trainer.log_every_n_steps == 0 or steps_done == trainer.max_steps
 
 
-class SaveOnInterrupt(OnExceptionCheckpoint):
+class SaveOnInterrupt(Callback):
     """SIGTERM (schedulers, SLURM preemption) or Ctrl-C: finish the current step, write
     ``last.ckpt`` and stop; ``ckpt_path=last`` continues exactly from there.
 
     Lightning turns SIGTERM into an exception at the next step boundary, on every rank under DDP. Ctrl-C
-    is sent on as SIGTERM, so it takes the same way instead of interrupting a step halfway. Unlike its
-    base class this saves only for those signals (not for a NaN or a crash, whose weights are no state
-    to continue from) and keeps the file when training ends (it is ``last.ckpt``)."""
+    is sent on as SIGTERM, so it takes the same way instead of interrupting a step halfway.
+
+    Not Lightning's OnExceptionCheckpoint: that one saves on any exception (a NaN's weights are no
+    state to continue from), deletes its file when training ends, and its mere presence makes
+    ``fit(ckpt_path=None)`` resume from the last checkpoint, so a new run in an old run folder would
+    silently continue the old one."""
 
     def __init__(self, path: str | Path):
-        path = Path(path)
-        super().__init__(path.parent, path.stem)
+        self.path = Path(path)
         self.saved: Path | None = None
         self._previous_sigint: Any = None
 
@@ -47,8 +49,8 @@ class SaveOnInterrupt(OnExceptionCheckpoint):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException) and trainer.global_step > 0:
-            super().on_exception(trainer, pl_module, exception)
-            self.saved = Path(self.ckpt_path)
+            trainer.save_checkpoint(self.path)
+            self.saved = self.path
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._previous_sigint is not None:

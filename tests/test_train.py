@@ -148,3 +148,13 @@ def test_resuming_with_another_style_or_loss_is_refused(trained, tmp_path, photo
     assert sorted(differences) == sorted([f"style.image: {starry_night} -> {other}", "style.name: starry_night -> dog",
                                           "loss.style_weight: 1.0 -> 2"])  # style.size is the same: not named
     assert not (tmp_path / "run" / "export").exists()
+
+
+def test_a_new_run_in_an_old_run_folder_starts_from_scratch(tmp_path, photos_dir, starry_night):
+    """Only ckpt_path= resumes: without it, a run folder that holds a last.ckpt is trained anew."""
+    run_dir = tmp_path / "run"
+    args = tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=2", "checkpoint_every=1", "sample_every=0")
+    run_cli("fststyle.train", *args)
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    proc = run_cli("fststyle.train", *args)
+    assert len(read_metric(run_dir, "train/loss")) == 2 and "resuming" not in proc.stdout + proc.stderr
