@@ -1,14 +1,19 @@
-"""Tiled inference for images too large for memory.
+"""Tiled inference for images too large for memory, equal to the untiled result.
 
-Instance norm normalizes by statistics of the whole image, so stylizing tiles independently would
-give each tile its own colours. Here the statistics of every instance-norm layer are first measured
-on the whole image (downscaled to ``stats_size`` on its long side when larger), then every tile is
-normalized with those fixed statistics. Tiles start on multiples of the network's stride. Where tiles
-overlap, each tile's outer ``margin`` pixels (the network's receptive radius, where its output depends
-on the tile's border instead of the image) get no weight, and the rest of the overlap is blended with
-linear ramps. So with the default overlap every output pixel comes from a tile that saw all of its
-receptive field: the result equals an untiled run (up to float rounding) when the image fits into the
-statistics pass, and otherwise differs only by the statistics of the downscaled image.
+Two things make a tile's output differ from the same region of an untiled run, and both are undone:
+
+- Instance norm normalizes by statistics of the whole image. Every tile is normalized with the whole
+  image's statistics instead of its own: measured in one pass when the image is small enough
+  (``stats_size``), else in tiled passes, one per instance-norm layer, each accumulating that layer's
+  input over the tiles' non-overlapping cores with the layers before it already fixed. That costs
+  several forward passes (about 7) but never holds more than a tile.
+- Near a tile's border the network sees the tile's edge instead of the image. An output pixel depends
+  on input pixels up to the network's receptive radius away (54 px for the default network), so where
+  tiles overlap, each tile's outer ``margin`` pixels get no weight and the rest of the overlap is
+  blended with linear ramps.
+
+The image is padded once to a multiple of 16 (as the network pads it) and tiles are multiples of 16
+long and start on multiples of 16, so every tile sees the untiled run's sampling grid and padding.
 """
 
 from __future__ import annotations
@@ -20,33 +25,50 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 
-@contextmanager
-def global_instance_stats(net: nn.Module, image: torch.Tensor) -> Iterator[None]:
-    """Inside the block, every InstanceNorm2d of ``net`` uses the statistics that ``image``
-    (1, 3, H, W) produced, whatever its input."""
-    norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
-    stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+# The network pads its input to a multiple of 16 and downsamples by 4: tiles that are multiples of 16
+# and start on one see exactly what the whole padded image shows it.
+ALIGN = 16
+
+
+def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
+    """The instance-norm layers in the order the forward pass meets them (their registration order)."""
+    return [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+
+
+def measure_instance_stats(net: nn.Module, image: torch.Tensor) -> Stats:
+    """Mean and variance of every instance-norm layer's input, per channel, in one pass over ``image``."""
+    stats: Stats = {}
 
     def measure(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         x = args[0].float()
         stats[module] = (x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, unbiased=False))
 
-    handles = [m.register_forward_pre_hook(measure) for m in norms]
+    handles = [m.register_forward_pre_hook(measure) for m in instance_norms(net)]
     try:
         net(image)
     finally:
         for h in handles:
             h.remove()
+    return stats
 
-    def normalize(module: nn.InstanceNorm2d, args: tuple[torch.Tensor, ...], _: torch.Tensor) -> torch.Tensor:
+
+@contextmanager
+def fixed_instance_stats(net: nn.Module, stats: Stats) -> Iterator[None]:
+    """Inside the block, every instance-norm layer of ``net`` that ``stats`` holds normalizes with
+    those statistics, whatever its input."""
+
+    def normalize(module: nn.InstanceNorm2d, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        if module not in stats:
+            return output
         mean, var = stats[module]
         x = (args[0].float() - mean) / torch.sqrt(var + module.eps)
         if module.affine:
             x = x * module.weight.view(1, -1, 1, 1) + module.bias.view(1, -1, 1, 1)
         return x.to(args[0].dtype)
 
-    handles = [m.register_forward_hook(normalize) for m in norms]
+    handles = [m.register_forward_hook(normalize) for m in instance_norms(net)]
     try:
         yield
     finally:
@@ -54,19 +76,71 @@ def global_instance_stats(net: nn.Module, image: torch.Tensor) -> Iterator[None]
             h.remove()
 
 
-# The network downsamples by 4: a tile must start on a multiple of 4 to see the same sampling grid as
-# the whole image (otherwise its strided convolutions sample other pixels and its output shifts).
-STRIDE = 4
+@contextmanager
+def global_instance_stats(net: nn.Module, image: torch.Tensor) -> Iterator[None]:
+    """Inside the block, every instance-norm layer uses the statistics that ``image`` produced."""
+    with fixed_instance_stats(net, measure_instance_stats(net, image)):
+        yield
 
 
 def _spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) of the tiles along one axis: starts on multiples of STRIDE, the last tile ends at
-    ``size`` (it may be up to STRIDE - 1 px longer than ``tile``)."""
+    """(start, end) of the tiles along one axis of a ``size`` that is a multiple of ALIGN: starts on
+    multiples of ALIGN, each tile ``tile`` long (a multiple of ALIGN), the last one ending at ``size``."""
     if size <= tile:
         return [(0, size)]
-    step = max(STRIDE, (tile - overlap) // STRIDE * STRIDE)
-    last = (size - tile) // STRIDE * STRIDE
-    return [(s, s + tile) for s in range(0, last, step)] + [(last, size)]
+    step = max(ALIGN, (tile - overlap) // ALIGN * ALIGN)
+    return [(s, s + tile) for s in range(0, size - tile, step)] + [(size - tile, size)]
+
+
+def _cores(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A partition of the axis into one core per tile: the tiles meet in the middle of each overlap
+    (on a multiple of 4, so that the cores map onto the 1/2 and 1/4 resolution feature maps)."""
+    bounds = [0] + [(start + end) // 2 // 4 * 4 for (_, end), (start, _) in zip(spans, spans[1:])] + [spans[-1][1]]
+    return list(zip(bounds, bounds[1:]))
+
+
+class _Reached(Exception):
+    """Ends a forward pass at the layer whose input is wanted."""
+
+    def __init__(self, features: torch.Tensor):
+        self.features = features
+
+
+def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overlap: int) -> Stats:
+    """The statistics an untiled pass over ``padded`` (H and W multiples of ALIGN) would give, from
+    tiled passes: layer by layer, each layer's input summed over the tiles' cores (which the default
+    overlap keeps a receptive radius away from every tile edge), the earlier layers' statistics fixed."""
+    _, _, h, w = padded.shape
+    rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    stats: Stats = {}
+    for norm in instance_norms(net):
+        total = squares = None
+        count = 0
+
+        def reach(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            raise _Reached(args[0])
+
+        handle = norm.register_forward_pre_hook(reach)
+        try:
+            with fixed_instance_stats(net, stats):
+                for (y0, y1), (cy0, cy1) in zip(rows, _cores(rows)):
+                    for (x0, x1), (cx0, cx1) in zip(cols, _cores(cols)):
+                        try:
+                            net(padded[..., y0:y1, x0:x1])
+                            raise RuntimeError(f"{norm} was not reached")  # an instance norm outside the forward pass
+                        except _Reached as reached:
+                            features = reached.features
+                        scale = (y1 - y0) // features.shape[-2]
+                        core = features[..., (cy0 - y0) // scale : (cy1 - y0) // scale, (cx0 - x0) // scale : (cx1 - x0) // scale].double()
+                        part, part_squares = core.sum((0, 2, 3)), core.square().sum((0, 2, 3))
+                        total = part if total is None else total + part
+                        squares = part_squares if squares is None else squares + part_squares
+                        count += core.shape[-2] * core.shape[-1]
+        finally:
+            handle.remove()
+        mean = total / count
+        stats[norm] = (mean.float().view(1, -1, 1, 1), (squares / count - mean.square()).clamp_min(0).float().view(1, -1, 1, 1))
+    return stats
 
 
 def _ramp(length: int, overlap: int, margin: int, fade_in: bool, fade_out: bool, device: torch.device) -> torch.Tensor:
@@ -97,27 +171,34 @@ def stylize_tiled(
     stats_size: int = 1024,
     run: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Stylize (1, 3, H, W) ``image`` in ``tile`` x ``tile`` pieces overlapping by ``overlap`` px
-    (default: default_overlap). ``run`` calls the network (default ``net``), e.g. compiled or under
-    autocast."""
+    """Stylize (1, 3, H, W) ``image`` in pieces of ``tile`` x ``tile`` px (rounded down to a multiple
+    of 16) overlapping by ``overlap`` px (default: default_overlap). Images whose long side is at most
+    ``stats_size`` get their instance-norm statistics in one untiled pass, larger ones in tiled passes.
+    ``run`` calls the network for the tiles (default ``net``), e.g. compiled; the statistics passes
+    use ``net`` itself."""
     run = net if run is None else run
     radius = getattr(net, "receptive_radius", 0)
+    tile = tile // ALIGN * ALIGN
     overlap = default_overlap(tile, radius) if overlap is None else overlap
     if tile < 32 or not 0 <= overlap <= tile // 2:
         raise ValueError(f"tile must be >= 32 px and overlap at most tile/2, got tile={tile}, overlap={overlap}")
     margin = min(radius, max(0, overlap - 8) // 2)  # keep a blend of 8 px or more
     _, _, h, w = image.shape
-    scale = min(1.0, stats_size / max(h, w))
-    small = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="area")
-    out = torch.zeros_like(image, dtype=torch.float32)
-    weight = torch.zeros((1, 1, h, w), device=image.device)
-    with global_instance_stats(net, small):
-        for y0, y1 in _spans(h, tile, overlap):
-            for x0, x1 in _spans(w, tile, overlap):
-                piece = run(image[..., y0:y1, x0:x1]).float()
-                wy = _ramp(y1 - y0, overlap, margin, y0 > 0, y1 < h, image.device)
-                wx = _ramp(x1 - x0, overlap, margin, x0 > 0, x1 < w, image.device)
+    padded = F.pad(image, (0, -w % ALIGN, 0, -h % ALIGN), mode="replicate")
+    ph, pw = padded.shape[-2:]
+    if max(h, w) <= stats_size:
+        stats = measure_instance_stats(net, padded)
+    else:
+        stats = tiled_instance_stats(net, padded, tile, overlap)
+    out = torch.zeros((1, 3, ph, pw), dtype=torch.float32, device=image.device)
+    weight = torch.zeros((1, 1, ph, pw), device=image.device)
+    with fixed_instance_stats(net, stats):
+        for y0, y1 in _spans(ph, tile, overlap):
+            for x0, x1 in _spans(pw, tile, overlap):
+                piece = run(padded[..., y0:y1, x0:x1]).float()
+                wy = _ramp(y1 - y0, overlap, margin, y0 > 0, y1 < ph, image.device)
+                wx = _ramp(x1 - x0, overlap, margin, x0 > 0, x1 < pw, image.device)
                 mask = (wy[:, None] * wx[None, :])[None, None]
                 out[..., y0:y1, x0:x1] += piece * mask
                 weight[..., y0:y1, x0:x1] += mask
-    return out / weight
+    return (out / weight)[..., :h, :w]
