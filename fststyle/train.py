@@ -20,15 +20,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fststyle.errors import UserError
 import fststyle
+from fststyle.callbacks import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
+from fststyle.errors import UserError
 from fststyle.export import save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
-from fststyle.callbacks import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
 from fststyle.module import StyleTransferModule
 from fststyle.styles import resolve_style_image, sha256_of
 from fststyle.stylizer import pick_device
@@ -153,7 +153,9 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
             raise FileNotFoundError(f"ckpt_path not found: {path.resolve()}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mapped, not read: Lightning reads it
-        saved_config, _ = saved["hyper_parameters"]["config"], saved["state_dict"]
+        if "state_dict" not in saved:
+            raise KeyError("state_dict")
+        saved_config = saved["hyper_parameters"]["config"]
     except Exception as err:
         raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
     differences = config_differences(saved_config, OmegaConf.to_container(cfg, resolve=True))
