@@ -76,13 +76,6 @@ def fixed_instance_stats(net: nn.Module, stats: Stats) -> Iterator[None]:
             h.remove()
 
 
-@contextmanager
-def global_instance_stats(net: nn.Module, image: torch.Tensor) -> Iterator[None]:
-    """Inside the block, every instance-norm layer uses the statistics that ``image`` produced."""
-    with fixed_instance_stats(net, measure_instance_stats(net, image)):
-        yield
-
-
 def _spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """(start, end) of the tiles along one axis of a ``size`` that is a multiple of ALIGN: starts on
     multiples of ALIGN, each tile ``tile`` long (a multiple of ALIGN), the last one ending at ``size``."""

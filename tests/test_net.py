@@ -56,13 +56,13 @@ def test_receptive_radius_is_how_far_a_pixel_reaches(num_residual, upsample):
     """With instance norm's statistics held fixed (as tiling does), changing one input pixel changes
     output pixels up to receptive_radius away: the nearest variant exactly that far, the transpose one
     no farther."""
-    from fststyle.tiling import global_instance_stats
+    from fststyle.tiling import fixed_instance_stats, measure_instance_stats
 
     net = TransformerNet(width=4, num_residual=num_residual, upsample=upsample).eval()
     x = torch.rand(1, 3, 192, 192)
     poked = x.clone()
     poked[..., 96, 96] += 1
-    with torch.no_grad(), global_instance_stats(net, x):
+    with torch.no_grad(), fixed_instance_stats(net, measure_instance_stats(net, x)):
         changed = (net(x) - net(poked)).abs().amax(1)[0] > 0
     ys, xs = torch.nonzero(changed, as_tuple=True)
     reach = max((ys - 96).abs().max().item(), (xs - 96).abs().max().item())
