@@ -26,10 +26,11 @@ from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
 from fststyle.errors import UserError
-from fststyle.export import save_model
+from fststyle.export import load_network, save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
 from fststyle.module import StyleTransferModule
+from fststyle.net import TransformerNet
 from fststyle.styles import resolve_style_image, sha256_of
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
@@ -189,6 +190,8 @@ def validate(cfg: DictConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    if cfg.get("init") and cfg.ckpt_path is not None:
+        raise ValueError("give init= (a warm start: weights only) or ckpt_path= (a resume: everything), not both")
 
 
 def check_disk_space(run_dir: Path, needed_mb: int = 200) -> None:
@@ -204,11 +207,28 @@ def load_style_image(path: Path, size: int) -> torch.Tensor:
         raise ValueError(f"style image {path} cannot be read ({err}); check style.image") from err
 
 
+def warm_start(net: TransformerNet, path: str | Path) -> None:
+    """Load the weights of the model at ``path`` (an exported .pth or a training .ckpt) into ``net``,
+    refusing, in one line, a model of another architecture."""
+    source, _ = load_network(path)
+    ours, theirs = net.state_dict(), source.state_dict()
+    misfits = sorted(k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
+    if misfits:
+        first = misfits[0]
+        shapes = " vs ".join("x".join(map(str, d[first].shape)) if first in d else "none" for d in (theirs, ours))
+        raise ValueError(f"init={path} is a network of another architecture ({len(misfits)} tensors differ, e.g. {first}: {shapes}); "
+                         "give the model.* settings it was trained with")
+    net.load_state_dict(theirs)
+    log.info("network initialised from %s", path)
+
+
 def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, Path]:
     """The LightningModule and DataModule a config describes, and the style image's file."""
     datamodule: StyleDataModule = instantiate(cfg.data)
     style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
     net = instantiate(cfg.model)
+    if cfg.get("init"):
+        warm_start(net, cfg.init)
     criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True))
@@ -261,6 +281,7 @@ def train(cfg: DictConfig) -> Path:
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
+        "init": str(cfg.init) if cfg.get("init") else None,
         "fststyle_version": fststyle.__version__,
     }
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}

@@ -158,3 +158,28 @@ def test_a_new_run_in_an_old_run_folder_starts_from_scratch(tmp_path, photos_dir
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     proc = run_cli("fststyle.train", *args)
     assert len(read_metric(run_dir, "train/loss")) == 2 and "resuming" not in proc.stdout + proc.stderr
+
+
+def test_init_warm_starts_from_an_exported_model_or_a_checkpoint(trained, tmp_path, photos_dir, starry_night):
+    """init= loads the network's weights (fresh optimizer and steps): after one Adam step of lr 1e-3
+    every weight is within 1e-3 of the model it started from, far from a fresh network."""
+    run_dir, _ = trained
+    source = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["state_dict"]
+    for init in (run_dir / "export" / "starry_night.pth", run_dir / "checkpoints" / "last.ckpt"):
+        warm = tmp_path / init.suffix[1:]
+        run_cli("fststyle.train", *tiny_args(warm, photos_dir, starry_night, f"init={init}", "trainer.max_steps=1", "sample_every=0"))
+        exported = torch.load(warm / "export" / "starry_night.pth", weights_only=True)
+        assert exported["metadata"]["steps"] == 1 and exported["metadata"]["init"] == str(init)
+        assert max((exported["state_dict"][k] - v).abs().max().item() for k, v in source.items()) <= 1.01e-3
+    from fststyle.net import TransformerNet
+
+    fresh = TransformerNet().state_dict()  # what training starts from without init=
+    assert max((fresh[k] - v).abs().max().item() for k, v in source.items()) > 0.01
+
+
+def test_init_refuses_another_architecture_and_a_resume(trained, tmp_path, photos_dir, starry_night):
+    model = trained[0] / "export" / "starry_night.pth"
+    proc = run_cli("fststyle.train", *tiny_args(tmp_path / "a", photos_dir, starry_night, f"init={model}", "model.width=16"), expect=2)
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: init={model} is a network of another architecture (")
+    proc = run_cli("fststyle.train", *tiny_args(tmp_path / "b", photos_dir, starry_night, f"init={model}", "ckpt_path=last"), expect=2)
+    assert proc.stderr.strip().splitlines()[-1] == "error: give init= (a warm start: weights only) or ckpt_path= (a resume: everything), not both"
