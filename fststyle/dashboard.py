@@ -47,7 +47,7 @@ def online_or_offline(start: Callable[[bool], T], where: str | Path) -> T:
     try:
         return start(False)
     except Exception as err:  # any failure of the dashboard: the run goes on without it
-        server = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+        server = os.environ.get("WANDB_BASE_URL", "the W&B server")
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         log.warning("W&B: %s did not take the run (%s): logging offline under %s; `wandb sync` uploads it later", server, reason, where)
         return start(True)
