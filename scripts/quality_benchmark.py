@@ -1,0 +1,126 @@
+"""How close a training recipe gets to the optimization result it imitates, on photos it never saw.
+
+    python scripts/quality_benchmark.py --photos P1.jpg P2.jpg ... [--size 256] [--reference-steps 300]
+        [--out benchmarks/quality/NAME] [KEY=VALUE ...]
+
+Trains with `python -m fststyle.train KEY=VALUE ...` (any Hydra overrides: the budget is
+`trainer.max_steps=`), then judges the exported model by its own training objective (its loss network,
+layers and weights; the style image at its `style.size`) on the held-out photos at `--size`, against
+L-BFGS image optimization of that same objective from each photo (`--reference-steps` iterations).
+Prints a table (content, style, total, each as a ratio to the reference; training minutes; images/s)
+and writes `quality.json` and `contact_sheet.png` (photo | model | optimization) into `--out`.
+
+The references are cached in `--cache` (default benchmarks/quality/references), one file per photo,
+style image, size, loss config and iteration count, so comparing recipes does not recompute them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
+from fststyle.eval import contact_sheet  # noqa: E402
+from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E402
+from fststyle.optimize import optimize_image  # noqa: E402
+from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
+from fststyle.stylizer import Stylizer  # noqa: E402
+from fststyle.train import build_criterion, load_style_image  # noqa: E402
+
+
+def train(overrides: list[str], run_dir: Path) -> tuple[float, float | None]:
+    """Run the training; returns (minutes, mean logged images/s)."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "fststyle.train", "logger=csv", *overrides, f"hydra.run.dir={run_dir}"]
+    subprocess.run(command, check=True)
+    minutes = (time.perf_counter() - start) / 60
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rates = [float(row["train/images_per_sec"]) for row in csv.DictReader(f) if row.get("train/images_per_sec")]
+    return minutes, statistics.fmean(rates) if rates else None
+
+
+def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
+    text = json.dumps([sha256_of(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def as_8bit(image: torch.Tensor) -> torch.Tensor:
+    """The image as it is saved (8 bits per channel): model and reference are scored as pictures."""
+    return (image * 255).round().clamp(0, 255) / 255
+
+
+def reference(photo: torch.Tensor, criterion: torch.nn.Module, steps: int, cache: Path, key: str) -> tuple[torch.Tensor, bool]:
+    """The optimization result for ``photo`` in 8 bits, from the cache when it holds it; (image, was cached)."""
+    path = cache / f"{key}.png"
+    if path.is_file():
+        return load_tensor(path)[None].to(photo.device), True
+    image = as_8bit(optimize_image(photo, criterion, steps).image)
+    save_image(image[0], path)  # PNG, lossless: the cached image is this one
+    return image, False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", nargs="+", required=True, help="held-out photos (not in the training data)")
+    parser.add_argument("--size", type=int, default=256, help="long side of the photos when judged")
+    parser.add_argument("--reference-steps", type=int, default=300)
+    parser.add_argument("--out", default=f"benchmarks/quality/{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
+    parser.add_argument("--cache", default="benchmarks/quality/references")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
+    args = parser.parse_args()
+    out, cache = Path(args.out), Path(args.cache)
+
+    minutes, images_per_s = train(args.overrides, out / "run")
+    cfg = yaml.safe_load((out / "run" / ".hydra" / "config.yaml").read_text())
+    stylizer = Stylizer.load(out / "run" / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
+    style_path = resolve_style_image(cfg["style"]["image"], cfg["style"]["name"], cfg["style"].get("sha256"), cfg["style_cache"])
+    loss_cfg = OmegaConf.create(cfg["loss"])
+    criterion = build_criterion(loss_cfg, load_style_image(style_path, cfg["style"]["size"])).to(stylizer.device)
+    weights = {"content": loss_cfg.content_weight, "style": loss_cfg.style_weight, "tv": loss_cfg.tv_weight}
+
+    def objective(image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            losses = criterion(image, photo)
+        return {"content": losses["content"].item(), "style": losses["style"].item(),
+                "total": sum(weights[k] * losses[k].item() for k in weights)}
+
+    rows, records, cached = [], [], 0
+    for photo_path in map(Path, args.photos):
+        photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
+        key = reference_key(photo_path, sha256_of(style_path), args.size, cfg["loss"], cfg["style"]["size"], args.reference_steps)
+        optimized, was_cached = reference(photo, criterion, args.reference_steps, cache, key)
+        cached += was_cached
+        stylized = as_8bit(stylizer.run(photo))
+        model, best = objective(stylized, photo), objective(optimized, photo)
+        records.append({"photo": str(photo_path), "model": model, "reference": best,
+                        "ratio": {k: model[k] / best[k] for k in model if best[k] > 0}})
+        rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(optimized[0])])
+
+    ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
+    report = {"overrides": args.overrides, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
+              "minutes": round(minutes, 2), "images_per_s": images_per_s, "mean_ratio": ratios, "per_photo": records,
+              "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+    (out / "quality.json").write_text(json.dumps(report, indent=2))
+    save_image(contact_sheet(open_rgb(style_path), rows, ["photo", "model", "optimization"]), out / "contact_sheet.png")
+    print(f"{'photo':<28}{'content':>10}{'style':>10}{'total':>10}   (model / {args.reference_steps} L-BFGS iterations)")
+    for r in records:
+        print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total")))
+    print(f"{'mean':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")))
+    rate = f"{images_per_s:.1f} images/s" if images_per_s else "images/s not logged"
+    print(f"training {minutes:.1f} min, {rate}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")
+
+
+if __name__ == "__main__":
+    main()
