@@ -12,7 +12,7 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
-from fststyle.errors import UserError
+from fststyle.errors import UserError, first_line
 
 T = TypeVar("T")
 
@@ -81,7 +81,6 @@ def run_cli(main: Callable[[], T]) -> T:
         elif is_compiler_failure(err):  # a failure inside torch.compile is no input error
             print("error: torch.compile failed (traceback below); compile=false runs without it", file=sys.stderr, flush=True)
         elif isinstance(err, USER_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
-            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            print(f"error: {first_line(err)}", file=sys.stderr, flush=True)
             sys.exit(2)
         raise

@@ -14,6 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from fststyle.errors import first_line
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -48,8 +50,7 @@ def online_or_offline(start: Callable[[bool], T], where: str | Path) -> T:
         return start(False)
     except Exception as err:  # any failure of the dashboard: the run goes on without it
         server = os.environ.get("WANDB_BASE_URL", "the W&B server")
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        log.warning("W&B: %s did not take the run (%s): logging offline under %s; `wandb sync` uploads it later", server, reason, where)
+        log.warning("W&B: %s did not take the run (%s): logging offline under %s; `wandb sync` uploads it later", server, first_line(err), where)
         return start(True)
 
 

@@ -5,3 +5,9 @@ as ``error: <message>`` without a traceback; any other exception keeps its trace
 
 class UserError(Exception):
     """A problem with the user's input, files or machine that says what to do about it."""
+
+
+def first_line(err: BaseException) -> str:
+    """An error as one line: its message's first line, or its type's name when it has no message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

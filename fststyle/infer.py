@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.data import find_files
+from fststyle.errors import first_line
 from fststyle.images import is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.video import frame_count, is_video, stylize_video
@@ -115,10 +116,7 @@ def infer(cfg: DictConfig) -> int:
 
     def fail(path: Path, err: BaseException) -> None:
         failed.append(path)
-        if isinstance(err, torch.OutOfMemoryError):
-            reason = OUT_OF_MEMORY_HINT
-        else:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = OUT_OF_MEMORY_HINT if isinstance(err, torch.OutOfMemoryError) else first_line(err)
         tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
 
     with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(images), unit="img", disable=len(images) < 2) as bar:
