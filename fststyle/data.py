@@ -103,16 +103,18 @@ class EpochSampler(Sampler[tuple[int, int]]):
 class PhotoDataset(Dataset):
     """Square crops of photos: a random (train) or centre square of the shorter side's length,
     resized to ``size`` (the same as resizing first and cropping, without ever enlarging a very
-    long image; smaller images are upscaled).
+    long image; smaller images are upscaled). For training, ``scale`` draws the square's side as a
+    share of the shorter side and ``flip`` mirrors half of the squares (fststyle.images.square_crop).
 
     A file that cannot be read is reported once and replaced by the next readable one, so one bad
     JPEG does not end a long run.
     """
 
-    def __init__(self, files: list[Path], size: int, train: bool = True):
+    def __init__(self, files: list[Path], size: int, train: bool = True, scale: tuple[float, float] = (1.0, 1.0), flip: bool = False):
         if not files:
             raise ValueError("no images to train on")
         self.files, self.size, self.train = files, size, train
+        self.scale, self.flip = (tuple(scale), flip) if train else ((1.0, 1.0), False)
         self._reported: set[Path] = set()
 
     def __len__(self) -> int:
@@ -120,7 +122,7 @@ class PhotoDataset(Dataset):
 
     def crop(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        return TF.to_tensor(square_crop(image, self.size, generator, centre=not self.train))
+        return TF.to_tensor(square_crop(image, self.size, generator, centre=not self.train, scale=self.scale, flip=self.flip))
 
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         """``item``: an index, or (index, crop seed) from EpochSampler."""
@@ -195,6 +197,8 @@ class StyleDataModule(pl.LightningDataModule):
         fallback_to_sample: bool = False,
         seed: int = 0,
         prepared: str | bool = "auto",
+        crop_scale: tuple[float, float] = (1.0, 1.0),
+        flip: bool = False,
     ):
         super().__init__()
         # data.prepared=build writes the prepared file beside the photo folder, which the nodes of a job
@@ -205,6 +209,8 @@ class StyleDataModule(pl.LightningDataModule):
             (batch_size >= 1, f"data.batch_size must be >= 1, got {batch_size}"),
             (num_workers >= 0 and num_val >= 0, f"data.num_workers and data.num_val must be >= 0, got {num_workers}, {num_val}"),
             (root is not None or sample, "data.root is not set: give the folder of photos as data.root=DIR"),
+            (len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1] <= 1,
+             f"data.crop_scale must be [low, high] with 0 < low <= high <= 1, got {list(crop_scale)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -216,6 +222,7 @@ class StyleDataModule(pl.LightningDataModule):
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.root = Path(root)
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
+        self.crop_scale, self.flip = (float(crop_scale[0]), float(crop_scale[1])), flip
         self.train_files, self.val_files = split_photos(find_images(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
@@ -239,6 +246,9 @@ class StyleDataModule(pl.LightningDataModule):
             return False
         self.prepared, self.train_files, self.prepared_rows = path, list(rows), list(rows.values())
         log.info("training photos from the prepared file %s", path)
+        if self.crop_scale != (1.0, 1.0):
+            log.warning("the prepared file %s holds each photo's centre square: data.crop_scale=%s is not applied "
+                        "(data.prepared=false reads the photos and applies it)", path, list(self.crop_scale))
         return True
 
     def prepare_data(self) -> None:
@@ -279,9 +289,9 @@ class StyleDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.prepared is not None:
-            dataset: Dataset = PreparedDataset(self.prepared, self.prepared_rows)
+            dataset: Dataset = PreparedDataset(self.prepared, self.prepared_rows, self.flip)
         else:
-            dataset = PhotoDataset(self.train_files, self.image_size, train=True)
+            dataset = PhotoDataset(self.train_files, self.image_size, train=True, scale=self.crop_scale, flip=self.flip)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -57,16 +57,25 @@ def resize_long_side(image: Image.Image, size: int | None) -> Image.Image:
     return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
 
 
-def square_crop(image: Image.Image, size: int, generator: torch.Generator | None = None, centre: bool = False) -> Image.Image:
-    """A square of the shorter side's length, centred or at a random place (drawn from ``generator``),
-    resized to ``size`` x ``size``."""
+def square_crop(image: Image.Image, size: int, generator: torch.Generator | None = None, centre: bool = False,
+                scale: tuple[float, float] = (1.0, 1.0), flip: bool = False) -> Image.Image:
+    """A square resized to ``size`` x ``size``: the shorter side's length times a factor drawn from
+    ``scale`` (default: the whole shorter side), centred or at a random place, mirrored left-right
+    with probability 1/2 when ``flip``; the random numbers come from ``generator``.
+
+    Smaller squares show the photo's objects larger: many distinct training images from few photos."""
     w, h = image.size
-    side = min(w, h)
+    low, high = scale
+    factor = low + (high - low) * float(torch.rand((), generator=generator)) if high > low else high
+    side = max(1, min(w, h, round(min(w, h) * factor)))
     if centre:
         x, y = (w - side) // 2, (h - side) // 2
     else:
         x, y = (int(torch.randint(0, n - side + 1, (), generator=generator)) for n in (w, h))
-    return image.crop((x, y, x + side, y + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    square = image.crop((x, y, x + side, y + side)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if flip and bool(torch.rand((), generator=generator) < 0.5):
+        square = square.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return square
 
 
 def load_tensor(path: str | Path, long_side: int | None = None) -> torch.Tensor:

@@ -75,20 +75,25 @@ class PreparedDataset(Dataset):
     data worker maps the file itself), no decoding. ``rows`` are the photos' rows in the file.
 
     Items stay uint8 (3, S, S): a quarter of the bytes to pass from the workers and to copy to the
-    GPU; the LightningModule scales them to [0, 1] on the device."""
+    GPU; the LightningModule scales them to [0, 1] on the device. ``flip`` mirrors half of them,
+    decided by the item's crop seed (as for decoded photos)."""
 
-    def __init__(self, path: Path, rows: list[int]):
-        self.path, self.rows = path, rows
+    def __init__(self, path: Path, rows: list[int], flip: bool = False):
+        self.path, self.rows, self.flip = path, rows, flip
         self._array: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
-        index = item[0] if isinstance(item, tuple) else item
+        index, seed = item if isinstance(item, tuple) else (item, None)
         if self._array is None:
             self._array = np.load(self.path, mmap_mode="r")
-        return torch.from_numpy(np.array(self._array[self.rows[index]])).permute(2, 0, 1)
+        square = torch.from_numpy(np.array(self._array[self.rows[index]])).permute(2, 0, 1)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if self.flip and bool(torch.rand((), generator=generator) < 0.5):
+            square = square.flip(-1)
+        return square
 
 
 def prepared_rows(path: Path, files: list[Path], size: int) -> dict[Path, int] | None:

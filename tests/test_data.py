@@ -44,6 +44,31 @@ def test_crops_are_square_at_image_size(tmp_path):
         assert 0 <= ds[0].min() and ds[0].max() <= 1
 
 
+def test_crop_scale_takes_a_share_of_the_shorter_side_and_flip_mirrors_half(tmp_path):
+    """A 200x100 image whose red channel is the column: a 0.5 share is a 50 px square, at size 50 not
+    resized, so each row holds 50 consecutive columns (or reversed, when flipped)."""
+    columns = torch.arange(200, dtype=torch.uint8).expand(100, 200)
+    path = tmp_path / "ramp.png"
+    Image.fromarray(torch.stack([columns, columns * 0, columns * 0], -1).numpy()).save(path)
+    plain, flipped = PhotoDataset([path], 50, scale=(0.5, 0.5)), PhotoDataset([path], 50, scale=(0.5, 0.5), flip=True)
+    mirrored = 0
+    for seed in range(20):
+        row = (plain[(0, seed)][0, 0] * 255).round()
+        assert torch.equal(row, row[0] + torch.arange(50.0))
+        other = flipped[(0, seed)]
+        assert torch.equal(other, plain[(0, seed)]) or torch.equal(other, plain[(0, seed)].flip(-1))
+        mirrored += not torch.equal(other, plain[(0, seed)])
+    assert 3 < mirrored < 17
+    sides = {int((PhotoDataset([path], 100, scale=(0.25, 1.0))[(0, seed)][0, 0] * 255).round().max()) for seed in range(10)}
+    assert len(sides) > 5  # squares of many sizes and places
+    assert torch.equal(PhotoDataset([path], 50, train=False, scale=(0.5, 0.5), flip=True)[0], PhotoDataset([path], 50, train=False)[0])
+
+
+def test_crop_scale_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="data.crop_scale must be"):
+        StyleDataModule(root=str(tmp_path), crop_scale=(0.8, 0.5))
+
+
 def test_an_unreadable_file_is_skipped_with_a_warning(tmp_path, caplog):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
