@@ -18,6 +18,7 @@ from fststyle.net import TransformerNet
 
 
 LR_SCALINGS = ("none", "linear", "sqrt")
+SCHEDULES = ("constant", "cosine")
 REFERENCE_BATCH = 4  # Johnson et al.'s global batch, for which optim.lr is given
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
@@ -30,14 +31,20 @@ class StyleTransferModule(pl.LightningModule):
     FROZEN_PREFIX = "criterion.network."
 
     def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
-                 batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None):
+                 batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None,
+                 schedule: str = "constant", warmup_steps: int = 0, final_lr: float = 0.0):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
         if lr_scaling not in LR_SCALINGS:
             raise ValueError(f"optim.lr_scaling={lr_scaling} is not one of {', '.join(LR_SCALINGS)}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule={schedule} is not one of {', '.join(SCHEDULES)}")
+        if warmup_steps < 0 or not 0 <= final_lr <= 1:
+            raise ValueError(f"optim.warmup_steps must be >= 0 and optim.final_lr in [0, 1], got {warmup_steps}, {final_lr}")
         self.save_hyperparameters({"lr": lr, "lr_scaling": lr_scaling, "batch_size": batch_size, "channels_last": channels_last,
-                                   "compile": compile, "config": config or {}})
+                                   "compile": compile, "config": config or {}, "schedule": schedule, "warmup_steps": warmup_steps,
+                                   "final_lr": final_lr})
         self.net = net
         self.criterion = criterion
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -73,6 +80,7 @@ class StyleTransferModule(pl.LightningModule):
             # Not prog_bar=True: Lightning would read those values on the host after every step.
             self.log_dict({"train/loss": total, **{f"train/{k}": v for k, v in losses.items()}}, batch_size=batch.shape[0],
                           sync_dist=self.trainer.world_size > 1)
+            self.log("train/lr", self.lr_schedulers().get_last_lr()[0])  # a Python float: no host read
         return total
 
     def is_logging_step(self) -> bool:
@@ -86,13 +94,29 @@ class StyleTransferModule(pl.LightningModule):
         factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.hparams.lr_scaling]
         return self.hparams.lr * factor
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def lr_factor(self, step: int) -> float:
+        """The learning rate at ``step`` as a share of the peak: a linear warm-up over warmup_steps, then
+        constant, or a cosine decay to final_lr (a share of the peak) at the last step."""
+        warmup = self.hparams.warmup_steps
+        if step < warmup:
+            return (step + 1) / warmup
+        if self.hparams.schedule == "constant":
+            return 1.0
+        total = self.trainer.max_steps
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        final = self.hparams.final_lr
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def configure_optimizers(self) -> dict[str, Any]:
         lr = self.scaled_lr()
         if lr != self.hparams.lr:
             rank_zero_info(f"learning rate {lr:.3g} ({self.hparams.lr_scaling} scaling of {self.hparams.lr:.3g} for a global batch of "
                            f"{self.hparams.batch_size * self.trainer.world_size})")
         # The fused CUDA kernel updates all parameters in one launch.
-        return torch.optim.Adam(self.net.parameters(), lr=lr, fused=self.device.type == "cuda")
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=self.device.type == "cuda")
+        # Stepped after every optimizer step; its state is in the checkpoint, so a resume continues it.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def weights_are_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.net.parameters())

@@ -231,7 +231,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, Path]:
         warm_start(net, cfg.init)
     criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
-                                 channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True))
+                                 channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
+                                 schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr)
     return module, datamodule, style_path
 
 

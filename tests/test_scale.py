@@ -113,14 +113,16 @@ def test_resume_is_exact_under_ddp(tmp_path, photos_dir, starry_night):
 
 
 def test_resume_is_exact(tmp_path, photos_dir, starry_night):
-    """Interrupted after 5 steps (mid-epoch: 17 photos / batch 4 = 4 steps an epoch) and resumed to 10
-    == 10 steps in one go, to the last bit."""
+    """Interrupted after 5 steps (mid-epoch: 17 photos / batch 4 = 4 steps an epoch; mid-warm-up of the
+    learning rate; random-scale crops and flips) and resumed to 10 == 10 steps in one go, to the last bit."""
     whole, split = tmp_path / "whole", tmp_path / "split"
-    run_cli("fststyle.train", "trainer=cpu", *args_for(whole, photos_dir, starry_night, 4, 10))
-    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 5, "checkpoint_every=5"))
+    recipe = ["data.crop_scale=[0.4,1.0]", "data.flip=true", "optim.warmup_steps=8"]
+    run_cli("fststyle.train", "trainer=cpu", *args_for(whole, photos_dir, starry_night, 4, 10, *recipe))
+    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 5, "checkpoint_every=5", *recipe))
     ckpt = torch.load(split / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 5 and "rng_states" in ckpt and ckpt["optimizer_states"]
-    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 10, "ckpt_path=last"))
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 5
+    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 10, "ckpt_path=last", *recipe))
     assert_same_weights(weights(split), weights(whole), 0.0)
     assert losses(split)[-5:] == losses(whole)[-5:]
 

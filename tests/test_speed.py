@@ -90,7 +90,17 @@ def test_compile_is_applied_in_place_and_computes_the_same(batch):
 def test_adam_is_fused_only_on_cuda():
     module = make_module()
     module.trainer = type("T", (), {"world_size": 1})()  # only what configure_optimizers reads
-    assert not module.configure_optimizers().defaults["fused"]
+    assert not module.configure_optimizers()["optimizer"].defaults["fused"]
+
+
+def test_learning_rate_warms_up_then_follows_its_schedule():
+    stub = type("T", (), {"max_steps": 110})()
+    cosine, constant = (make_module(schedule=kind, warmup_steps=10, final_lr=0.1) for kind in ("cosine", "constant"))
+    cosine.trainer = constant.trainer = stub
+    assert [round(cosine.lr_factor(s), 6) for s in (0, 4, 9, 10, 60, 110)] == [0.1, 0.5, 1.0, 1.0, 0.55, 0.1]
+    assert [constant.lr_factor(s) for s in (0, 9, 10, 110)] == [0.1, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="optim.schedule=linear"):
+        make_module(schedule="linear")
 
 
 @pytest.mark.parametrize("given", [set(), {"compile", "data.num_workers"}])
