@@ -1,12 +1,13 @@
 """How close a training recipe gets to the optimization result it imitates, on photos it never saw.
 
     python scripts/quality_benchmark.py --photos P1.jpg P2.jpg ... [--size 256] [--reference-steps 300]
-        [--out benchmarks/quality/NAME] [KEY=VALUE ...]
+        [--out benchmarks/quality/NAME] [KEY=VALUE ... | --run RUN_FOLDER]
 
 Trains with `python -m fststyle.train KEY=VALUE ...` (any Hydra overrides: the budget is
 `trainer.max_steps=`), then judges the exported model by its own training objective (its loss network,
 layers and weights; the style image at its `style.size`) on the held-out photos at `--size`, against
 L-BFGS image optimization of that same objective from each photo (`--reference-steps` iterations).
+`--run` scores the model of a finished training run instead (no training).
 Prints a table (content, style, total, each as a ratio to the reference; training minutes; images/s)
 and writes `quality.json` and `contact_sheet.png` (photo | model | optimization) into `--out`.
 
@@ -40,15 +41,19 @@ from fststyle.stylizer import Stylizer  # noqa: E402
 from fststyle.train import build_criterion, load_style_image  # noqa: E402
 
 
-def train(overrides: list[str], run_dir: Path) -> tuple[float, float | None]:
-    """Run the training; returns (minutes, mean logged images/s)."""
+def train(overrides: list[str], run_dir: Path) -> float:
+    """Run the training; returns its minutes."""
     start = time.perf_counter()
     command = [sys.executable, "-m", "fststyle.train", "logger=csv", *overrides, f"hydra.run.dir={run_dir}"]
     subprocess.run(command, check=True)
-    minutes = (time.perf_counter() - start) / 60
+    return (time.perf_counter() - start) / 60
+
+
+def images_per_s(run_dir: Path) -> float | None:
+    """The mean of the images/s the run logged."""
     with open(run_dir / "csv" / "metrics.csv") as f:
         rates = [float(row["train/images_per_sec"]) for row in csv.DictReader(f) if row.get("train/images_per_sec")]
-    return minutes, statistics.fmean(rates) if rates else None
+    return statistics.fmean(rates) if rates else None
 
 
 def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
@@ -78,13 +83,19 @@ def main() -> None:
     parser.add_argument("--reference-steps", type=int, default=300)
     parser.add_argument("--out", default=f"benchmarks/quality/{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     parser.add_argument("--cache", default="benchmarks/quality/references")
+    parser.add_argument("--run", help="score the model of this finished training run (a run folder with csv logs) instead of training")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     args = parser.parse_args()
     out, cache = Path(args.out), Path(args.cache)
+    if args.run and args.overrides:
+        parser.error("--run scores a finished run: no overrides")
 
-    minutes, images_per_s = train(args.overrides, out / "run")
-    cfg = yaml.safe_load((out / "run" / ".hydra" / "config.yaml").read_text())
-    stylizer = Stylizer.load(out / "run" / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
+    out.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(args.run) if args.run else out / "run"
+    minutes = None if args.run else train(args.overrides, run_dir)
+    rate = images_per_s(run_dir)
+    cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    stylizer = Stylizer.load(run_dir / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
     style_path = resolve_style_image(cfg["style"]["image"], cfg["style"]["name"], cfg["style"].get("sha256"), cfg["style_cache"])
     loss_cfg = OmegaConf.create(cfg["loss"])
     criterion = build_criterion(loss_cfg, load_style_image(style_path, cfg["style"]["size"])).to(stylizer.device)
@@ -109,8 +120,9 @@ def main() -> None:
         rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(optimized[0])])
 
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
-    report = {"overrides": args.overrides, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
-              "minutes": round(minutes, 2), "images_per_s": images_per_s, "mean_ratio": ratios, "per_photo": records,
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    report = {"overrides": overrides, "run": str(run_dir), "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
+              "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios, "per_photo": records,
               "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     save_image(contact_sheet(open_rgb(style_path), rows, ["photo", "model", "optimization"]), out / "contact_sheet.png")
@@ -118,8 +130,9 @@ def main() -> None:
     for r in records:
         print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total")))
     print(f"{'mean':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")))
-    rate = f"{images_per_s:.1f} images/s" if images_per_s else "images/s not logged"
-    print(f"training {minutes:.1f} min, {rate}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")
+    took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir}, "
+    took += f"{rate:.1f} images/s" if rate else "images/s not logged"
+    print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")
 
 
 if __name__ == "__main__":
