@@ -1,5 +1,6 @@
-"""Style images: a local path, or an http(s) address downloaded once into the style cache with its
-sha256 checked. ``conf/style/<name>.yaml`` names each bundled style's public-domain source.
+"""Style images: a painting that ships with the package (``packaged:NAME.jpg``, fststyle/paintings/),
+a local path, or an http(s) address downloaded once into the style cache with its sha256 checked.
+``conf/style/<name>.yaml`` names each style's source; ``python -m fststyle.styles`` lists them.
 
 Names and addresses can come from a model file's metadata (``fststyle.eval``), which is untrusted
 input: only http and https are fetched, and the cached file's name is reduced to a plain file name
@@ -15,9 +16,14 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
 from fststyle.files import atomic_write
 
 URL_SCHEMES = ("http", "https")
+PACKAGED = "packaged:"  # style.image=packaged:NAME.jpg: a file of fststyle/paintings/
+PAINTINGS = Path(__file__).resolve().parent / "paintings"
+STYLE_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "style"
 
 
 def is_url(value: str) -> bool:
@@ -61,12 +67,25 @@ def cache_path(url: str, name: str, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / f"{safe_file_name(name)}{suffix}"
 
 
+def packaged_painting(image: str) -> Path:
+    """The file of ``packaged:NAME.jpg`` inside the package (a plain file name: never outside it)."""
+    name = safe_file_name(str(image)[len(PACKAGED):])
+    path = PAINTINGS / name
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.name for p in PAINTINGS.glob("*.jpg")))
+        raise FileNotFoundError(f"style image {image}: no such painting ships with fststyle (it has: {shipped})")
+    return path
+
+
 def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_dir: str | Path = "data/styles") -> Path:
-    """Return a local file for ``image`` (path or http(s) URL), downloading a URL on first use.
+    """Return a local file for ``image`` (packaged:NAME.jpg, a path or an http(s) URL), downloading a
+    URL on first use.
 
     A download (or a file already in the cache for that URL) must match ``sha256`` when one is given;
-    a local path is taken as it is.
+    a packaged painting or a local path is taken as it is.
     """
+    if str(image).startswith(PACKAGED):
+        return packaged_painting(image)
     scheme = urlparse(str(image)).scheme
     if scheme and len(scheme) > 1 and not is_url(image):  # one letter: a Windows drive, a path
         raise ValueError(f"style image {image}: only http(s) addresses are downloaded; give a local path for other files")
@@ -92,3 +111,23 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
             f"could not download style '{name}' from {image} ({getattr(err, 'reason', err)}); put the painting at {target.resolve()}"
         ) from err
     return target
+
+
+def style_configs(folder: Path = STYLE_CONFIGS) -> list[dict]:
+    """The named styles (conf/style/*.yaml, but the `custom` template), sorted by name."""
+    configs = (yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml")))
+    return [c for c in configs if c.get("name") != "???"]
+
+
+def main() -> None:
+    """``python -m fststyle.styles``: the styles that ``style=NAME`` names, and where each comes from."""
+    for style in style_configs():
+        where = "packaged" if str(style["image"]).startswith(PACKAGED) else "download"
+        print(f"{style['name']:<16} {where:<9} {style.get('title') or ''}")
+        print(f"{'':<26} source: {style.get('source') or style['image']}")
+    print(f"packaged: ships with fststyle, no download ({PAINTINGS / 'SOURCES.md'}); download: fetched once into style_cache.\n"
+          "Any other painting: style=custom style.image=PATH_OR_URL style.name=NAME")
+
+
+if __name__ == "__main__":
+    main()

@@ -110,3 +110,39 @@ def test_offline_names_the_file_to_put_in_place(tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(FileNotFoundError, match=r"put the painting at .*styles/great_wave\.jpg"):
         resolve_style_image(f"http://127.0.0.1:{port}/wave.jpg", "great_wave", None, tmp_path / "styles")
+
+
+PACKAGED_STYLES = ["starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck", "udnie"]
+
+
+def test_packaged_paintings_resolve_without_the_network(monkeypatch, tmp_path):
+    """style=NAME for each painting that ships: a file inside the package, readable, no download tried;
+    each has its source and licence recorded, and is our own encoding (not the public copy's bytes)."""
+    from PIL import Image
+
+    from conftest import STYLES
+    from fststyle import styles
+
+    monkeypatch.setattr(styles._OPENER, "open", lambda *a, **k: pytest.fail("the network was used"))
+    sources = (styles.PAINTINGS / "SOURCES.md").read_text()
+    for name in PACKAGED_STYLES:
+        config = yaml.safe_load((CONF_STYLES / f"{name}.yaml").read_text())
+        path = resolve_style_image(config["image"], name, config["sha256"], tmp_path / "cache")
+        assert path.parent == styles.PAINTINGS and path.name == f"{name}.jpg"
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and 300 <= max(image.size) <= 1024
+        assert f"| {name}.jpg |" in sources and config["sha256"] in sources and "public domain" in sources
+        assert sha256_of(path) != sha256_of(STYLES / f"{name}.jpg")
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(FileNotFoundError, match="no such painting ships with fststyle .*starry_night.jpg"):
+        resolve_style_image("packaged:../../mosaic.jpg", "mosaic")
+
+
+def test_styles_listing_names_each_style_and_where_it_comes_from():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "fststyle.styles"], capture_output=True, text=True, check=True).stdout
+    rows = {w[0]: w[1] for w in map(str.split, out.splitlines()) if len(w) > 1 and w[1] in ("packaged", "download")}
+    assert rows == {**{name: "packaged" for name in PACKAGED_STYLES}, "mosaic": "download", "candy": "download"}
+    assert "Vincent van Gogh, The Starry Night (1889)" in out and "jcjohnson/neural-style" in out

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import STEPS, run_cli, tiny_args
+from conftest import REPO, STEPS, run_cli, tiny_args
 from PIL import Image
 
 from fststyle import Stylizer
+from fststyle.styles import sha256_of
 
 def read_metric(run_dir: Path, name: str) -> list[float]:
     with open(run_dir / "csv" / "metrics.csv") as f:
@@ -89,6 +90,22 @@ def test_cpu_preset_applies_except_to_keys_given(tmp_path, photos_dir, starry_ni
     assert "sample_every=100" in announced and "checkpoint_every=200" in announced
     assert "trainer.max_steps" not in announced and "data.image_size" not in announced
     assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["steps"] == 2
+
+
+def test_a_packaged_painting_trains_with_no_network_and_no_file_placed(tmp_path, photos_dir, starry_night):
+    """style=great_wave on a machine without internet (every http(s) request goes to a closed local
+    port), with an empty style cache: the painting comes from the package."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    run_dir, cache = tmp_path / "run", tmp_path / "styles"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=2", "sample_every=0")
+            if not a.startswith(("style.image", "style.name"))]
+    run_cli("fststyle.train", *args, "style=great_wave", f"style_cache={cache}",
+            env={"http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead})
+    meta = torch.load(run_dir / "export" / "great_wave.pth", weights_only=True)["metadata"]
+    assert meta["style_name"] == "great_wave" and meta["style_sha256"] == sha256_of(REPO / "fststyle" / "paintings" / "great_wave.jpg")
+    assert not cache.exists()
 
 
 def test_style_image_needs_a_name(tmp_path, starry_night):
