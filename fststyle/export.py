@@ -77,7 +77,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
     net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"})
     net.load_state_dict(state)
-    metadata = {"style_name": config["style"]["name"], "style_image": config["style"]["image"], "steps": ckpt.get("global_step"),
+    metadata = {"style_name": config["style"]["name"], "style_image": config["style"]["image"], "style_size": config["style"].get("size"), "steps": ckpt.get("global_step"),
                 "loss": config.get("loss")}
     return net.eval(), metadata
 

@@ -107,7 +107,8 @@ def infer(cfg: DictConfig) -> int:
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
-    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile}
+    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke}
+    stylizer.stroke_factor(cfg.stroke, (1, 1))  # a bad value fails before any work
     stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
     images = [(s, d) for s, d in jobs if not is_video(s)]
     videos = [(s, d) for s, d in jobs if is_video(s)]

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -56,6 +57,21 @@ def to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", _TO_RGB.to(ycbcr), shifted)
 
 
+def resample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (N, C, H, W): area averaging down (no aliasing), bicubic up."""
+    if size[0] <= image.shape[-2] and size[1] <= image.shape[-1]:
+        return F.interpolate(image, size=size, mode="area")
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+
+
+def restore_detail(coarse: torch.Tensor, photo: torch.Tensor, small: tuple[int, int]) -> torch.Tensor:
+    """``coarse`` (stylized at ``small`` and enlarged to the photo's size) plus the photo's luminance
+    detail finer than ``small`` can hold: big strokes, with the photo's edges sharp at full size."""
+    luminance = to_ycbcr(photo)[:, :1]
+    detail = luminance - resample(resample(luminance, small), luminance.shape[-2:])
+    return (coarse + detail).clamp(0, 1)
+
+
 def keep_colours(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     """Luminance-only transfer: the stylized luminance with the photo's chroma."""
     y = to_ycbcr(stylized)[:, :1]
@@ -90,7 +106,8 @@ class Stylizer:
     device. The output has the input's size. Options per call:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
-    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only).
+    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only);
+    ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``).
     """
 
     def __init__(self, net: TransformerNet | OnnxNetwork, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto",
@@ -124,14 +141,24 @@ class Stylizer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    @torch.inference_mode()
-    def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        photo = batch.to(self.device, torch.float32)
-        if self.device.type == "cuda":
-            photo = photo.contiguous(memory_format=torch.channels_last)
+    def stroke_factor(self, stroke: float | str, size: tuple[int, int]) -> float:
+        """How many times larger than the network paints them the strokes become, relative to the
+        picture: the network runs on the photo shrunk by this factor, and its result is enlarged back
+        with the photo's fine luminance detail (``restore_detail``). ``auto``: the photo's long side at
+        the long side the painting had when training measured its strokes (the model's ``style_size``,
+        512 if unknown), so that a stroke covers the same share of the picture as in the painting;
+        never below 1 (small photos are not enlarged)."""
+        if stroke == "auto":
+            return max(1.0, max(size) / float(self.metadata.get("style_size") or 512))
+        try:
+            factor = float(stroke)
+        except ValueError:
+            factor = float("nan")
+        if not 0.125 <= factor <= 64:
+            raise ValueError(f"stroke must be auto or a factor in [0.125, 64], got {stroke}")
+        return factor
+
+    def _stylize(self, photo: torch.Tensor, tile: int | None) -> torch.Tensor:
         with self._autocast():
             if tile:
                 if self.module is None:
@@ -139,7 +166,25 @@ class Stylizer:
                 out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net) for p in photo])
             else:
                 out = self.net(photo)
-        out = out.float()
+        return out.float()
+
+    @torch.inference_mode()
+    def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None,
+            stroke: float | str = 1.0) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        photo = batch.to(self.device, torch.float32)
+        if self.device.type == "cuda":
+            photo = photo.contiguous(memory_format=torch.channels_last)
+        factor = self.stroke_factor(stroke, tuple(photo.shape[-2:]))
+        if factor == 1.0:
+            out = self._stylize(photo, tile)
+        else:
+            small = (max(16, round(photo.shape[-2] / factor)), max(16, round(photo.shape[-1] / factor)))
+            out = resample(self._stylize(resample(photo, small), tile), tuple(photo.shape[-2:]))
+            if factor > 1.0:
+                out = restore_detail(out, photo, small)
         if preserve_color:
             out = keep_colours(out, photo)
         if strength < 1.0:

@@ -282,6 +282,7 @@ def train(cfg: DictConfig) -> Path:
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
+        "style_size": cfg.style.size,
         "init": str(cfg.init) if cfg.get("init") else None,
         "fststyle_version": fststyle.__version__,
     }

@@ -56,6 +56,47 @@ def test_preserve_color_keeps_the_photos_chroma(stylizer, photo):
     torch.testing.assert_close(to_ycbcr(kept)[:, :1], to_ycbcr(styled)[:, :1], atol=0.05, rtol=0)
 
 
+def test_stroke_runs_the_network_smaller_and_keeps_the_photos_detail(stylizer, photo):
+    """stroke=2: the network sees the photo at half size; the result has the photo's size, its strokes
+    enlarged, and the photo's fine luminance detail back (sharper than a plain enlargement)."""
+    from fststyle.stylizer import resample, restore_detail
+
+    seen = []
+    hook = stylizer.module.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        out = stylizer.run(photo, stroke=2)
+    finally:
+        hook.remove()
+    h, w = photo.shape[-2:]
+    half = (round(h / 2), round(w / 2))
+    assert seen == [half] and out.shape == photo.shape
+    plain = resample(stylizer.run(resample(photo, half)), (h, w))
+    torch.testing.assert_close(out, restore_detail(plain, photo, half))
+    edges = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()  # noqa: E731
+    assert edges(out) > 1.1 * edges(plain)
+    assert stylizer.run(photo, stroke=0.5).shape == photo.shape
+
+
+def test_stroke_auto_follows_the_paintings_training_size(stylizer, photo):
+    style_size = stylizer.metadata["style_size"]  # 128 in the tiny training run
+    assert style_size == 128
+    assert stylizer.stroke_factor("auto", (100, 120)) == 1.0  # small photos are not enlarged
+    assert stylizer.stroke_factor("auto", (300, 512)) == 4.0
+    torch.testing.assert_close(stylizer.run(photo[..., :64, :96], stroke="auto"), stylizer.run(photo[..., :64, :96]))
+    for bad in ("big", 0, 100):
+        with pytest.raises(ValueError, match="stroke must be auto or a factor"):
+            stylizer.stroke_factor(bad, (10, 10))
+
+
+def test_infer_stroke_cli(model_path, photos_dir, tmp_path):
+    out = tmp_path / "auto.png"
+    run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=300", "stroke=auto")
+    with Image.open(out) as image:
+        assert image.size == (300, 225)
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "stroke=huge", expect=2)
+    assert proc.stderr.strip().splitlines() == ["error: stroke must be auto or a factor in [0.125, 64], got huge"]
+
+
 def test_tiling_matches_untiled_away_from_seams(stylizer, photos_dir):
     photo = load_tensor(photos_dir / "chicago.jpg", 256)[None]  # 170 x 256: 2 x 2 tiles of 160, one not at 0
     full = stylizer.run(photo)
