@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 COCO_HELP = "get COCO with scripts/download_coco.sh (see data/README.md) or train on your own photos with data=folder data.root=DIR"
 
 # Real colour photographs shipped inside scikit-image's wheel: `data=sample` needs no download.
+SAMPLE_CROP_SCALE = (0.25, 1.0)  # data.crop_scale for the sample photos when it is not set
 SAMPLE_PHOTOS = ("astronaut.png", "hubble_deep_field.jpg", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg", "chelsea.png", "coffee.png")
 
 
@@ -197,8 +198,8 @@ class StyleDataModule(pl.LightningDataModule):
         fallback_to_sample: bool = False,
         seed: int = 0,
         prepared: str | bool = "auto",
-        crop_scale: tuple[float, float] = (1.0, 1.0),
-        flip: bool = False,
+        crop_scale: tuple[float, float] | None = None,
+        flip: bool | None = None,
     ):
         super().__init__()
         # data.prepared=build writes the prepared file beside the photo folder, which the nodes of a job
@@ -209,20 +210,25 @@ class StyleDataModule(pl.LightningDataModule):
             (batch_size >= 1, f"data.batch_size must be >= 1, got {batch_size}"),
             (num_workers >= 0 and num_val >= 0, f"data.num_workers and data.num_val must be >= 0, got {num_workers}, {num_val}"),
             (root is not None or sample, "data.root is not set: give the folder of photos as data.root=DIR"),
-            (len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1] <= 1,
-             f"data.crop_scale must be [low, high] with 0 < low <= high <= 1, got {list(crop_scale)}"),
+            (crop_scale is None or (len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1] <= 1),
+             f"data.crop_scale must be [low, high] with 0 < low <= high <= 1, got {crop_scale and list(crop_scale)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        if sample or (fallback_to_sample and not Path(root).is_dir()):
+        few_photos = sample or (fallback_to_sample and not Path(root).is_dir())
+        # Unset (null), the recipe measured for the source (README, "Quality"): a photo folder as Johnson
+        # et al. (whole shorter side, no flips); the six sample photos as random squares of 25-100% of
+        # the shorter side, mirrored half the time, which gives far more distinct training images.
+        low, high = crop_scale if crop_scale is not None else (SAMPLE_CROP_SCALE if few_photos else (1.0, 1.0))
+        self.crop_scale, self.flip = (float(low), float(high)), bool(few_photos if flip is None else flip)
+        if few_photos:
             if not sample:
                 log.warning("\n%s\n!! %s not found: training on the %d sample photos instead.\n!! For real models, %s.\n%s",
                             "!" * 78, Path(root).resolve(), len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.root = Path(root)
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
-        self.crop_scale, self.flip = (float(crop_scale[0]), float(crop_scale[1])), flip
         self.train_files, self.val_files = split_photos(find_images(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")

@@ -64,6 +64,19 @@ def test_crop_scale_takes_a_share_of_the_shorter_side_and_flip_mirrors_half(tmp_
     assert torch.equal(PhotoDataset([path], 50, train=False, scale=(0.5, 0.5), flip=True)[0], PhotoDataset([path], 50, train=False)[0])
 
 
+def test_unset_crop_scale_and_flip_follow_the_source(tmp_path):
+    """Few sample photos: random-scale squares and flips; a photo folder: Johnson's whole squares;
+    values given win; the fallback to the sample photos takes the sample recipe."""
+    _photo(tmp_path / "a.jpg")
+    folder, sample = StyleDataModule(root=str(tmp_path)), StyleDataModule(root=None, sample=True)
+    assert (folder.crop_scale, folder.flip) == ((1.0, 1.0), False)
+    assert (sample.crop_scale, sample.flip) == ((0.25, 1.0), True)
+    given = StyleDataModule(root=None, sample=True, crop_scale=(0.5, 0.75), flip=False)
+    assert (given.crop_scale, given.flip) == ((0.5, 0.75), False)
+    fallback = StyleDataModule(root=str(tmp_path / "missing"), fallback_to_sample=True)
+    assert (fallback.crop_scale, fallback.flip) == ((0.25, 1.0), True)
+
+
 def test_crop_scale_is_checked(tmp_path):
     with pytest.raises(ValueError, match="data.crop_scale must be"):
         StyleDataModule(root=str(tmp_path), crop_scale=(0.8, 0.5))
