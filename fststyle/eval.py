@@ -1,4 +1,5 @@
 """``python -m fststyle.eval model=PATH[,PATH...] content=DIR``: how good is a style model?
+``sweep=DIR`` instead of ``model=`` compares every model of a training sweep (``fststyle.train -m``).
 
 Per photo and on average, with the fixed evaluation network of fststyle.metrics: content loss, style
 loss, total variation, luminance SSIM to the photo, and inference milliseconds. Optionally relative to
@@ -17,6 +18,7 @@ from typing import Any
 
 import hydra
 import torch
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
@@ -38,6 +40,34 @@ LABEL = 18  # height of the label row
 def model_paths(value: Any) -> list[Path]:
     items = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else str(value).split(",")
     return [Path(str(p).strip()) for p in items if str(p).strip()]
+
+
+def plain_labels(paths: list[Path]) -> list[str]:
+    """Each model's file stem, with its run folder where two stems are the same."""
+    stems = [p.stem for p in paths]
+    return [p.stem if stems.count(p.stem) == 1 else f"{p.parent.parent.name}/{p.stem}" for p in paths]
+
+
+def sweep_models(sweep: Path) -> tuple[list[Path], list[str]]:
+    """The exported models of a sweep folder's runs (in job order), each labelled with the values that
+    differ between the runs (from each run's .hydra/overrides.yaml). Runs without a model (a failed
+    job) are left out with a warning."""
+    runs = sorted((d for d in sweep.iterdir() if (d / ".hydra" / "overrides.yaml").is_file()),
+                  key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name)) if sweep.is_dir() else []
+    found = []
+    for run in runs:
+        models = sorted((run / "export").glob("*.pth"))
+        if models:
+            overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
+            found.append((models[0], dict(o.split("=", 1) if "=" in o else (o, "") for o in overrides)))
+        else:
+            print(f"warning: {run} has no exported model (did the job fail?): left out", file=sys.stderr)
+    if not found:
+        raise FileNotFoundError(f"no exported models in the runs of {sweep} (a sweep folder of python -m fststyle.train -m)")
+    keys = list(dict.fromkeys(k for _, values in found for k in values))
+    swept = [k for k in keys if len({values.get(k) for _, values in found}) > 1]
+    labels = [", ".join(f"{k}={values.get(k)}" for k in swept) or path.parent.parent.name for path, values in found]
+    return [path for path, _ in found], labels
 
 
 def style_image_for(cfg: DictConfig, stylizers: list[Stylizer]) -> Path:
@@ -73,7 +103,13 @@ def contact_sheet(style: Image.Image, rows: list[list[Image.Image]], labels: lis
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    paths = model_paths(cfg.model)
+    if (cfg.model is None) == (cfg.sweep is None):
+        raise ValueError("give model=PATH[,PATH...] or sweep=DIR (a sweep folder of python -m fststyle.train -m)")
+    if cfg.sweep is not None:
+        paths, labels = sweep_models(Path(cfg.sweep))
+    else:
+        paths = model_paths(cfg.model)
+        labels = plain_labels(paths)
     stylizers = [Stylizer.load(p, device=cfg.device) for p in paths]
     content = cfg.content
     if OmegaConf.is_list(content):
@@ -106,7 +142,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             reference = image_metrics(criterion, optimized.image, photo)
             per_image.append({"photo": str(photo_path), "model": "optimization", **reference, "ms": None,
                               "iterations": optimized.iterations})
-        for path, stylizer in zip(paths, stylizers):
+        for path, label, stylizer in zip(paths, labels, stylizers):
             stylizer.run(photo[..., :64, :64])  # warm-up, so that ms is the steady state
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -115,7 +151,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             ms = (time.perf_counter() - start) * 1000
-            record = {"photo": str(photo_path), "model": str(path), **image_metrics(criterion, out, photo), "ms": ms}
+            record = {"photo": str(photo_path), "model": str(path), "label": label, **image_metrics(criterion, out, photo), "ms": ms}
             if reference:
                 record.update({f"{k}_ratio": record[k] / reference[k] for k in ("content", "style") if reference[k] > 0})
             per_image.append(record)
@@ -128,28 +164,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     summary = {}
     for name in names:
         records = [r for r in per_image if r["model"] == name]
-        keys = [k for k in records[0] if k not in ("photo", "model") and records[0][k] is not None]
+        keys = [k for k in records[0] if k not in ("photo", "model", "label") and records[0][k] is not None]
         summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
-    result = {"style_image": str(style_path), "size": cfg.size, "photos": [str(p) for p in evaluated],
+    result = {"style_image": str(style_path), "size": cfg.size, "photos": [str(p) for p in evaluated], "labels": dict(zip(names, labels)),
               "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3",
               "mean": summary, "per_image": per_image}
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    stems = [p.stem for p in paths]
-    labels = [p.stem if stems.count(p.stem) == 1 else f"{p.parent.parent.name}/{p.stem}" for p in paths]
     sheet = contact_sheet(open_rgb(style_path), rows, ["photo", *labels])
     save_image(sheet, run_dir / "contact_sheet.png")
-    print_table(summary)
+    print_table(summary, dict(zip(names, [*labels, "optimization"])))
     if cfg.logger == "wandb":
         log_to_wandb(cfg, per_image, rows, sheet)
     print(f"wrote: {run_dir.resolve() / 'metrics.json'} and contact_sheet.png")
     return result
 
 
-def print_table(summary: dict[str, dict[str, float]]) -> None:
+def print_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> None:
     keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio", "iterations") if any(k in s for s in summary.values())]
     print(f"{'model':<40}" + "".join(f"{k:>14}" for k in keys))
     for name, values in summary.items():
-        print(f"{Path(name).name:<40}" + "".join(f"{values[k]:>14.4g}" if k in values else f"{'':>14}" for k in keys))
+        print(f"{labels[name][:39]:<40}" + "".join(f"{values[k]:>14.4g}" if k in values else f"{'':>14}" for k in keys))
 
 
 def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[list[Image.Image]], sheet: Image.Image) -> None:
@@ -162,7 +196,7 @@ def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[li
     models = [r for r in per_image if r["model"] != "optimization"]
     results = [image for row in rows for image in row[1:]]  # same order as `models`
     for record, image in zip(models, results):
-        table.add_data(Path(record["photo"]).name, Path(record["model"]).name, wandb.Image(image), *(record[k] for k in METRICS))
+        table.add_data(Path(record["photo"]).name, record["label"], wandb.Image(image), *(record[k] for k in METRICS))
     run.log({"eval/table": table, "eval/contact_sheet": wandb.Image(sheet)})
     run.finish()
 

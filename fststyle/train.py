@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -236,6 +237,14 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, Path]:
     return module, datamodule, style_path
 
 
+def sweep_grouped(logger: DictConfig | None) -> DictConfig | None:
+    """The logger config, with the W&B runs of a sweep (hydra -m) grouped under the sweep folder's name."""
+    hydra_cfg = HydraConfig.get()
+    if logger is None or hydra_cfg.mode != RunMode.MULTIRUN or logger.get("_target_") != "pytorch_lightning.loggers.WandbLogger":
+        return logger
+    return OmegaConf.merge(logger, {"group": Path(hydra_cfg.sweep.dir).name})
+
+
 def train(cfg: DictConfig) -> Path:
     """Run one training as configured; returns the exported model's path (on rank zero)."""
     given = command_line_keys()
@@ -253,7 +262,7 @@ def train(cfg: DictConfig) -> Path:
     pl.seed_everything(cfg.seed, workers=True)
 
     module, datamodule, style_path = build(cfg)
-    logger = build_logger(cfg.logger, run_dir)
+    logger = build_logger(sweep_grouped(cfg.logger), run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
     # "step" ranks the step=N checkpoints by age: the newest checkpoint_keep of them stay.
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
