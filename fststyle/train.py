@@ -29,10 +29,10 @@ from fststyle.data import StyleDataModule
 from fststyle.errors import UserError
 from fststyle.export import load_network, save_model
 from fststyle.images import load_tensor
-from fststyle.losses import PerceptualLoss
+from fststyle.losses import PerceptualLoss, gram
 from fststyle.module import StyleTransferModule
 from fststyle.net import TransformerNet
-from fststyle.styles import resolve_style_image, sha256_of
+from fststyle.styles import PAINTINGS, resolve_style_image, sha256_of
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
@@ -77,15 +77,39 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
     return applied
 
 
+STYLE_NORMS = ("none", "gram")
+NORM_REFERENCE = ("starry_night.jpg", 512)  # loss.style_norm=gram: the painting (packaged) and size every style is scaled to
+
+
+def gram_magnitudes(network: LossNetwork, image: torch.Tensor, layers: list[str]) -> list[float]:
+    """The mean square of each layer's Gram matrix of ``image``: the scale of that layer's style loss."""
+    with torch.no_grad():
+        feats = network(image, layers)
+    return [float(gram(feats[layer]).pow(2).mean()) for layer in layers]
+
+
 def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLoss:
     layers = list(dict.fromkeys([*cfg.content_layers, *cfg.style_layers]))
     network = LossNetwork(cfg.arch, layers, str(cfg.weights), cfg.input_norm)
+    style_layers = list(cfg.style_layers)
+    weights = list(cfg.style_layer_weights) if cfg.style_layer_weights is not None else [1.0] * len(style_layers)
+    norm = cfg.get("style_norm", "none")
+    if norm not in STYLE_NORMS:
+        raise ValueError(f"loss.style_norm={norm} is not one of {', '.join(STYLE_NORMS)}")
+    if norm == "gram" and len(weights) == len(style_layers):
+        # Paintings' Grams differ in magnitude by up to 10x per layer, so one style_weight means another
+        # strength for each. Scaled per layer to the reference painting's magnitude, weight 1 means the
+        # strength it has for the reference (Starry Night) for every painting.
+        name, size = NORM_REFERENCE
+        reference = gram_magnitudes(network, load_tensor(PAINTINGS / name, size)[None], style_layers)
+        target = gram_magnitudes(network, style_image, style_layers)
+        weights = [w * r / max(t, 1e-12) for w, r, t in zip(weights, reference, target)]
     return PerceptualLoss(
         network,
         style_image,
         content_layers=list(cfg.content_layers),
-        style_layers=list(cfg.style_layers),
-        style_layer_weights=None if cfg.style_layer_weights is None else list(cfg.style_layer_weights),
+        style_layers=style_layers,
+        style_layer_weights=weights,
         content_weight=cfg.content_weight,
         style_weight=cfg.style_weight,
         tv_weight=cfg.tv_weight,

@@ -68,3 +68,31 @@ def test_invalid_weights_are_refused():
         PerceptualLoss(net, torch.rand(1, 3, 16, 16), ["relu1_2"], ["relu1_2"], None, 1.0, -1.0)
     with pytest.raises(ValueError, match="style_layer_weights"):
         PerceptualLoss(net, torch.rand(1, 3, 16, 16), ["relu1_2"], ["relu1_2"], [1.0, 2.0])
+
+
+def test_style_norm_gram_gives_every_painting_the_reference_magnitude(starry_night):
+    """loss.style_norm=gram: each layer's weight is (reference Gram magnitude / the painting's), so the
+    packaged Starry Night keeps weight 1 and a weaker painting's Grams count as much as Starry Night's."""
+    from omegaconf import OmegaConf
+
+    from conftest import STYLES
+    from fststyle.images import load_tensor
+    from fststyle.styles import PAINTINGS
+    from fststyle.train import build_criterion, gram_magnitudes
+
+    cfg = OmegaConf.load(PAINTINGS.parents[1] / "conf" / "loss" / "vgg19.yaml")
+    cfg.style_layers = ["relu1_2", "relu3_3"]
+    cfg.style_norm = "gram"
+    reference = load_tensor(PAINTINGS / "starry_night.jpg", 512)[None]
+    assert build_criterion(cfg, reference).style_layer_weights == pytest.approx([1.0, 1.0])
+    scream = load_tensor(STYLES / "the_scream.jpg", 512)[None]
+    criterion = build_criterion(cfg, scream)
+    ours = gram_magnitudes(criterion.network, scream, cfg.style_layers)
+    theirs = gram_magnitudes(criterion.network, reference, cfg.style_layers)
+    assert [w * m for w, m in zip(criterion.style_layer_weights, ours)] == pytest.approx(theirs)
+    assert min(criterion.style_layer_weights) > 2  # the Scream's Grams are several times smaller
+    cfg.style_norm = "none"
+    assert build_criterion(cfg, scream).style_layer_weights == [1.0, 1.0]
+    cfg.style_norm = "max"
+    with pytest.raises(ValueError, match="loss.style_norm=max"):
+        build_criterion(cfg, scream)
