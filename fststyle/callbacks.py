@@ -137,7 +137,7 @@ class StepProgressBar(TQDMProgressBar):
 
 class SampleGrid(Callback):
     """Every ``every`` steps and at the end: the held-out photos (top row) and their stylized versions
-    (bottom row), written as ``<out_dir>/step_NNNNNN.jpg`` and sent to the loggers (rank zero only)."""
+    (a row per style), written as ``<out_dir>/step_NNNNNN.jpg`` and sent to the loggers (rank zero only)."""
 
     def __init__(self, photos: torch.Tensor, out_dir: str | Path, every: int = 500):
         self.photos, self.out_dir, self.every = photos, Path(out_dir), every
@@ -159,12 +159,15 @@ class SampleGrid(Callback):
         net = pl_module.net
         was_training = net.training
         net.eval()
+        photos = self.photos.to(pl_module.device)
+        # One row per style (a one-hot style row each for a network of several styles).
+        styles = [None] if net.num_styles == 1 else list(torch.eye(net.num_styles, device=photos.device)[:, None].expand(-1, len(photos), -1))
         with torch.no_grad():
             # forward, not __call__: under compile the call is the compiled one, which would compile
             # again for the sample size and, with CUDA graphs, record another graph.
-            stylized = net.forward(self.photos.to(pl_module.device)).float().cpu()
+            stylized = [net.forward(photos, style).float().cpu() for style in styles]
         net.train(was_training)
-        grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=4, pad_value=1.0)
+        grid = make_grid(torch.cat([self.photos, *stylized]), nrow=len(self.photos), padding=4, pad_value=1.0)
         self.written.append(save_image(grid, self.out_dir / f"step_{step:06d}.jpg"))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

@@ -24,6 +24,7 @@ from fststyle.cli import run_cli
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
+from fststyle.styles import style_name
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
@@ -75,10 +76,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     except Exception as err:
         raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
-    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"})
+    styles = len(config.get("styles") or []) or 1
+    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=styles)
     net.load_state_dict(state)
     metadata = {"style_name": config["style"]["name"], "style_image": config["style"]["image"], "style_size": config["style"].get("size"), "steps": ckpt.get("global_step"),
                 "loss": config.get("loss")}
+    if styles > 1:
+        metadata["styles"] = [{"name": style_name(item)} for item in config["styles"]]
     return net.eval(), metadata
 
 
@@ -94,21 +98,37 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
 EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-def _trace_input() -> torch.Tensor:
-    # Any size works: the network's size handling is arithmetic on the traced shape.
-    return torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+def _trace_inputs(net: TransformerNet) -> tuple[torch.Tensor, ...]:
+    """An image, plus style weights (an even blend) for a network of several styles. Any size works:
+    the network's size handling is arithmetic on the traced shape."""
+    image = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+    return (image,) if net.num_styles == 1 else (image, torch.full((1, net.num_styles), 1 / net.num_styles))
+
+
+def check_styles(net: TransformerNet, size: int) -> list[torch.Tensor | None]:
+    """Style weights to check an export with, for ``size`` images: each item a different style or blend."""
+    if net.num_styles == 1:
+        return [None]
+    k = net.num_styles
+    rows = [*torch.eye(k), torch.tensor([0.7, 0.3] + [0.0] * (k - 2))]
+    return [torch.stack([rows[(start + i) % len(rows)] for i in range(size)]) for start in range(len(rows))]
 
 
 def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any], opset: int = 18) -> Path:
     """ONNX with dynamic batch, height and width (torch.export-based exporter); fststyle metadata in
-    the model's metadata_props."""
+    the model's metadata_props. A network of several styles takes the style weights, (N, styles), as
+    its second input ``style``."""
     import onnx
 
     path = Path(path)
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    batch = torch.export.Dim("batch")
+    shapes = {"x": {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
+    names = ["input"]
+    if net.num_styles > 1:
+        shapes["style"], names = {0: batch}, ["input", "style"]
     with atomic_write(path) as tmp:
-        program = torch.onnx.export(net.eval().cpu(), (_trace_input(),), dynamo=True, opset_version=opset, verbose=False,
-                                    input_names=["input"], output_names=["output"], dynamic_shapes={"x": dims})
+        program = torch.onnx.export(net.eval().cpu(), _trace_inputs(net), dynamo=True, opset_version=opset, verbose=False,
+                                    input_names=names, output_names=["output"], dynamic_shapes=shapes)
         program.save(str(tmp))
         model = onnx.load(str(tmp))
         model.metadata_props.add(key="fststyle", value=json.dumps(metadata))
@@ -125,29 +145,33 @@ def export_torchscript(net: TransformerNet, path: str | Path, metadata: dict[str
     path = Path(path)
     with atomic_write(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(net.eval().cpu(), _trace_input())
+        traced = torch.jit.trace(net.eval().cpu(), _trace_inputs(net))
         torch.jit.save(traced, str(tmp), _extra_files={"fststyle.json": json.dumps(metadata)})
     return path.resolve()
 
 
-def run_export(path: str | Path, fmt: str, batch: torch.Tensor) -> torch.Tensor:
+def run_export(path: str | Path, fmt: str, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
     """Run an exported file the way its users will: onnxruntime for ONNX, torch.jit for TorchScript."""
+    inputs = (batch,) if style is None else (batch, style)
     if fmt == "onnx":
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+        feed = dict(zip(["input", "style"], (x.numpy() for x in inputs)))
+        return torch.from_numpy(session.run(None, feed)[0])
     import warnings
 
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
-        return torch.jit.load(str(path), map_location="cpu")(batch)
+        return torch.jit.load(str(path), map_location="cpu")(*inputs)
 
 
 def check_export(path: str | Path, fmt: str, net: TransformerNet, batches: list[torch.Tensor]) -> float:
-    """Largest absolute difference between the export and PyTorch over ``batches``."""
+    """Largest absolute difference between the export and PyTorch over ``batches`` (for a network of
+    several styles: with each style and a blend)."""
     with torch.inference_mode():
-        return max((run_export(path, fmt, b) - net.eval().cpu()(b)).abs().max().item() for b in batches)
+        return max((run_export(path, fmt, b, s) - net.eval().cpu()(b, s)).abs().max().item()
+                   for b in batches for s in check_styles(net, len(b)))
 
 
 def export(cfg: DictConfig) -> Path:

@@ -107,8 +107,10 @@ def infer(cfg: DictConfig) -> int:
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
-    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke}
-    stylizer.stroke_factor(cfg.stroke, (1, 1))  # a bad value fails before any work
+    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke,
+               "style": None if cfg.style is None else str(cfg.style)}
+    stylizer.stroke_factor(cfg.stroke, (1, 1))  # bad values fail before any work
+    stylizer.style_weights(options["style"])
     stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
     images = [(s, d) for s, d in jobs if not is_video(s)]
     videos = [(s, d) for s, d in jobs if is_video(s)]
@@ -169,4 +171,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # A blend, style=a:0.7,b:0.3, is one value, not a Hydra sweep: quoted for Hydra.
+    sys.argv = [f"style='{a[6:]}'" if a.startswith("style=") and "," in a and a[6:7] not in "'\"" else a for a in sys.argv]
     main()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from fststyle.callbacks import logs_after
@@ -73,7 +74,11 @@ class StyleTransferModule(pl.LightningModule):
             # step to the next; mark the step explicitly so that all three compiled calls of a step (the
             # transformer, the content target, the loss network) keep theirs until its backward is done.
             torch.compiler.cudagraph_mark_step_begin()
-        losses = self.criterion(self.net(batch), batch)
+        if self.net.num_styles > 1:
+            styles = self.batch_styles(batch.shape[0], batch.device)
+            losses = self.criterion(self.net(batch, F.one_hot(styles, self.net.num_styles).float()), batch, styles)
+        else:
+            losses = self.criterion(self.net(batch), batch)
         total = losses.pop("loss")
         if self.is_logging_step():
             # Under DDP the logged values are averaged over the processes: the loss of the global batch.
@@ -82,6 +87,12 @@ class StyleTransferModule(pl.LightningModule):
                           sync_dist=self.trainer.world_size > 1)
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0])  # a Python float: no host read
         return total
+
+    def batch_styles(self, size: int, device: torch.device) -> torch.Tensor:
+        """Each item's style (several styles): round robin over the global batch, so every step trains
+        every style (batch permitting) in equal shares, the same on every process count and on resume."""
+        first = (self.global_step * self.trainer.world_size + self.global_rank) * size
+        return (torch.arange(size, device=device) + first) % self.net.num_styles
 
     def is_logging_step(self) -> bool:
         """Whether Lightning writes this step's metrics to the loggers. Other steps log nothing: no

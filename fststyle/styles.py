@@ -51,6 +51,11 @@ def safe_file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")[:100] or "style"
 
 
+def style_name(item: str) -> str:
+    """The name of a style given as a conf/style/ name or as a painting's path or address: its file stem."""
+    return Path(urlparse(str(item)).path).stem
+
+
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -93,9 +93,12 @@ class OnnxNetwork:
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = json.loads(props.get("fststyle", "{}"))
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.session.get_inputs()[0].name: batch.float().cpu().numpy()})[0]
-        return torch.from_numpy(out).to(batch.device)
+    def __call__(self, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        names = [i.name for i in self.session.get_inputs()]
+        feed = {names[0]: batch.float().cpu().numpy()}
+        if style is not None:
+            feed[names[1]] = style.float().cpu().numpy()
+        return torch.from_numpy(self.session.run(None, feed)[0]).to(batch.device)
 
 
 class Stylizer:
@@ -107,7 +110,8 @@ class Stylizer:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
     ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only);
-    ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``).
+    ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);
+    ``style`` picks or blends the styles of a model that holds several (see ``style_weights``).
     """
 
     def __init__(self, net: TransformerNet | OnnxNetwork, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto",
@@ -158,19 +162,53 @@ class Stylizer:
             raise ValueError(f"stroke must be auto or a factor in [0.125, 64], got {stroke}")
         return factor
 
-    def _stylize(self, photo: torch.Tensor, tile: int | None) -> torch.Tensor:
+    @property
+    def styles(self) -> list[str]:
+        """The names of the styles this model holds."""
+        held = self.metadata.get("styles")
+        return [s["name"] for s in held] if held else [str(self.metadata.get("style_name", "style"))]
+
+    def style_weights(self, style: str | dict[str, float] | None) -> torch.Tensor | None:
+        """(1, styles) weights for a model of several styles, from a name (``great_wave``), a blend
+        (``starry_night:0.7,great_wave:0.3`` or a dict; normalized to sum 1); None for a one-style model
+        (whose own name is accepted, any other refused)."""
+        names = self.styles
+        if style is None:
+            if len(names) > 1:
+                raise ValueError(f"this model holds {len(names)} styles ({', '.join(names)}): pick one with style=NAME or blend them, "
+                                f"e.g. style={names[0]}:0.5,{names[1]}:0.5")
+            return None
+        if isinstance(style, str):
+            parts = [p.split(":", 1) if ":" in p else (p, "1") for p in style.split(",") if p.strip()]
+            try:
+                style = {name.strip(): float(weight) for name, weight in parts}
+            except ValueError as err:
+                raise ValueError(f"style={style}: give NAME or NAME:WEIGHT,NAME:WEIGHT") from err
+        unknown = [n for n in style if n not in names]
+        if unknown:
+            raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}")
+        if len(names) == 1:
+            return None
+        weights = torch.tensor([[max(0.0, float(style.get(n, 0.0))) for n in names]])
+        if not weights.sum() > 0 or min(style.values()) < 0:
+            raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
+        return weights / weights.sum()
+
+    def _stylize(self, photo: torch.Tensor, tile: int | None, style: torch.Tensor | None) -> torch.Tensor:
+        batch_style = None if style is None else style.to(photo.device).expand(photo.shape[0], -1)
         with self._autocast():
             if tile:
                 if self.module is None:
                     raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
-                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net) for p in photo])
+                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net, style=None if style is None else style.to(p.device))
+                                 for p in photo])
             else:
-                out = self.net(photo)
+                out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
         return out.float()
 
     @torch.inference_mode()
     def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None,
-            stroke: float | str = 1.0) -> torch.Tensor:
+            stroke: float | str = 1.0, style: str | dict[str, float] | None = None) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -178,11 +216,12 @@ class Stylizer:
         if self.device.type == "cuda":
             photo = photo.contiguous(memory_format=torch.channels_last)
         factor = self.stroke_factor(stroke, tuple(photo.shape[-2:]))
+        weights = self.style_weights(style)
         if factor == 1.0:
-            out = self._stylize(photo, tile)
+            out = self._stylize(photo, tile, weights)
         else:
             small = (max(16, round(photo.shape[-2] / factor)), max(16, round(photo.shape[-1] / factor)))
-            out = resample(self._stylize(resample(photo, small), tile), tuple(photo.shape[-2:]))
+            out = resample(self._stylize(resample(photo, small), tile, weights), tuple(photo.shape[-2:]))
             if factor > 1.0:
                 out = restore_detail(out, photo, small)
         if preserve_color:

@@ -37,8 +37,9 @@ def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
     return [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
 
 
-def measure_instance_stats(net: nn.Module, image: torch.Tensor) -> Stats:
-    """Mean and variance of every instance-norm layer's input, per channel, in one pass over ``image``."""
+def measure_instance_stats(net: nn.Module, image: torch.Tensor, style: torch.Tensor | None = None) -> Stats:
+    """Mean and variance of every instance-norm layer's input, per channel, in one pass over ``image``
+    (with ``style``, the style weights, for a network of several styles)."""
     stats: Stats = {}
 
     def measure(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -47,7 +48,7 @@ def measure_instance_stats(net: nn.Module, image: torch.Tensor) -> Stats:
 
     handles = [m.register_forward_pre_hook(measure) for m in instance_norms(net)]
     try:
-        net(image)
+        net(image) if style is None else net(image, style)
     finally:
         for h in handles:
             h.remove()
@@ -99,7 +100,7 @@ class _Reached(Exception):
         self.features = features
 
 
-def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overlap: int) -> Stats:
+def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overlap: int, style: torch.Tensor | None = None) -> Stats:
     """The statistics an untiled pass over ``padded`` (H and W multiples of ALIGN) would give, from
     tiled passes: layer by layer, each layer's input summed over the tiles' cores (which the default
     overlap keeps a receptive radius away from every tile edge), the earlier layers' statistics fixed."""
@@ -119,7 +120,8 @@ def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overla
                 for (y0, y1), (cy0, cy1) in zip(rows, _cores(rows)):
                     for (x0, x1), (cx0, cx1) in zip(cols, _cores(cols)):
                         try:
-                            net(padded[..., y0:y1, x0:x1])
+                            piece = padded[..., y0:y1, x0:x1]
+                            net(piece) if style is None else net(piece, style)
                             raise RuntimeError(f"{norm} was not reached")  # an instance norm outside the forward pass
                         except _Reached as reached:
                             features = reached.features
@@ -162,13 +164,14 @@ def stylize_tiled(
     tile: int,
     overlap: int | None = None,
     stats_size: int = 1024,
-    run: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    run: Callable[..., torch.Tensor] | None = None,
+    style: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Stylize (1, 3, H, W) ``image`` in pieces of ``tile`` x ``tile`` px (rounded down to a multiple
     of 16) overlapping by ``overlap`` px (default: default_overlap). Images whose long side is at most
     ``stats_size`` get their instance-norm statistics in one untiled pass, larger ones in tiled passes.
     ``run`` calls the network for the tiles (default ``net``), e.g. compiled; the statistics passes
-    use ``net`` itself."""
+    use ``net`` itself. ``style``: the style weights (1, styles) for a network of several styles."""
     run = net if run is None else run
     radius = getattr(net, "receptive_radius", 0)
     tile = tile // ALIGN * ALIGN
@@ -180,15 +183,16 @@ def stylize_tiled(
     padded = F.pad(image, (0, -w % ALIGN, 0, -h % ALIGN), mode="replicate")
     ph, pw = padded.shape[-2:]
     if max(h, w) <= stats_size:
-        stats = measure_instance_stats(net, padded)
+        stats = measure_instance_stats(net, padded, style)
     else:
-        stats = tiled_instance_stats(net, padded, tile, overlap)
+        stats = tiled_instance_stats(net, padded, tile, overlap, style)
     out = torch.zeros((1, 3, ph, pw), dtype=torch.float32, device=image.device)
     weight = torch.zeros((1, 1, ph, pw), device=image.device)
     with fixed_instance_stats(net, stats):
         for y0, y1 in _spans(ph, tile, overlap):
             for x0, x1 in _spans(pw, tile, overlap):
-                piece = run(padded[..., y0:y1, x0:x1]).float()
+                piece = padded[..., y0:y1, x0:x1]
+                piece = (run(piece) if style is None else run(piece, style)).float()
                 wy = _ramp(y1 - y0, overlap, margin, y0 > 0, y1 < ph, image.device)
                 wx = _ramp(x1 - x0, overlap, margin, x0 > 0, x1 < pw, image.device)
                 mask = (wy[:, None] * wx[None, :])[None, None]

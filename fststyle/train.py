@@ -32,7 +32,7 @@ from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss, gram
 from fststyle.module import StyleTransferModule
 from fststyle.net import TransformerNet
-from fststyle.styles import PAINTINGS, resolve_style_image, sha256_of
+from fststyle.styles import PAINTINGS, STYLE_CONFIGS, resolve_style_image, sha256_of, style_name
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
@@ -88,22 +88,26 @@ def gram_magnitudes(network: LossNetwork, image: torch.Tensor, layers: list[str]
     return [float(gram(feats[layer]).pow(2).mean()) for layer in layers]
 
 
-def build_criterion(cfg: DictConfig, style_image: torch.Tensor) -> PerceptualLoss:
+def build_criterion(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]) -> PerceptualLoss:
+    """The training loss of ``cfg`` (the loss group) against one style image or several."""
     layers = list(dict.fromkeys([*cfg.content_layers, *cfg.style_layers]))
     network = LossNetwork(cfg.arch, layers, str(cfg.weights), cfg.input_norm)
     style_layers = list(cfg.style_layers)
-    weights = list(cfg.style_layer_weights) if cfg.style_layer_weights is not None else [1.0] * len(style_layers)
+    images = [style_image] if isinstance(style_image, torch.Tensor) else style_image
+    base = list(cfg.style_layer_weights) if cfg.style_layer_weights is not None else [1.0] * len(style_layers)
+    rows = [base] * len(images)
     norm = cfg.get("style_norm", "none")
     if norm not in STYLE_NORMS:
         raise ValueError(f"loss.style_norm={norm} is not one of {', '.join(STYLE_NORMS)}")
-    if norm == "gram" and len(weights) == len(style_layers):
+    if norm == "gram" and len(base) == len(style_layers):
         # Paintings' Grams differ in magnitude by up to 10x per layer, so one style_weight means another
         # strength for each. Scaled per layer to the reference painting's magnitude, weight 1 means the
         # strength it has for the reference (Starry Night) for every painting.
         name, size = NORM_REFERENCE
         reference = gram_magnitudes(network, load_tensor(PAINTINGS / name, size)[None], style_layers)
-        target = gram_magnitudes(network, style_image, style_layers)
-        weights = [w * r / max(t, 1e-12) for w, r, t in zip(weights, reference, target)]
+        rows = [[w * r / max(t, 1e-12) for w, r, t in zip(base, reference, gram_magnitudes(network, image, style_layers))]
+                for image in images]
+    weights = rows[0] if isinstance(style_image, torch.Tensor) else rows
     return PerceptualLoss(
         network,
         style_image,
@@ -247,18 +251,38 @@ def warm_start(net: TransformerNet, path: str | Path) -> None:
     log.info("network initialised from %s", path)
 
 
-def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, Path]:
-    """The LightningModule and DataModule a config describes, and the style image's file."""
+def style_entries(cfg: DictConfig) -> list[DictConfig]:
+    """The styles a run trains: ``style`` alone, or each of ``styles`` (a conf/style/ name, or a path or
+    address of a painting, named after its file, at style.size)."""
+    if not cfg.get("styles"):
+        return [cfg.style]
+    entries = []
+    for item in cfg.styles:
+        config = STYLE_CONFIGS / f"{item}.yaml"
+        if SAFE_NAME.fullmatch(str(item)) and config.is_file():
+            entries.append(OmegaConf.load(config))
+        else:
+            entries.append(OmegaConf.create({"name": style_name(item), "image": str(item), "sha256": None, "size": cfg.style.size}))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names) or not all(SAFE_NAME.fullmatch(str(n)) for n in names):
+        raise ValueError(f"styles={list(cfg.styles)}: each style needs its own plain name, got {names}")
+    return entries
+
+
+def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[Path]]:
+    """The LightningModule and DataModule a config describes, and the style images' files."""
     datamodule: StyleDataModule = instantiate(cfg.data)
-    style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
-    net = instantiate(cfg.model)
+    entries = style_entries(cfg)
+    style_paths = [resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache) for e in entries]
+    net = instantiate(cfg.model, num_styles=len(entries))
     if cfg.get("init"):
         warm_start(net, cfg.init)
-    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size))
+    images = [load_style_image(path, e.size) for path, e in zip(style_paths, entries)]
+    criterion = build_criterion(cfg.loss, images[0] if len(images) == 1 else images)
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
                                  schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr)
-    return module, datamodule, style_path
+    return module, datamodule, style_paths
 
 
 def sweep_grouped(logger: DictConfig | None) -> DictConfig | None:
@@ -274,6 +298,8 @@ def train(cfg: DictConfig) -> Path:
     given = command_line_keys()
     if "style.image" in given and "style.name" not in given:
         raise ValueError("style.image=... needs style.name=NAME too: the model and its run folder are named after it")
+    if cfg.get("styles") and "style.name" not in given:
+        raise ValueError("styles=[...] needs style.name=NAME too: the multi-style model and its run folder are named after it")
     preset = apply_preset(cfg, given)
     if preset and torch.cuda.is_available():
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
@@ -285,7 +311,7 @@ def train(cfg: DictConfig) -> Path:
     ckpt_path = checkpoint_to_resume(cfg, run_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    module, datamodule, style_path = build(cfg)
+    module, datamodule, style_paths = build(cfg)
     logger = build_logger(sweep_grouped(cfg.logger), run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
     # "step" ranks the step=N checkpoints by age: the newest checkpoint_keep of them stay.
@@ -311,7 +337,7 @@ def train(cfg: DictConfig) -> Path:
     metadata = {
         "style_name": cfg.style.name,
         "style_image": str(cfg.style.image),
-        "style_sha256": sha256_of(style_path),
+        "style_sha256": sha256_of(style_paths[0]),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
@@ -319,7 +345,12 @@ def train(cfg: DictConfig) -> Path:
         "init": str(cfg.init) if cfg.get("init") else None,
         "fststyle_version": fststyle.__version__,
     }
+    if len(style_paths) > 1:
+        metadata["styles"] = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size}
+                              for e, path in zip(style_entries(cfg), style_paths)]
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    if module.net.num_styles > 1:
+        model_cfg["num_styles"] = module.net.num_styles
     exported = save_model(run_dir / "export" / f"{cfg.style.name}.pth", module.net, model_cfg, metadata)
     if isinstance(logger, WandbLogger):
         import wandb
