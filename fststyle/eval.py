@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import torch
@@ -87,18 +87,54 @@ def _cell(image: Image.Image) -> Image.Image:
     return cell
 
 
-def contact_sheet(style: Image.Image, rows: list[list[Image.Image]], labels: list[str]) -> Image.Image:
-    """Style image on top, then one row per photo: photo | stylized per model; a label row on top."""
+def contact_sheet(style: Image.Image | list[Image.Image], rows: list[list[Image.Image]], labels: list[str]) -> Image.Image:
+    """A label row, then the style image (one centred, or a list: one above each model column), then one
+    row per photo: photo | stylized per model."""
     columns = len(labels)
     sheet = Image.new("RGB", (columns * CELL, LABEL + CELL * (1 + len(rows))), "white")
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(labels):
         draw.text((c * CELL + 4, 3), label[:40], fill="black")
-    sheet.paste(_cell(style), ((columns - 1) * CELL // 2, LABEL))
+    if isinstance(style, list):
+        for c, painting in enumerate(style, start=1):
+            sheet.paste(_cell(painting), (c * CELL, LABEL))
+    else:
+        sheet.paste(_cell(style), ((columns - 1) * CELL // 2, LABEL))
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             sheet.paste(_cell(image), (c * CELL, LABEL + CELL * (r + 1)))
     return sheet
+
+
+class Column(NamedTuple):
+    """One column of the evaluation: a model, or one style of a model that holds several."""
+    key: str  # in metrics.json
+    label: str
+    stylizer: Stylizer
+    style: str | None  # the style of a model of several, else None
+    painting: Path
+
+
+def columns_for(cfg: DictConfig, paths: list[Path], labels: list[str]) -> list[Column]:
+    """Each model a column judged against the (first) model's painting; a model of several styles one
+    column per style, each judged against its own painting."""
+    stylizers = [Stylizer.load(p, device=cfg.device) for p in paths]
+    columns = []
+    for path, label, stylizer in zip(paths, labels, stylizers):
+        held = stylizer.metadata.get("styles")
+        if not held:
+            columns.append(Column(str(path), label, stylizer, None, style_image_for(cfg, stylizers)))
+            continue
+        for entry in held:
+            if cfg.style.image is not None:
+                painting = resolve_style_image(str(cfg.style.image), "style", None, cfg.style.cache)
+            elif "image" in entry:
+                painting = resolve_style_image(str(entry["image"]), entry["name"], entry.get("sha256"), cfg.style.cache)
+            else:
+                raise ValueError(f"{path} does not record its paintings: evaluate its exported .pth, or give style.image=")
+            columns.append(Column(f"{path}:{entry['name']}", entry["name"] if len(paths) == 1 else f"{label}:{entry['name']}",
+                                  stylizer, entry["name"], painting))
+    return columns
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -110,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         paths = model_paths(cfg.model)
         labels = plain_labels(paths)
-    stylizers = [Stylizer.load(p, device=cfg.device) for p in paths]
+    columns = columns_for(cfg, paths, labels)
     content = cfg.content
     if OmegaConf.is_list(content):
         photos = [Path(p) for p in content]
@@ -121,12 +157,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     photos = photos[: cfg.limit] if cfg.limit else photos
     if not photos:
         raise FileNotFoundError(f"no photos found in {content}")
-    style_path = style_image_for(cfg, stylizers)
-    device = stylizers[0].device
-    criterion = evaluation_loss(load_tensor(style_path, EVAL_STYLE_SIZE)[None]).to(device)
+    device = columns[0].stylizer.device
+    paintings = list(dict.fromkeys(c.painting for c in columns))
+    criteria = {p: evaluation_loss(load_tensor(p, EVAL_STYLE_SIZE)[None]).to(device) for p in paintings}
+    # The optimization baseline per painting: "optimization", or "optimization:<style>" for several.
+    baselines = {p: "optimization" if len(paintings) == 1 else f"optimization:{next(c.style for c in columns if c.painting == p)}"
+                 for p in paintings}
 
     per_image: list[dict[str, Any]] = []
-    rows: list[list[Image.Image]] = []  # per photo: the photo, then each model's result
+    rows: list[list[Image.Image]] = []  # per photo: the photo, then each column's result
     evaluated = []
     for photo_path in photos:
         try:
@@ -136,22 +175,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             continue
         evaluated.append(photo_path)
         row = [to_pil(photo[0])]
-        reference = None
+        references = {}
         if cfg.reference:
-            optimized = optimize_image(photo, criterion, cfg.reference_steps)
-            reference = image_metrics(criterion, optimized.image, photo)
-            per_image.append({"photo": str(photo_path), "model": "optimization", **reference, "ms": None,
-                              "iterations": optimized.iterations})
-        for path, label, stylizer in zip(paths, labels, stylizers):
-            stylizer.run(photo[..., :64, :64])  # warm-up, so that ms is the steady state
+            for painting, criterion in criteria.items():
+                optimized = optimize_image(photo, criterion, cfg.reference_steps)
+                references[painting] = image_metrics(criterion, optimized.image, photo)
+                per_image.append({"photo": str(photo_path), "model": baselines[painting], "label": baselines[painting], **references[painting],
+                                  "ms": None, "iterations": optimized.iterations})
+        for column in columns:
+            column.stylizer.run(photo[..., :64, :64], style=column.style)  # warm-up, so that ms is the steady state
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            out = stylizer.run(photo)
+            out = column.stylizer.run(photo, style=column.style)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             ms = (time.perf_counter() - start) * 1000
-            record = {"photo": str(photo_path), "model": str(path), "label": label, **image_metrics(criterion, out, photo), "ms": ms}
+            record = {"photo": str(photo_path), "model": column.key, "label": column.label,
+                      **image_metrics(criteria[column.painting], out, photo), "ms": ms}
+            reference = references.get(column.painting)
             if reference:
                 record.update({f"{k}_ratio": record[k] / reference[k] for k in ("content", "style") if reference[k] > 0})
             per_image.append(record)
@@ -160,19 +202,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     if not evaluated:
         raise ValueError(f"none of the photos in {content} could be read")
-    names = [str(p) for p in paths] + (["optimization"] if cfg.reference else [])
+    names = [c.key for c in columns] + ([baselines[p] for p in paintings] if cfg.reference else [])
     summary = {}
     for name in names:
         records = [r for r in per_image if r["model"] == name]
         keys = [k for k in records[0] if k not in ("photo", "model", "label") and records[0][k] is not None]
         summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
-    result = {"style_image": str(style_path), "size": cfg.size, "photos": [str(p) for p in evaluated], "labels": dict(zip(names, labels)),
+    labels_of = {**{c.key: c.label for c in columns}, **{b: b for b in baselines.values()}}
+    result = {"style_image": str(paintings[0]) if len(paintings) == 1 else [str(p) for p in paintings], "size": cfg.size,
+              "photos": [str(p) for p in evaluated], "labels": {c.key: c.label for c in columns},
               "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3",
               "mean": summary, "per_image": per_image}
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    sheet = contact_sheet(open_rgb(style_path), rows, ["photo", *labels])
+    style = open_rgb(paintings[0]) if len(paintings) == 1 else [open_rgb(c.painting) for c in columns]
+    sheet = contact_sheet(style, rows, ["photo", *(c.label for c in columns)])
     save_image(sheet, run_dir / "contact_sheet.png")
-    print_table(summary, dict(zip(names, [*labels, "optimization"])))
+    print_table(summary, labels_of)
     if cfg.logger == "wandb":
         log_to_wandb(cfg, per_image, rows, sheet)
     print(f"wrote: {run_dir.resolve() / 'metrics.json'} and contact_sheet.png")
@@ -193,7 +238,7 @@ def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[li
     run = init_run(project="fststyle", job_type="eval", dir=HydraConfig.get().runtime.output_dir,
                    config=OmegaConf.to_container(cfg, resolve=True))
     table = wandb.Table(columns=["photo", "model", "image", *METRICS])
-    models = [r for r in per_image if r["model"] != "optimization"]
+    models = [r for r in per_image if not r["model"].startswith("optimization")]
     results = [image for row in rows for image in row[1:]]  # same order as `models`
     for record, image in zip(models, results):
         table.add_data(Path(record["photo"]).name, record["label"], wandb.Image(image), *(record[k] for k in METRICS))

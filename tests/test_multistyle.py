@@ -1,6 +1,8 @@
 """Several styles in one network (conditional instance norm): the network, the loss, training,
 inference with a style or a blend, and the exports."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import STYLES, run_cli, tiny_args
@@ -125,3 +127,21 @@ def test_a_path_style_is_named_after_its_file():
 
     assert [style_name(s) for s in ["great_wave", "/x/y/my_painting.jpg", "https://a.b/c/wave.png?x=1", "packaged:udnie.jpg"]] == \
         ["great_wave", "my_painting", "wave", "udnie"]
+
+
+def test_eval_reports_each_style_against_its_own_painting(multi_run, photos_dir, tmp_path):
+    import json
+
+    out = tmp_path / "eval"
+    run_cli("fststyle.eval", f"model={multi_run / 'export' / 'three.pth'}", f"content={photos_dir / 'dog.jpg'}", "size=48",
+            "reference=true", "reference_steps=2", "device=cpu", f"hydra.run.dir={out}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["labels"].values()) == ["starry_night", "great_wave", "the_scream"]
+    assert [Path(p).name for p in metrics["style_image"]] == ["starry_night.jpg", "great_wave.jpg", "the_scream.jpg"]
+    assert {r["model"] for r in metrics["per_image"] if r["model"].startswith("optimization")} == \
+        {"optimization:starry_night", "optimization:great_wave", "optimization:the_scream"}
+    wave = next(r for r in metrics["per_image"] if r["label"] == "great_wave")
+    reference = next(r for r in metrics["per_image"] if r["model"] == "optimization:great_wave")
+    assert wave["style_ratio"] == pytest.approx(wave["style"] / reference["style"])
+    with Image.open(out / "contact_sheet.png") as sheet:  # photo | a column per style
+        assert sheet.size == (4 * 256, 18 + 2 * 256)
