@@ -24,7 +24,6 @@ from fststyle.cli import run_cli
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
-from fststyle.styles import style_name
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
@@ -76,13 +75,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     except Exception as err:
         raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
-    styles = len(config.get("styles") or []) or 1
-    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=styles)
+    held = ckpt["hyper_parameters"].get("held_styles") or []
+    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=max(1, len(held)))
     net.load_state_dict(state)
     metadata = {"style_name": config["style"]["name"], "style_image": config["style"]["image"], "style_size": config["style"].get("size"), "steps": ckpt.get("global_step"),
                 "loss": config.get("loss")}
-    if styles > 1:
-        metadata["styles"] = [{"name": style_name(item)} for item in config["styles"]]
+    if len(held) > 1:
+        metadata["styles"] = held
     return net.eval(), metadata
 
 

@@ -33,7 +33,8 @@ class StyleTransferModule(pl.LightningModule):
 
     def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
                  batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None,
-                 schedule: str = "constant", warmup_steps: int = 0, final_lr: float = 0.0):
+                 schedule: str = "constant", warmup_steps: int = 0, final_lr: float = 0.0, held_styles: list[dict] | None = None,
+                 train_styles: list[int] | None = None):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
@@ -45,7 +46,9 @@ class StyleTransferModule(pl.LightningModule):
             raise ValueError(f"optim.warmup_steps must be >= 0 and optim.final_lr in [0, 1], got {warmup_steps}, {final_lr}")
         self.save_hyperparameters({"lr": lr, "lr_scaling": lr_scaling, "batch_size": batch_size, "channels_last": channels_last,
                                    "compile": compile, "config": config or {}, "schedule": schedule, "warmup_steps": warmup_steps,
-                                   "final_lr": final_lr})
+                                   "final_lr": final_lr, "held_styles": held_styles or []})
+        # The network's styles that train, in the loss's order (all of them, or the ones train=norms adds).
+        self.train_styles = torch.tensor(train_styles if train_styles is not None else range(net.num_styles))
         self.net = net
         self.criterion = criterion
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -76,7 +79,8 @@ class StyleTransferModule(pl.LightningModule):
             torch.compiler.cudagraph_mark_step_begin()
         if self.net.num_styles > 1:
             styles = self.batch_styles(batch.shape[0], batch.device)
-            losses = self.criterion(self.net(batch, F.one_hot(styles, self.net.num_styles).float()), batch, styles)
+            weights = F.one_hot(self.train_styles.to(batch.device)[styles], self.net.num_styles).float()
+            losses = self.criterion(self.net(batch, weights), batch, styles)
         else:
             losses = self.criterion(self.net(batch), batch)
         total = losses.pop("loss")
@@ -92,7 +96,7 @@ class StyleTransferModule(pl.LightningModule):
         """Each item's style (several styles): round robin over the global batch, so every step trains
         every style (batch permitting) in equal shares, the same on every process count and on resume."""
         first = (self.global_step * self.trainer.world_size + self.global_rank) * size
-        return (torch.arange(size, device=device) + first) % self.net.num_styles
+        return (torch.arange(size, device=device) + first) % len(self.train_styles)
 
     def is_logging_step(self) -> bool:
         """Whether Lightning writes this step's metrics to the loggers. Other steps log nothing: no

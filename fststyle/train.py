@@ -31,7 +31,7 @@ from fststyle.export import load_network, save_model
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss, gram
 from fststyle.module import StyleTransferModule
-from fststyle.net import TransformerNet
+from fststyle.net import ConditionalInstanceNorm2d, TransformerNet
 from fststyle.styles import PAINTINGS, STYLE_CONFIGS, resolve_style_image, sha256_of, style_name
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
@@ -221,6 +221,10 @@ def validate(cfg: DictConfig) -> None:
             raise ValueError(message)
     if cfg.get("init") and cfg.ckpt_path is not None:
         raise ValueError("give init= (a warm start: weights only) or ckpt_path= (a resume: everything), not both")
+    if cfg.train not in ("all", "norms"):
+        raise ValueError(f"train={cfg.train} is not one of all, norms")
+    if cfg.train == "norms" and not (cfg.get("init") and cfg.get("styles")):
+        raise ValueError("train=norms adds styles to a trained model: give init=MODEL and styles=[NEW,...] (and style.name=NAME)")
 
 
 def check_disk_space(run_dir: Path, needed_mb: int = 200) -> None:
@@ -236,11 +240,30 @@ def load_style_image(path: Path, size: int) -> torch.Tensor:
         raise ValueError(f"style image {path} cannot be read ({err}); check style.image") from err
 
 
-def warm_start(net: TransformerNet, path: str | Path) -> None:
-    """Load the weights of the model at ``path`` (an exported .pth or a training .ckpt) into ``net``,
-    refusing, in one line, a model of another architecture."""
-    source, _ = load_network(path)
+def held_styles(metadata: dict) -> list[dict]:
+    """The styles a model holds, as recorded in its metadata (name, image, sha256, size each)."""
+    if metadata.get("styles"):
+        return [dict(entry) for entry in metadata["styles"]]
+    return [{"name": metadata.get("style_name"), "image": metadata.get("style_image"), "sha256": metadata.get("style_sha256"),
+             "size": metadata.get("style_size")}]
+
+
+def conditional_norm_params(net: TransformerNet) -> list[str]:
+    """The state-dict names of the per-style scales and shifts."""
+    return [f"{name}.{p}" for name, m in net.named_modules() if isinstance(m, ConditionalInstanceNorm2d) for p in ("weight", "bias")]
+
+
+def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, add_styles: bool = False) -> None:
+    """Load the weights of ``source`` (the model at ``path``) into ``net``, refusing, in one line, a
+    model of another architecture. ``add_styles``: ``net`` holds more styles than ``source``; the
+    source's styles keep their scales and shifts, the new ones start from their mean."""
     ours, theirs = net.state_dict(), source.state_dict()
+    if add_styles:
+        for key in conditional_norm_params(net):
+            old = theirs.get(key)
+            if old is not None and old.shape[-1] == ours[key].shape[-1]:
+                old = old if old.dim() == 2 else old[None]
+                theirs[key] = torch.cat([old, old.mean(0, keepdim=True).expand(ours[key].shape[0] - old.shape[0], -1)])
     misfits = sorted(k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
     if misfits:
         first = misfits[0]
@@ -249,6 +272,17 @@ def warm_start(net: TransformerNet, path: str | Path) -> None:
                          "give the model.* settings it was trained with")
     net.load_state_dict(theirs)
     log.info("network initialised from %s", path)
+
+
+def train_only_new_styles(net: TransformerNet, old: int) -> None:
+    """Freeze everything but the scales and shifts of the styles after the first ``old``: gradients of
+    the old styles' rows are zeroed, so Adam never moves them (its moments stay 0)."""
+    trainable = set(conditional_norm_params(net))
+    mask = (torch.arange(net.num_styles) >= old).float()[:, None]
+    for name, param in net.named_parameters():
+        param.requires_grad_(name in trainable)
+        if name in trainable:
+            param.register_hook(lambda grad: grad * mask.to(grad))
 
 
 def style_entries(cfg: DictConfig) -> list[DictConfig]:
@@ -274,14 +308,27 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     datamodule: StyleDataModule = instantiate(cfg.data)
     entries = style_entries(cfg)
     style_paths = [resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache) for e in entries]
-    net = instantiate(cfg.model, num_styles=len(entries))
+    new = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size} for e, path in zip(entries, style_paths)]
+    held, train_styles = new, None
     if cfg.get("init"):
-        warm_start(net, cfg.init)
+        source, source_meta = load_network(cfg.init)
+        old = held_styles(source_meta) if cfg.train == "norms" else []
+        net = instantiate(cfg.model, num_styles=len(old) + len(new))
+        warm_start(net, source, cfg.init, add_styles=bool(old))
+        if old:  # a new style on top of a trained model: only its scales and shifts train
+            clash = {s["name"] for s in old} & {s["name"] for s in new}
+            if clash:
+                raise ValueError(f"init={cfg.init} already holds {', '.join(sorted(clash))}; give the new styles other names")
+            train_only_new_styles(net, len(old))
+            held, train_styles = old + new, list(range(len(old), len(old) + len(new)))
+    else:
+        net = instantiate(cfg.model, num_styles=len(new))
     images = [load_style_image(path, e.size) for path, e in zip(style_paths, entries)]
     criterion = build_criterion(cfg.loss, images[0] if len(images) == 1 else images)
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
-                                 schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr)
+                                 schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
+                                 held_styles=held, train_styles=train_styles)
     return module, datamodule, style_paths
 
 
@@ -345,9 +392,8 @@ def train(cfg: DictConfig) -> Path:
         "init": str(cfg.init) if cfg.get("init") else None,
         "fststyle_version": fststyle.__version__,
     }
-    if len(style_paths) > 1:
-        metadata["styles"] = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size}
-                              for e, path in zip(style_entries(cfg), style_paths)]
+    if module.net.num_styles > 1:
+        metadata["styles"] = module.hparams.held_styles
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     if module.net.num_styles > 1:
         model_cfg["num_styles"] = module.net.num_styles

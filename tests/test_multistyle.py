@@ -145,3 +145,28 @@ def test_eval_reports_each_style_against_its_own_painting(multi_run, photos_dir,
     assert wave["style_ratio"] == pytest.approx(wave["style"] / reference["style"])
     with Image.open(out / "contact_sheet.png") as sheet:  # photo | a column per style
         assert sheet.size == (4 * 256, 18 + 2 * 256)
+
+
+def test_a_new_style_trains_only_its_norms_on_top_of_a_trained_model(multi_run, tmp_path, photos_dir, starry_night):
+    """train=norms: the model written holds the old styles and the new one; every weight but the new
+    style's scales and shifts is exactly the init's."""
+    init = multi_run / "export" / "three.pth"
+    run_dir = tmp_path / "four"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=3", "sample_every=0") if not a.startswith("style.")]
+    run_cli("fststyle.train", *args, f"init={init}", "styles=[shipwreck]", "style.name=four", "train=norms")
+    before, after = (torch.load(p, weights_only=True) for p in (init, run_dir / "export" / "four.pth"))
+    assert [s["name"] for s in after["metadata"]["styles"]] == ["starry_night", "great_wave", "the_scream", "shipwreck"]
+    assert after["model"]["num_styles"] == 4
+    changed = []
+    for key, old in before["state_dict"].items():
+        new = after["state_dict"][key]
+        if new.shape != old.shape:  # a conditional norm: three old rows, one new
+            assert torch.equal(new[:3], old)
+            changed.append(not torch.allclose(new[3], old.mean(0)))
+        else:
+            assert torch.equal(new, old), key
+    assert len(changed) > 10 and any(changed)
+    proc = run_cli("fststyle.train", *args, "styles=[shipwreck]", "style.name=four", "train=norms", expect=2)
+    assert "train=norms adds styles to a trained model: give init=MODEL and styles=" in proc.stderr
+    proc = run_cli("fststyle.train", *args, f"init={init}", "styles=[great_wave]", "style.name=four", "train=norms", expect=2)
+    assert "already holds great_wave" in proc.stderr
