@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import hydra
+import numpy as np
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
@@ -25,12 +26,15 @@ from PIL import Image, ImageDraw
 
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import init_run
-from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
-from fststyle.data import find_images
+from fststyle.errors import first_line
+from fststyle.data import find_files
+from fststyle.flicker import FlickerMeter
+from fststyle.images import is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.optimize import optimize_image
-from fststyle.styles import resolve_style_image
+from fststyle.styles import resolve_style_image, safe_file_name
 from fststyle.stylizer import Stylizer
+from fststyle.video import is_video, stylize_video
 
 METRICS = ("content", "style", "tv", "ssim", "ms")
 CELL = 256  # contact sheet cell size in pixels
@@ -137,6 +141,20 @@ def columns_for(cfg: DictConfig, paths: list[Path], labels: list[str]) -> list[C
     return columns
 
 
+def find_media(content: Any, limit: int | None) -> tuple[list[Path], list[Path]]:
+    """The photos and the videos ``content`` names (a list, a file or a folder, searched recursively)."""
+    if OmegaConf.is_list(content) or isinstance(content, list):
+        media = [Path(p) for p in content]
+    elif Path(content).is_file():
+        media = [Path(content)]
+    else:
+        media = find_files(Path(content), lambda name: is_image_file(name) or is_video(name))
+    photos, videos = [p for p in media if not is_video(p)], [p for p in media if is_video(p)]
+    if not photos and not videos:
+        raise FileNotFoundError(f"no photos or videos found in {content}")
+    return (photos[:limit], videos[:limit]) if limit else (photos, videos)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if (cfg.model is None) == (cfg.sweep is None):
@@ -147,23 +165,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         paths = model_paths(cfg.model)
         labels = plain_labels(paths)
     columns = columns_for(cfg, paths, labels)
-    content = cfg.content
-    if OmegaConf.is_list(content):
-        photos = [Path(p) for p in content]
-    elif Path(content).is_file():
-        photos = [Path(content)]
-    else:
-        photos = find_images(Path(content))
-    photos = photos[: cfg.limit] if cfg.limit else photos
-    if not photos:
-        raise FileNotFoundError(f"no photos found in {content}")
+    photos, videos = find_media(cfg.content, cfg.limit)
     device = columns[0].stylizer.device
     paintings = list(dict.fromkeys(c.painting for c in columns))
     criteria = {p: evaluation_loss(load_tensor(p, EVAL_STYLE_SIZE)[None]).to(device) for p in paintings}
-    # The optimization baseline per painting: "optimization", or "optimization:<style>" for several.
+    result: dict[str, Any] = {"style_image": str(paintings[0]) if len(paintings) == 1 else [str(p) for p in paintings], "size": cfg.size,
+                              "labels": {c.key: c.label for c in columns},
+                              "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3"}
+    if photos:
+        result.update(evaluate_photos(cfg, columns, photos, criteria, run_dir))
+    if videos:
+        result["videos"] = evaluate_videos(cfg, columns, videos, criteria, run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote: {run_dir.resolve() / 'metrics.json'}" + (" and contact_sheet.png" if photos else ""))
+    return result
+
+
+def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], criteria: dict[Path, torch.nn.Module],
+                    run_dir: Path) -> dict[str, Any]:
+    """Per photo and column: the metrics (and with ``reference``, the optimization baseline per
+    painting: "optimization", or "optimization:<style>" for several); the contact sheet."""
+    device = columns[0].stylizer.device
+    paintings = list(criteria)
     baselines = {p: "optimization" if len(paintings) == 1 else f"optimization:{next(c.style for c in columns if c.painting == p)}"
                  for p in paintings}
-
     per_image: list[dict[str, Any]] = []
     rows: list[list[Image.Image]] = []  # per photo: the photo, then each column's result
     evaluated = []
@@ -201,27 +226,58 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         rows.append(row)
 
     if not evaluated:
-        raise ValueError(f"none of the photos in {content} could be read")
+        raise ValueError(f"none of the photos in {cfg.content} could be read")
     names = [c.key for c in columns] + ([baselines[p] for p in paintings] if cfg.reference else [])
     summary = {}
     for name in names:
         records = [r for r in per_image if r["model"] == name]
         keys = [k for k in records[0] if k not in ("photo", "model", "label") and records[0][k] is not None]
         summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
-    labels_of = {**{c.key: c.label for c in columns}, **{b: b for b in baselines.values()}}
-    result = {"style_image": str(paintings[0]) if len(paintings) == 1 else [str(p) for p in paintings], "size": cfg.size,
-              "photos": [str(p) for p in evaluated], "labels": {c.key: c.label for c in columns},
-              "evaluation_network": "bundled VGG19; content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3",
-              "mean": summary, "per_image": per_image}
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     style = open_rgb(paintings[0]) if len(paintings) == 1 else [open_rgb(c.painting) for c in columns]
     sheet = contact_sheet(style, rows, ["photo", *(c.label for c in columns)])
     save_image(sheet, run_dir / "contact_sheet.png")
-    print_table(summary, labels_of)
+    print_table(summary, {**{c.key: c.label for c in columns}, **{b: b for b in baselines.values()}})
     if cfg.logger == "wandb":
         log_to_wandb(cfg, per_image, rows, sheet)
-    print(f"wrote: {run_dir.resolve() / 'metrics.json'} and contact_sheet.png")
-    return result
+    return {"photos": [str(p) for p in evaluated], "mean": summary, "per_image": per_image}
+
+
+def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], criteria: dict[Path, torch.nn.Module],
+                    run_dir: Path) -> list[dict[str, Any]]:
+    """Per video and column: the flicker of the stylized video and of the input (fststyle.flicker), and
+    the image metrics of every ``video_metric_every``-th frame; the stylized videos are written to
+    ``<run folder>/videos/``."""
+    records = []
+    for video in videos:
+        for column in columns:
+            meter, losses, seen = FlickerMeter(), [], [0]
+            criterion = criteria[column.painting]
+
+            def observe(frames: np.ndarray, styled: np.ndarray, meter: FlickerMeter = meter, losses: list = losses, seen: list = seen,
+                        criterion: torch.nn.Module = criterion) -> None:
+                meter.update(frames, styled)
+                for frame, out in zip(frames, styled):
+                    if seen[0] % cfg.video_metric_every == 0:
+                        as_tensor = [torch.from_numpy(x).permute(2, 0, 1)[None].float().div(255).to(column.stylizer.device) for x in (out, frame)]
+                        losses.append(image_metrics(criterion, *as_tensor))
+                    seen[0] += 1
+
+            dst = run_dir / "videos" / f"{video.stem}.{safe_file_name(column.label)}.mp4"
+            try:
+                stylize_video(video, dst, lambda batch, c=column: c.stylizer.run(batch, style=c.style), cfg.size, observe=observe)
+            except Exception as err:  # one unreadable video does not spoil the evaluation
+                print(f"warning: skipping video {video}: {first_line(err)}", file=sys.stderr)
+                break
+            means = {k: statistics.fmean(m[k] for m in losses) for k in ("content", "style", "tv", "ssim")} if losses else {}
+            records.append({"video": str(video), "model": column.key, "label": column.label, **meter.result(), **means,
+                            "frames": seen[0], "output": str(dst)})
+    if not records:
+        raise ValueError(f"none of the videos in {cfg.content} could be read")
+    print(f"{'video':<24}{'model':<28}" + "".join(f"{k:>14}" for k in ("flicker", "input's", "ratio", "content", "style")))
+    for r in records:
+        cells = [r["flicker"], r["flicker_input"], r["flicker_ratio"], r.get("content"), r.get("style")]
+        print(f"{Path(r['video']).name[:23]:<24}{r['label'][:27]:<28}" + "".join(f"{v:>14.4g}" if v is not None else f"{'-':>14}" for v in cells))
+    return records
 
 
 def print_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> None:

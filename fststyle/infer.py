@@ -22,6 +22,7 @@ from fststyle.data import find_files
 from fststyle.errors import first_line
 from fststyle.images import is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
+from fststyle.flicker import FlickerMeter
 from fststyle.video import frame_count, is_video, stylize_video
 
 
@@ -148,9 +149,15 @@ def infer(cfg: DictConfig) -> int:
 
     for src, dst in videos:
         try:  # one unreadable video is reported, the others are still written
+            meter = FlickerMeter() if cfg.flicker else None
             with tqdm(total=frame_count(src), unit="frame", desc=src.name) as bar:
-                frames += stylize_video(src, dst, stylize, cfg.size, cfg.batch_size, on_frames=bar.update)
+                frames += stylize_video(src, dst, stylize, cfg.size, cfg.batch_size, on_frames=bar.update,
+                                        observe=meter.update if meter else None)
             written.append(dst)
+            if meter and meter.result()["frame_pairs"]:
+                r = meter.result()
+                tqdm.write(f"{dst.name}: flicker {r['flicker']:.2f} (the input video's own: {r['flicker_input']:.2f}, "
+                           f"{r['flicker_ratio']:.2f}x; 8-bit warping error over {r['frame_pairs']} frame pairs)")
         except Exception as err:
             fail(src, err)
 

@@ -76,9 +76,12 @@ class FrameTimes:
 
 
 def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Tensor], torch.Tensor], long_side: int | None = None,
-                  batch_size: int = 4, on_frames: Callable[[int], None] | None = None) -> int:
+                  batch_size: int = 4, on_frames: Callable[[int], None] | None = None,
+                  observe: Callable[[np.ndarray, np.ndarray], None] | None = None) -> int:
     """Write ``dst`` with every frame of ``src`` passed through ``stylize`` ((N, 3, H, W) [0, 1] ->
-    same). Written to a temporary file first, renamed when complete. Returns the frame count."""
+    same). Written to a temporary file first, renamed when complete. Returns the frame count.
+    ``observe`` gets each batch of input frames and their stylized frames, (N, H, W, 3) uint8 each, in
+    order (e.g. a fststyle.flicker.FlickerMeter's update)."""
     av = _av()
     src, dst = Path(src), Path(dst)
     suffix = dst.suffix.lower()
@@ -116,9 +119,12 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
                 nonlocal written
                 if not pending:
                     return
-                batch = torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2).float() / 255
-                for image, pts in zip(stylize(batch), pending_pts):
-                    frame = av.VideoFrame.from_ndarray(to_uint8(image), format="rgb24")
+                frames = np.stack(pending)
+                styled = [to_uint8(image) for image in stylize(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)]
+                if observe:
+                    observe(frames, np.stack(styled))
+                for image, pts in zip(styled, pending_pts):
+                    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                     frame.pts = times(pts)
                     frame.time_base = times.out_base  # not vout.time_base: the muxer may change that (mkv: 1/1000)
                     written += 1

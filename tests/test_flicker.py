@@ -1,0 +1,51 @@
+"""The flicker metric (warping error with the input's optical flow) and its reports in eval and infer."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SHARED, run_cli
+from PIL import Image
+
+from fststyle.flicker import FlickerMeter, warping_errors
+
+VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
+
+
+def panning(photo_path, frames: int = 5, step: int = 3) -> np.ndarray:
+    """A camera pan over a real photo: each frame the view moves ``step`` px right."""
+    image = np.asarray(Image.open(photo_path).convert("RGB").resize((240, 120)))
+    return np.stack([image[:, i * step : i * step + 160] for i in range(frames)])
+
+
+def test_a_stable_stylization_has_the_floor_and_a_flickering_one_more(photos_dir):
+    frames = panning(photos_dir / "stata.jpg")
+    steady = 255 - frames  # a "style" that follows the content exactly: moves with it
+    rng = np.random.default_rng(0)
+    noisy = np.clip(steady + rng.normal(0, 12, frames.shape), 0, 255).astype(np.uint8)  # new noise every frame
+    meters = {name: FlickerMeter() for name in ("steady", "noisy")}
+    meters["steady"].update(frames, steady)
+    meters["noisy"].update(frames, noisy)
+    steady_r, noisy_r = meters["steady"].result(), meters["noisy"].result()
+    assert steady_r["frame_pairs"] == 4 and steady_r["flicker_input"] < 3  # the flow explains a pan
+    assert steady_r["flicker"] == pytest.approx(steady_r["flicker_input"], rel=0.02)  # inversion keeps |differences|
+    assert noisy_r["flicker"] > steady_r["flicker"] + 8 and noisy_r["flicker_ratio"] > 3
+    same = warping_errors(frames[0], frames[0], [(steady[0], steady[0])])
+    assert same == [0.0]
+
+
+def test_eval_reports_the_flicker_of_a_video(model_path, tmp_path):
+    out = tmp_path / "eval"
+    proc = run_cli("fststyle.eval", f"model={model_path}", f"content={VIDEO}", "size=96", "video_metric_every=40", "device=cpu",
+                   f"hydra.run.dir={out}")
+    record = json.loads((out / "metrics.json").read_text())["videos"][0]
+    assert record["frames"] == 120 and record["frame_pairs"] >= 110
+    assert record["flicker"] > record["flicker_input"] > 0 and record["flicker_ratio"] == pytest.approx(record["flicker"] / record["flicker_input"])
+    assert record["style"] > 0 and (out / "videos" / "carphone.starry_night.mp4").is_file()
+    assert "flicker" in proc.stdout and "carphone.mp4" in proc.stdout
+
+
+def test_infer_prints_the_flicker_when_asked(model_path, tmp_path):
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={VIDEO}", f"output={tmp_path / 'out.mp4'}", "size=64", "flicker=true")
+    line = next(x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("out.mp4: flicker"))
+    assert "the input video's own" in line and "frame pairs" in line
