@@ -95,7 +95,7 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
     cfg.logger = None
     validate(cfg)
     pl.seed_everything(cfg.seed)
-    module, datamodule, style_path = build(cfg)
+    module, datamodule, style_paths = build(cfg)
     held_out = datamodule.sample_batch()
     if synthetic:
         datamodule = SyntheticPhotos(cfg.data.image_size, cfg.data.batch_size)
@@ -111,7 +111,7 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
     global_batch = cfg.data.batch_size * trainer.world_size
     on_gpu = module.device.type == "cuda"
     peak = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    final = final_losses(cfg, module.net.cpu(), held_out, style_path)
+    final = final_losses(cfg, module.net.cpu(), held_out, style_paths[0])
     return {"overrides": overrides, "preset": applied, "precision": str(cfg.trainer.precision), "channels_last": cfg.channels_last,
             "compile": cfg.compile, "image_size": cfg.data.image_size, "global_batch": global_batch, "steps": steps,
             "images_per_s": round(steps * global_batch / seconds, 2), "ms_per_step": round(seconds / steps * 1000, 2),
