@@ -16,6 +16,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from fststyle.callbacks import logs_after
 from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
+from fststyle.temporal import temporal_loss
 
 
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -34,7 +35,7 @@ class StyleTransferModule(pl.LightningModule):
     def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
                  batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None,
                  schedule: str = "constant", warmup_steps: int = 0, final_lr: float = 0.0, held_styles: list[dict] | None = None,
-                 train_styles: list[int] | None = None):
+                 train_styles: list[int] | None = None, temporal_weight: float = 0.0, seed: int = 0):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
@@ -46,8 +47,9 @@ class StyleTransferModule(pl.LightningModule):
             raise ValueError(f"optim.warmup_steps must be >= 0 and optim.final_lr in [0, 1], got {warmup_steps}, {final_lr}")
         self.save_hyperparameters({"lr": lr, "lr_scaling": lr_scaling, "batch_size": batch_size, "channels_last": channels_last,
                                    "compile": compile, "config": config or {}, "schedule": schedule, "warmup_steps": warmup_steps,
-                                   "final_lr": final_lr, "held_styles": held_styles or []})
+                                   "final_lr": final_lr, "held_styles": held_styles or [], "temporal_weight": temporal_weight})
         # The network's styles that train, in the loss's order (all of them, or the ones train=norms adds).
+        self.seed = seed
         self.train_styles = torch.tensor(train_styles if train_styles is not None else range(net.num_styles))
         self.net = net
         self.criterion = criterion
@@ -77,13 +79,18 @@ class StyleTransferModule(pl.LightningModule):
             # step to the next; mark the step explicitly so that all three compiled calls of a step (the
             # transformer, the content target, the loss network) keep theirs until its backward is done.
             torch.compiler.cudagraph_mark_step_begin()
+        styles = weights = None
         if self.net.num_styles > 1:
             styles = self.batch_styles(batch.shape[0], batch.device)
             weights = F.one_hot(self.train_styles.to(batch.device)[styles], self.net.num_styles).float()
-            losses = self.criterion(self.net(batch, weights), batch, styles)
-        else:
-            losses = self.criterion(self.net(batch), batch)
+        stylized = self.net(batch) if weights is None else self.net(batch, weights)
+        losses = self.criterion(stylized, batch) if styles is None else self.criterion(stylized, batch, styles)
         total = losses.pop("loss")
+        if self.hparams.temporal_weight > 0:  # loss.temporal_weight: stable over time (fststyle.temporal)
+            # Its random numbers depend only on the seed, the step and the process: exact on resume.
+            generator = torch.Generator(batch.device).manual_seed((self.seed * 1_000_003 + self.global_step) * 4099 + self.global_rank)
+            losses["temporal"] = temporal_loss(lambda x: self.net(x) if weights is None else self.net(x, weights), batch, stylized, generator)
+            total = total + self.hparams.temporal_weight * losses["temporal"]
         if self.is_logging_step():
             # Under DDP the logged values are averaged over the processes: the loss of the global batch.
             # Not prog_bar=True: Lightning would read those values on the host after every step.

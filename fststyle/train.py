@@ -205,7 +205,7 @@ def validate(cfg: DictConfig) -> None:
     unknown = sorted((set(loss.content_layers) | set(loss.style_layers)) - names)
     checks = [
         (loss.arch in CONFIGS, f"loss.arch={loss.arch} is not one of {', '.join(CONFIGS)}"),
-        (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight)), "loss weights must be >= 0"),
+        (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight, loss.temporal_weight)), "loss weights must be >= 0"),
         (not loss.style_layer_weights or all(w >= 0 for w in loss.style_layer_weights), "loss.style_layer_weights must be >= 0"),
         (not unknown, f"unknown layer(s) {', '.join(unknown)} for {loss.arch}; names look like relu2_2"),
         (cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
@@ -328,7 +328,7 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
                                  schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
-                                 held_styles=held, train_styles=train_styles)
+                                 held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight, seed=cfg.seed)
     return module, datamodule, style_paths
 
 

@@ -114,9 +114,9 @@ def test_resume_is_exact_under_ddp(tmp_path, photos_dir, starry_night):
 
 def test_resume_is_exact(tmp_path, photos_dir, starry_night):
     """Interrupted after 5 steps (mid-epoch: 17 photos / batch 4 = 4 steps an epoch; mid-warm-up of the
-    learning rate; random-scale crops and flips) and resumed to 10 == 10 steps in one go, to the last bit."""
+    learning rate; random-scale crops and flips; the temporal term's random motions) and resumed to 10 == 10 steps in one go, to the last bit."""
     whole, split = tmp_path / "whole", tmp_path / "split"
-    recipe = ["data.crop_scale=[0.4,1.0]", "data.flip=true", "optim.warmup_steps=8"]
+    recipe = ["data.crop_scale=[0.4,1.0]", "data.flip=true", "optim.warmup_steps=8", "loss.temporal_weight=1e5"]
     run_cli("fststyle.train", "trainer=cpu", *args_for(whole, photos_dir, starry_night, 4, 10, *recipe))
     run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 5, "checkpoint_every=5", *recipe))
     ckpt = torch.load(split / "checkpoints" / "last.ckpt", weights_only=True)
