@@ -27,7 +27,8 @@ def test_every_config_composes(group, option):
     assert container["data"]["_target_"] == "fststyle.data.StyleDataModule"
     if group == "style" and option != "custom":
         assert container["style"]["name"] == option
-        assert container["style"]["image"].startswith("https://") and len(container["style"]["sha256"]) == 64
+        assert container["style"]["source"].startswith("https://") and len(container["style"]["sha256"]) == 64
+        assert container["style"]["image"] in (f"packaged:{option}.jpg", container["style"]["source"])
 
 
 def test_defaults_follow_johnson():
