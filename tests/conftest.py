@@ -52,13 +52,25 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300
 
 
 def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> list[str]:
-    """A training run of STEPS steps on 64 px crops of the shared photos, on the CPU."""
-    return [
+    """A training run of STEPS steps on 64 px crops of the shared photos, on the CPU, at a constant
+    learning rate (``extra`` may set any of these keys again)."""
+    return with_defaults([
         "trainer=cpu", "logger=csv", "data=folder", f"data.root={photos_dir}", "data.image_size=64", "data.batch_size=2",
         "data.num_workers=0", "data.sample_size=48", f"style.image={painting}", "style.name=starry_night", "style.size=128",
         f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1", "sample_every=10", "checkpoint_every=10",
         f"hydra.run.dir={run_dir}", *extra,
-    ]
+    ], *CONSTANT_LR)
+
+
+def with_defaults(args: list[str], *defaults: str) -> list[str]:
+    """``defaults`` for the keys ``args`` does not set (a key given twice is an error to Hydra)."""
+    keys = {a.split("=", 1)[0] for a in args}
+    return [*args, *(d for d in defaults if d.split("=", 1)[0] not in keys)]
+
+
+# A constant learning rate from the first step in the tiny test runs (the CPU preset's warm-up lasts
+# longer than they do).
+CONSTANT_LR = ("optim.schedule=constant", "optim.warmup_steps=0")
 
 
 @pytest.fixture(scope="session")

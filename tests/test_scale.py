@@ -17,7 +17,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import CONSTANT_LR, REPO, run_cli, with_defaults
 
 from fststyle import Stylizer
 from fststyle.data import EpochSampler
@@ -50,10 +50,10 @@ def test_epochs_differ_and_skip_resumes_mid_epoch():
 
 
 def args_for(run_dir, photos_dir, painting, batch, steps, *extra):
-    return ["trainer.accelerator=cpu", "trainer.precision=32-true", "logger=csv", "data=folder", f"data.root={photos_dir}",
+    return with_defaults(["trainer.accelerator=cpu", "trainer.precision=32-true", "logger=csv", "data=folder", f"data.root={photos_dir}",
             "data.image_size=32", f"data.batch_size={batch}", "data.num_workers=0", "data.sample_size=32", f"style.image={painting}",
             "style.name=sn", "style.size=64", f"trainer.max_steps={steps}", "trainer.log_every_n_steps=1", "sample_every=0",
-            "checkpoint_every=3", f"hydra.run.dir={run_dir}", *extra]
+            "checkpoint_every=3", f"hydra.run.dir={run_dir}", *extra], *CONSTANT_LR)
 
 
 def losses(run_dir) -> list[float]:
