@@ -21,6 +21,10 @@ from fststyle.tiling import stylize_tiled
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# stroke=auto paints any photo's strokes at the share of the picture they have at this long side:
+# of the working sizes measured on a 4K photo (README, "Stroke size"), 1024 px came closest to the
+# style of the 1024 px stylization (512 px, the paintings' training size, gave strokes far too large).
+AUTO_LONG_SIDE = 1024
 
 # ITU-R BT.601 RGB -> YCbCr (full range) and back; Y carries the style's light and dark, Cb/Cr the colour.
 _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -148,12 +152,11 @@ class Stylizer:
     def stroke_factor(self, stroke: float | str, size: tuple[int, int]) -> float:
         """How many times larger than the network paints them the strokes become, relative to the
         picture: the network runs on the photo shrunk by this factor, and its result is enlarged back
-        with the photo's fine luminance detail (``restore_detail``). ``auto``: the photo's long side at
-        the long side the painting had when training measured its strokes (the model's ``style_size``,
-        512 if unknown), so that a stroke covers the same share of the picture as in the painting;
-        never below 1 (small photos are not enlarged)."""
+        with the photo's fine luminance detail (``restore_detail``). ``auto``: the strokes cover the share
+        of the picture they cover at a long side of AUTO_LONG_SIDE px (so a 4K photo is painted like its
+        1024 px version, not as a recolouring); never below 1 (smaller photos are not enlarged)."""
         if stroke == "auto":
-            return max(1.0, max(size) / float(self.metadata.get("style_size") or 512))
+            return max(1.0, max(size) / AUTO_LONG_SIDE)
         try:
             factor = float(stroke)
         except ValueError:
