@@ -50,7 +50,9 @@ class StyleTransferModule(pl.LightningModule):
                                    "final_lr": final_lr, "held_styles": held_styles or [], "temporal_weight": temporal_weight})
         # The network's styles that train, in the loss's order (all of them, or the ones train=norms adds).
         self.seed = seed
-        self.train_styles = torch.tensor(train_styles if train_styles is not None else range(net.num_styles))
+        # A buffer (not saved): it moves to the device with the module, no copy per step.
+        self.register_buffer("train_styles", torch.tensor(train_styles if train_styles is not None else range(net.num_styles)),
+                             persistent=False)
         self.net = net
         self.criterion = criterion
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -82,7 +84,7 @@ class StyleTransferModule(pl.LightningModule):
         styles = weights = None
         if self.net.num_styles > 1:
             styles = self.batch_styles(batch.shape[0], batch.device)
-            weights = F.one_hot(self.train_styles.to(batch.device)[styles], self.net.num_styles).float()
+            weights = F.one_hot(self.train_styles[styles], self.net.num_styles).float()
         stylized = self.net(batch) if weights is None else self.net(batch, weights)
         losses = self.criterion(stylized, batch) if styles is None else self.criterion(stylized, batch, styles)
         total = losses.pop("loss")
