@@ -8,13 +8,14 @@ import netrc
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.loggers import Logger, WandbLogger
-
 from fststyle.errors import first_line
+
+if TYPE_CHECKING:  # Lightning costs two seconds to import; eval's W&B run does not need it
+    from pytorch_lightning.loggers import Logger, WandbLogger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,4 +92,6 @@ def init_run(timeout: float = 30, **kwargs: Any) -> Any:
 
 def is_online(logger: Logger | bool) -> bool:
     """Whether ``logger`` is a W&B logger whose run went online."""
+    from pytorch_lightning.loggers import WandbLogger
+
     return isinstance(logger, WandbLogger) and not getattr(logger.experiment, "offline", True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import functional as TF
 
 from fststyle.errors import UserError
-from fststyle.images import is_image_file, open_rgb, square_crop
+from fststyle.images import find_files, open_rgb, square_crop
 from fststyle.prepared import PreparedDataset, prepared_path, prepared_rows, write_prepared
 
 log = logging.getLogger(__name__)
@@ -35,26 +33,6 @@ def sample_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError("data=sample needs scikit-image: pip install scikit-image")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def find_files(root: str | Path, accept: Callable[[str], bool] = is_image_file) -> list[Path]:
-    """The files below ``root`` whose names ``accept`` takes (recursive; hidden files and folders
-    left out), sorted. By default: images, any letter case of the extension."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root.resolve()}")
-    found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        # Linked folders are followed, each real folder once: a link back up the tree (a cycle) would
-        # otherwise be walked until the path grows too long, listing every photo hundreds of times.
-        stat = os.stat(dirpath)
-        if (stat.st_dev, stat.st_ino) in seen:
-            dirnames[:] = []
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath) / f for f in filenames if accept(f) and not f.startswith(".")]
-    return sorted(found)
 
 
 def find_images(root: str | Path) -> list[Path]:

@@ -27,9 +27,8 @@ from PIL import Image, ImageDraw
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import init_run
 from fststyle.errors import first_line
-from fststyle.data import find_files
 from fststyle.flicker import FlickerMeter
-from fststyle.images import is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
+from fststyle.images import find_files, is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.optimize import optimize_image
 from fststyle.styles import resolve_style_image, safe_file_name

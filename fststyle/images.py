@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,23 @@ def save_image(image: torch.Tensor | Image.Image, path: str | Path, quality: int
     with atomic_write(path) as tmp:
         pil.save(tmp, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
     return path
+
+
+def find_files(root: str | Path, accept: Callable[[str], bool] = is_image_file) -> list[Path]:
+    """The files below ``root`` whose names ``accept`` takes (recursive; hidden files and folders
+    left out), sorted. By default: images, any letter case of the extension."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root.resolve()}")
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        # Linked folders are followed, each real folder once: a link back up the tree (a cycle) would
+        # otherwise be walked until the path grows too long, listing every photo hundreds of times.
+        stat = os.stat(dirpath)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath) / f for f in filenames if accept(f) and not f.startswith(".")]
+    return sorted(found)

@@ -18,9 +18,8 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
-from fststyle.data import find_files
 from fststyle.errors import first_line
-from fststyle.images import is_image_file, load_tensor, save_image
+from fststyle.images import find_files, is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.flicker import FlickerMeter
 from fststyle.video import frame_count, is_video, stylize_video
