@@ -3,6 +3,7 @@
     python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [--profile N] [KEY=VALUE ...]
     python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
+    python scripts/benchmark.py video --video CLIP [--model PATH] [--sizes 640 native] [--precisions auto bf16]
 
 train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
 CPU preset included) and times `--steps` training steps after `--warmup` ones: images/s, ms per step,
@@ -20,6 +21,10 @@ infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16
 (+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
 default precision: bf16 on GPUs, fp32 on the CPU), and onnxruntime on the CPU. Weights do not change
 the speed: without --model a default TransformerNet is timed.
+
+video: a clip through the path `fststyle.infer` takes (decoding, the network in batches, encoding with
+the audio copied): frames/s end to end and the share of the time spent in the network, per output
+size (`native`: the clip's own) and precision.
 Prints a table and writes JSON with the device, torch version and date.
 """
 
@@ -34,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
-from bench import data, infer, train  # noqa: E402  (scripts/bench/: one module per benchmark)
+from bench import data, infer, train, video  # noqa: E402  (scripts/bench/: one module per benchmark)
 
 
 def main() -> None:
@@ -63,12 +68,24 @@ def main() -> None:
     infer_args.add_argument("--warmup", type=int, default=2)
     infer_args.add_argument("--repeats", type=int, default=5)
     infer_args.add_argument("--json", default="benchmark_infer.json")
+    video_args = sub.add_parser("video", help="video frames/s, end to end, as fststyle.infer runs it")
+    video_args.add_argument("--video", required=True, help="a video file (e.g. ../shared/assets/videos/bigbuckbunny.mp4)")
+    video_args.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
+    video_args.add_argument("--device", default="auto")
+    video_args.add_argument("--sizes", nargs="+", type=long_side, default=[640, None], help="output long sides in px, or native")
+    video_args.add_argument("--precisions", nargs="+", default=["auto"], help="auto, fp32, bf16, fp16 (as fststyle.infer precision=)")
+    video_args.add_argument("--batch-size", type=int, default=4, help="frames per network call, as fststyle.infer batch_size=")
+    video_args.add_argument("--json", default="benchmark_video.json")
     args = parser.parse_args()
 
-    report = {"train": train.run, "data": data.run, "infer": infer.run}[args.command](args)
+    report = {"train": train.run, "data": data.run, "infer": infer.run, "video": video.run}[args.command](args)
     report.update(torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']})")
+
+
+def long_side(text: str) -> int | None:
+    return None if text == "native" else int(text)
 
 
 if __name__ == "__main__":

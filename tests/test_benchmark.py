@@ -37,3 +37,13 @@ def test_infer_times_every_path_asked(tmp_path):
     assert [(r["path"], r["size"]) for r in report["results"]] == [("eager", "40x24"), ("bf16", "40x24"), ("onnx", "40x24")]
     for r in report["results"]:  # one timed run: its median is its minimum; megapixels/s follow from the time
         assert r["median_ms"] == r["min_ms"] and r["mpix_per_s"] == pytest.approx(40 * 24 / r["median_ms"] / 1000, abs=0.006)
+
+
+def test_video_reports_frames_per_second_per_size_and_precision(tmp_path):
+    clip = REPO.parent / "shared" / "assets" / "videos" / "carphone.mp4"  # 176x144, 120 frames
+    report = benchmark("video", "--video", str(clip), "--sizes", "48", "--precisions", "fp32", "bf16",
+                       "--json", str(tmp_path / "v.json"))
+    rows = [(r["precision"], r["size"], r["frames"]) for r in report["results"]]
+    assert rows == [("float32", "48x38", 120), ("bfloat16", "48x38", 120)]
+    for r in report["results"]:  # the network is part of the time, never all of it (decoding and encoding too)
+        assert r["frames_per_s"] > 0 and 0 < r["network_share"] < 1
