@@ -129,7 +129,7 @@ class TransformerNet(nn.Module):
         super().__init__()
         if width < 1 or num_residual < 0 or num_styles < 1:
             raise ValueError(f"model.width and num_styles must be >= 1 and model.num_residual >= 0, got {width}, {num_styles}, {num_residual}")
-        self.num_styles = num_styles
+        self.num_styles, self.width = num_styles, width
         c1, c2, c3 = width, 2 * width, 4 * width
         self.encoder = Styled(
             ConvNormReLU(3, c1, 9, 1, norm, num_styles),

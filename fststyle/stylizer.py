@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from fststyle.errors import UserError
 from fststyle.export import load_network
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
-from fststyle.tiling import stylize_tiled
+from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -25,6 +26,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 # of the working sizes measured on a 4K photo (README, "Stroke size"), 1024 px came closest to the
 # style of the 1024 px stylization (512 px, the paintings' training size, gave strokes far too large).
 AUTO_LONG_SIDE = 1024
+log = logging.getLogger(__name__)
 
 # ITU-R BT.601 RGB -> YCbCr (full range) and back; Y carries the style's light and dark, Cb/Cr the colour.
 _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -82,6 +84,10 @@ def keep_colours(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return to_rgb(torch.cat([y, to_ycbcr(photo)[:, 1:]], 1)).clamp(0, 1)
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
 class OnnxNetwork:
     """An exported .onnx model run by onnxruntime (no PyTorch model code needed)."""
 
@@ -113,15 +119,19 @@ class Stylizer:
     device. The output has the input's size. Options per call:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
-    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only);
+    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only); without it,
+    images whose pass would not fit ``max_memory`` (see ``fststyle.tiling.memory_budget``) are tiled
+    anyway, with one warning per image size;
     ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);
     ``style`` picks or blends the styles of a model that holds several (see ``style_weights``).
     """
 
     def __init__(self, net: TransformerNet | OnnxNetwork, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto",
-                 precision: str = "auto", compile: bool = False):
+                 precision: str = "auto", compile: bool = False, max_memory: str | int | None = "auto"):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.metadata = metadata or {}
+        memory_budget(max_memory, torch.device("cpu"))  # a bad value fails here, not at the first large image
+        self.max_memory, self._announced = max_memory, set()
         self.dtype = torch.float32
         if isinstance(net, OnnxNetwork):
             self.net, self.module = net, None
@@ -133,16 +143,17 @@ class Stylizer:
         self.net = torch.compile(self.module, dynamic=True) if compile else self.module
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False) -> "Stylizer":
+    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False,
+             max_memory: str | int | None = "auto") -> "Stylizer":
         """Load an exported ``.pth``, a training ``.ckpt`` or an exported ``.onnx`` model."""
         dev = pick_device(device) if isinstance(device, str) else device
         if Path(path).suffix.lower() == ".onnx":
             if not Path(path).is_file():
                 raise FileNotFoundError(f"model file not found: {Path(path).resolve()}")
             onnx_net = OnnxNetwork(path, dev)
-            return cls(onnx_net, onnx_net.metadata, dev)
+            return cls(onnx_net, onnx_net.metadata, dev, max_memory=max_memory)
         net, metadata = load_network(path)
-        return cls(net, metadata, dev, precision, compile)
+        return cls(net, metadata, dev, precision, compile, max_memory)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32 or self.module is None:
@@ -197,14 +208,33 @@ class Stylizer:
             raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
         return weights / weights.sum()
 
+    def auto_tile(self, n: int, h: int, w: int) -> tuple[int | None, bool]:
+        """(tile, one at a time) for a batch of n h x w images under ``max_memory``: (None, False) when
+        the batch fits, (None, True) when one image does, else the tile that fits."""
+        budget = None if self.module is None else memory_budget(self.max_memory, self.device)
+        if budget is None or n * forward_bytes(self.module.width, h, w) <= budget:
+            return None, False
+        tile = tile_for_budget(self.module.width, h, w, budget)
+        if tile and (h, w) not in self._announced:
+            self._announced.add((h, w))
+            log.warning("%dx%d px would need about %s, over the memory budget of %s (max_memory=%s): stylized in tiles of %d px",
+                        w, h, _size(forward_bytes(self.module.width, h, w)), _size(budget), self.max_memory, tile)
+        return tile, True
+
     def _stylize(self, photo: torch.Tensor, tile: int | None, style: torch.Tensor | None) -> torch.Tensor:
         batch_style = None if style is None else style.to(photo.device).expand(photo.shape[0], -1)
+        stats_size = 1024
+        if not tile:
+            tile, one_at_a_time = self.auto_tile(*photo.shape[:1], *photo.shape[-2:])
+            if one_at_a_time and not tile and photo.shape[0] > 1:
+                return torch.cat([self._stylize(p[None], None, style) for p in photo])
+            stats_size = 0  # an untiled pass for the statistics is what does not fit
         with self._autocast():
             if tile:
                 if self.module is None:
                     raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
-                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net, style=None if style is None else style.to(p.device))
-                                 for p in photo])
+                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net, style=None if style is None else style.to(p.device),
+                                               stats_size=stats_size) for p in photo])
             else:
                 out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
         return out.float()

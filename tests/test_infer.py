@@ -126,6 +126,43 @@ def test_tiles_of_256_px_equal_the_untiled_result(stylizer, photos_dir, stats_si
     assert tiled.shape == full.shape and (full - tiled).abs().max() < 1e-4
 
 
+def test_an_image_over_the_memory_budget_is_tiled_by_itself(photos_dir, caplog):
+    """max_memory: a photo whose pass would not fit is stylized in tiles (one warning naming the tile),
+    equal to the untiled result within a quarter of an 8-bit step; a batch that does not fit but whose
+    images do is run one image at a time, unchanged; a photo that fits is not tiled. (A narrow network
+    with one residual block: its receptive radius, 22 px, makes tiles of 128 px exact.)"""
+    from fststyle.net import TransformerNet
+    from fststyle.tiling import forward_bytes
+
+    net = TransformerNet(width=8, num_residual=1).eval()
+    for norm in net.modules():
+        if isinstance(norm, torch.nn.InstanceNorm2d):  # not the identity a new network starts with
+            torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.2, 0.2)
+    photo = load_tensor(photos_dir / "stata.jpg", 300)[None]  # 199 x 300
+    need = forward_bytes(8, 199, 300)
+    untiled = Stylizer(net, device="cpu", max_memory="none").run(photo)
+    with caplog.at_level("WARNING", logger="fststyle.stylizer"):
+        tiled = Stylizer(net, device="cpu", max_memory=need // 2).run(photo)
+    [warning] = [r.getMessage() for r in caplog.records]
+    tile = int(warning.split("tiles of ")[1].split(" px")[0])
+    assert warning.startswith("300x199 px would need about") and 128 <= tile < 300
+    assert (tiled - untiled).abs().max() < 0.25 / 255  # the README's tolerance: a quarter of an 8-bit step
+
+    caplog.clear()
+    one_by_one = Stylizer(net, device="cpu", max_memory=f"{need * 1.5 / 2**20:.2f}MB")
+    assert one_by_one.auto_tile(2, 199, 300) == (None, True) and one_by_one.auto_tile(1, 199, 300) == (None, False)
+    with caplog.at_level("WARNING", logger="fststyle.stylizer"):
+        out = one_by_one.run(torch.cat([photo, photo.flip(-1)]))
+    assert not caplog.records and (out[:1] - untiled).abs().max() < 1e-5
+
+
+def test_a_bad_memory_budget_is_one_line(model_path, photos_dir, tmp_path):
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'o.jpg'}",
+                   "max_memory=lots", expect=2)
+    assert proc.stderr.strip().splitlines()[-1] == "error: max_memory must be auto, none or a size such as 2GB or 512MB, got 'lots'"
+    assert not (tmp_path / "o.jpg").exists()
+
+
 def test_bf16_is_close_to_fp32(model_path, photo):
     fp32 = Stylizer.load(model_path, device="cpu", precision="fp32").run(photo)
     bf16 = Stylizer.load(model_path, device="cpu", precision="bf16").run(photo)
