@@ -94,7 +94,7 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 # --- ONNX and TorchScript -------------------------------------------------------------------------
 
-EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt"}
 
 
 def _trace_inputs(net: TransformerNet) -> tuple[torch.Tensor, ...]:
@@ -136,6 +136,68 @@ def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any],
     return path.resolve()
 
 
+class _Calibration:
+    """onnxruntime's calibration reader: the photos as centred squares of ``size`` px, one at a time."""
+
+    def __init__(self, photos: list[Path], size: int = 256):
+        self.photos, self.size = iter(photos), size
+
+    def get_next(self) -> dict[str, Any] | None:
+        import torch.nn.functional as F
+
+        from fststyle.images import load_tensor
+
+        path = next(self.photos, None)
+        if path is None:
+            return None
+        image = load_tensor(path)[None]
+        h, w = image.shape[-2:]
+        side = min(h, w)
+        square = image[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+        return {"input": F.interpolate(square, size=(self.size, self.size), mode="area").numpy()}
+
+
+def quantize_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any], photos: list[Path], opset: int = 18) -> Path:
+    """A statically quantized ONNX model for CPUs: int8 weights (per channel) and uint8 activations in
+    QDQ form, the activation ranges calibrated on ``photos`` (the 99.999th percentile, so that a few
+    extreme values do not waste the 256 levels). The last convolution stays float: the output's 8-bit
+    steps would otherwise come from a second, coarser rounding."""
+    import contextlib
+    import io
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if net.num_styles > 1:
+        raise ValueError("format=onnx-int8 takes one-style models; export a model of several styles with format=onnx")
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
+        export_onnx(net, plain, metadata, opset)
+        quiet = logging.getLogger()  # the quantization tools print their progress and log shape-inference doubts
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                quant_pre_process(str(plain), str(prepared))
+                last_conv = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv"][-1]
+                quantized = Path(tmp) / "int8.onnx"
+                quantize_static(str(prepared), str(quantized), _Calibration(photos), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=[last_conv],
+                                calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": 99.999})
+        finally:
+            quiet.setLevel(level)
+        with atomic_write(path) as out:
+            model = onnx.load(str(quantized))
+            del model.metadata_props[:]
+            model.metadata_props.add(key="fststyle", value=json.dumps({**metadata, "quantized": "int8"}))
+            onnx.save(model, str(out))
+    return path.resolve()
+
+
 def export_torchscript(net: TransformerNet, path: str | Path, metadata: dict[str, Any]) -> Path:
     """A traced TorchScript module: ``torch.jit.load(path)`` in Python or C++ (libtorch), no fststyle
     needed. The metadata is in the archive's extra file ``fststyle.json``."""
@@ -152,7 +214,7 @@ def export_torchscript(net: TransformerNet, path: str | Path, metadata: dict[str
 def run_export(path: str | Path, fmt: str, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
     """Run an exported file the way its users will: onnxruntime for ONNX, torch.jit for TorchScript."""
     inputs = (batch,) if style is None else (batch, style)
-    if fmt == "onnx":
+    if fmt.startswith("onnx"):
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -183,9 +245,13 @@ def export(cfg: DictConfig) -> Path:
     metadata = {**metadata, "source": str(Path(cfg.model).resolve())}
     if cfg.format == "onnx":
         written = export_onnx(net, output, metadata, cfg.opset)
+    elif cfg.format == "onnx-int8":
+        written = quantize_onnx(net, output, metadata, calibration_photos(cfg.calibration), cfg.opset)
     else:
         written = export_torchscript(net, output, metadata)
-    if cfg.check:
+    if cfg.check and cfg.format == "onnx-int8":
+        check_int8(written, net, cfg.int8_tolerance)
+    elif cfg.check:
         from fststyle.data import sample_root
         from fststyle.images import load_tensor
 
@@ -198,6 +264,37 @@ def export(cfg: DictConfig) -> Path:
         print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
     print(f"exported: {written}")
     return written
+
+
+def calibration_photos(folder: str | None) -> list[Path]:
+    """The photos that calibrate an int8 export: those below ``folder``, else six of the sample photos
+    (check_int8 checks on the other two and two more)."""
+    from fststyle.data import SAMPLE_PHOTOS, sample_root
+    from fststyle.images import find_files
+
+    photos = find_files(folder) if folder else [sample_root() / name for name in SAMPLE_PHOTOS[:6]]
+    if not photos:
+        raise UserError(f"calibration={folder} holds no photos; give a folder of photos like the ones to stylize")
+    return photos
+
+
+def check_int8(path: Path, net: TransformerNet, tolerance: float) -> None:
+    """The int8 model against PyTorch on real photos it was not calibrated on, in 8-bit steps: the
+    mean difference must stay within ``tolerance`` (the largest is printed: a few pixels always differ
+    by more)."""
+    from fststyle.data import SAMPLE_PHOTOS, sample_root
+    from fststyle.images import load_tensor
+
+    photos = [load_tensor(sample_root() / name, 257)[None] for name in (*SAMPLE_PHOTOS[6:], "camera.png", "ihc.png")]
+    with torch.inference_mode():
+        steps = torch.cat([(run_export(path, "onnx", p) - net.eval().cpu()(p)).abs().flatten() * 255 for p in photos])
+    largest, mean = steps.max().item(), steps.mean().item()
+    if mean > tolerance:
+        path.unlink()
+        raise UserError(f"the int8 export differs from PyTorch by {mean:.2f} 8-bit steps on average (> int8_tolerance {tolerance}); "
+                        "nothing written: calibrate on photos like yours (calibration=DIR) or export format=onnx")
+    print(f"checked: int8 differs from PyTorch by {mean:.2f} 8-bit steps on average, {largest:.0f} at most, on 4 photos "
+          f"(int8_tolerance {tolerance} on the mean)")
 
 
 @hydra.main(version_base="1.3", config_path="../conf/cli", config_name="export")

@@ -5,7 +5,7 @@ import json
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import run_cli
+from conftest import photo_folder, run_cli
 
 from fststyle import Stylizer
 from fststyle.export import load_model, save_model
@@ -68,3 +68,30 @@ def test_export_above_tolerance_fails_and_writes_nothing(model_path, tmp_path):
     out = tmp_path / "m.onnx"
     proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
     assert "tolerance" in proc.stderr and not out.exists()
+
+
+def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, photos_dir):
+    """format=onnx-int8: calibrated on photos, checked in 8-bit steps (mean within int8_tolerance, the
+    largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a
+    check above the tolerance removes the file."""
+    from fststyle.errors import UserError
+    from fststyle.export import check_int8, load_network
+    from fststyle.images import load_tensor
+
+    out = tmp_path / "m.int8.onnx"
+    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}",
+                   f"calibration={photo_folder(tmp_path, photos_dir, 3)}")
+    checked = proc.stdout.splitlines()[-2]
+    mean = float(checked.split("by ")[1].split(" 8-bit")[0])
+    assert checked.startswith("checked: int8 differs from PyTorch by") and "at most, on 4 photos (int8_tolerance 4.0 on the mean)" in checked
+    assert 0 < mean <= 4.0 and proc.stdout.splitlines()[-1] == f"exported: {out.resolve()}"
+    assert out.stat().st_size < 0.35 * model_path.stat().st_size
+    net, _ = load_network(model_path)
+    photo = load_tensor(photos_dir / "dog.jpg", 96)[None]
+    with torch.inference_mode():
+        difference = (Stylizer.load(out, device="cpu").run(photo) - net(photo)).abs()
+    assert difference.mean() < 4 / 255 and Stylizer.load(out, device="cpu").metadata["quantized"] == "int8"
+
+    with pytest.raises(UserError, match="int8_tolerance 0.0"):
+        check_int8(out, net, 0.0)
+    assert not out.exists()
