@@ -50,3 +50,13 @@ def test_infer_takes_model_as_a_plain_value():
     with initialize_config_dir(str(CONF / "cli"), version_base="1.3"):
         cfg = compose("infer", overrides=["model=outputs/x/export/x.pth", "input=a.jpg", "output=b.jpg"])
     assert cfg.model == "outputs/x/export/x.pth"
+
+
+def test_the_small_model_preset_is_narrower_and_shallower():
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        small, default = (instantiate(compose("train", overrides=[f"model={m}"]).model) for m in ("johnson_small", "johnson"))
+    assert (small.width, len(small.residuals), default.width, len(default.residuals)) == (16, 3, 32, 5)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(small) < count(default) / 6
