@@ -94,7 +94,13 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 # --- ONNX and TorchScript -------------------------------------------------------------------------
 
-EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt"}
+EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web"}
+
+
+def style_names(metadata: dict[str, Any]) -> list[str]:
+    """The names of the styles a model holds, from its metadata."""
+    held = metadata.get("styles")
+    return [s["name"] for s in held] if held else [str(metadata.get("style_name", "style"))]
 
 
 def _trace_inputs(net: TransformerNet) -> tuple[torch.Tensor, ...]:
@@ -239,12 +245,22 @@ def export(cfg: DictConfig) -> Path:
     if cfg.format not in EXPORT_FORMATS:
         raise ValueError(f"format={cfg.format} is not one of {', '.join(EXPORT_FORMATS)}")
     net, metadata = load_network(cfg.model)
-    output = Path(cfg.output) if cfg.output else Path(cfg.model).with_suffix(EXPORT_FORMATS[cfg.format])
+    model = Path(cfg.model)
+    output = Path(cfg.output) if cfg.output else model.with_name(model.stem + EXPORT_FORMATS[cfg.format]) if cfg.format == "web" \
+        else model.with_suffix(EXPORT_FORMATS[cfg.format])
     if output.resolve() == Path(cfg.model).resolve():
         raise ValueError(f"output={output} would overwrite the model; give another output=")
     metadata = {**metadata, "source": str(Path(cfg.model).resolve())}
     if cfg.format == "onnx":
         written = export_onnx(net, output, metadata, cfg.opset)
+    elif cfg.format == "web":
+        from fststyle.web import write_page
+
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"format=web writes a folder, and output={output} is a file; give a folder")
+        output.mkdir(parents=True, exist_ok=True)
+        page = write_page(output, style_names(metadata), f"{' / '.join(style_names(metadata))} (fststyle)", cfg.web_runtime)
+        written = export_onnx(net, output / "model.onnx", metadata, cfg.opset)
     elif cfg.format == "onnx-int8":
         written = quantize_onnx(net, output, metadata, calibration_photos(cfg.calibration), cfg.opset)
     else:
@@ -257,11 +273,13 @@ def export(cfg: DictConfig) -> Path:
 
         photo = load_tensor(sample_root() / "astronaut.png", 97)  # a real photo at an odd size
         batches = [photo[None], torch.stack([photo, photo.flip(-1)]), torch.rand(1, 3, 33, 150)]
-        diff = check_export(written, cfg.format, net, batches)
+        diff = check_export(written, "onnx" if cfg.format == "web" else cfg.format, net, batches)
         if diff > cfg.tolerance:
             written.unlink()
             raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
         print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
+    if cfg.format == "web":
+        print(f"page: {page} (serve the folder, e.g. python -m http.server -d {output}, and open http://localhost:8000)")
     print(f"exported: {written}")
     return written
 

@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from fststyle.errors import UserError
-from fststyle.export import load_network
+from fststyle.export import load_network, style_names
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
@@ -179,8 +179,7 @@ class Stylizer:
     @property
     def styles(self) -> list[str]:
         """The names of the styles this model holds."""
-        held = self.metadata.get("styles")
-        return [s["name"] for s in held] if held else [str(self.metadata.get("style_name", "style"))]
+        return style_names(self.metadata)
 
     def style_weights(self, style: str | dict[str, float] | None) -> torch.Tensor | None:
         """(1, styles) weights for a model of several styles, from a name (``great_wave``), a blend

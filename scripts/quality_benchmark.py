@@ -57,6 +57,9 @@ def images_per_s(run_dir: Path) -> float | None:
 
 
 def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
+    # Only what changes the optimized image: the temporal term exists only in training, and style_norm's
+    # default is what configs without the key (older runs) meant.
+    loss = {k: v for k, v in loss.items() if k != "temporal_weight" and not (k == "style_norm" and v == "none")}
     text = json.dumps([sha256_of(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

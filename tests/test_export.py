@@ -1,11 +1,12 @@
 """`python -m fststyle.export`: ONNX and TorchScript files that match PyTorch at any size."""
 
 import json
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import photo_folder, run_cli
+from conftest import REPO, photo_folder, run_cli
 
 from fststyle import Stylizer
 from fststyle.export import load_model, save_model
@@ -95,3 +96,35 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
     with pytest.raises(UserError, match="int8_tolerance 0.0"):
         check_int8(out, net, 0.0)
     assert not out.exists()
+
+
+def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path, photos_dir):
+    """format=web in headless Chromium, offline (onnxruntime-web from a local copy): the page
+    stylizes a real photo, and the picture it produces equals onnxruntime's in Python to 1 8-bit step."""
+    import io
+    import os
+
+    import numpy as np
+    from browser import find_chromium, open_page
+    from PIL import Image
+
+    from fststyle.web import ORT_WEB_VERSION
+
+    runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}"))
+    if not find_chromium():
+        pytest.skip("no Chromium here (Debian: apt-get install chromium; CI: scripts/get_browser_test_deps.sh)")
+    if not runtime.is_dir():
+        pytest.skip(f"no onnxruntime-web at {runtime} (scripts/get_browser_test_deps.sh fetches it with npm)")
+    site = tmp_path / "site"
+    proc = run_cli("fststyle.export", f"model={model_path}", "format=web", f"output={site / 'page'}", f"web_runtime={runtime}")
+    assert proc.stdout.splitlines()[-1] == f"exported: {(site / 'page' / 'model.onnx').resolve()}"
+    photo = Image.open(photos_dir / "dog.jpg").convert("RGB").resize((120, 90))
+    photo.save(site / "photo.png")  # PNG: the browser and PIL decode it to the same pixels
+    headers, body = open_page(site, "page/index.html?photo=../photo.png&report={report}")
+    assert body[:8] == b"\x89PNG\r\n\x1a\n", body[:200]
+    page = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int)
+    x = np.asarray(photo, dtype=np.float32).transpose(2, 0, 1)[None] / 255
+    out = ort.InferenceSession(str(site / "page" / "model.onnx")).run(None, {"input": x})[0][0]
+    python = np.round(np.clip(out, 0, 1) * 255).astype(int).transpose(1, 2, 0)
+    assert headers.get("X-Backend") == "wasm" and page.shape == python.shape == (90, 120, 3)
+    assert np.abs(page - python).max() <= 1 and (page != python).mean() < 0.01
