@@ -7,7 +7,8 @@ Trains with `python -m fststyle.train KEY=VALUE ...` (any Hydra overrides: the b
 `trainer.max_steps=`), then judges the exported model by its own training objective (its loss network,
 layers and weights; the style image at its `style.size`) on the held-out photos at `--size`, against
 L-BFGS image optimization of that same objective from each photo (`--reference-steps` iterations).
-`--run` scores the model of a finished training run instead (no training).
+`--run` scores the model of a finished training run instead (no training); `--style NAME` judges one
+style of a model of several (e.g. one added with train=norms).
 Prints a table (content, style, total, each as a ratio to the reference; training minutes; images/s)
 and writes `quality.json` and `contact_sheet.png` (photo | model | optimization) into `--out`.
 
@@ -38,7 +39,7 @@ from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E
 from fststyle.optimize import optimize_image  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.train import build_criterion, load_style_image  # noqa: E402
+from fststyle.train import build_criterion, held_styles, load_style_image  # noqa: E402
 
 
 def train(overrides: list[str], run_dir: Path) -> float:
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", default=f"benchmarks/quality/{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     parser.add_argument("--cache", default="benchmarks/quality/references")
     parser.add_argument("--run", help="score the model of this finished training run (a run folder with csv logs) instead of training")
+    parser.add_argument("--style", help="a model of several styles: the style to judge (against its own painting)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     args = parser.parse_args()
     out, cache = Path(args.out), Path(args.cache)
@@ -99,9 +101,14 @@ def main() -> None:
     rate = images_per_s(run_dir)
     cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     stylizer = Stylizer.load(run_dir / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
-    style_path = resolve_style_image(cfg["style"]["image"], cfg["style"]["name"], cfg["style"].get("sha256"), cfg["style_cache"])
+    entry = cfg["style"]
+    if args.style:
+        entry = next((e for e in held_styles(stylizer.metadata) if e["name"] == args.style), None)
+        if entry is None:
+            parser.error(f"--style {args.style}: the model holds {', '.join(stylizer.styles)}")
+    style_path = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), cfg["style_cache"])
     loss_cfg = OmegaConf.create(cfg["loss"])
-    criterion = build_criterion(loss_cfg, load_style_image(style_path, cfg["style"]["size"])).to(stylizer.device)
+    criterion = build_criterion(loss_cfg, load_style_image(style_path, entry["size"])).to(stylizer.device)
     weights = {"content": loss_cfg.content_weight, "style": loss_cfg.style_weight, "tv": loss_cfg.tv_weight}
 
     def objective(image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
@@ -113,10 +120,10 @@ def main() -> None:
     rows, records, cached = [], [], 0
     for photo_path in map(Path, args.photos):
         photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
-        key = reference_key(photo_path, sha256_of(style_path), args.size, cfg["loss"], cfg["style"]["size"], args.reference_steps)
+        key = reference_key(photo_path, sha256_of(style_path), args.size, cfg["loss"], entry["size"], args.reference_steps)
         optimized, was_cached = reference(photo, criterion, args.reference_steps, cache, key)
         cached += was_cached
-        stylized = as_8bit(stylizer.run(photo))
+        stylized = as_8bit(stylizer.run(photo, style=args.style))
         model, best = objective(stylized, photo), objective(optimized, photo)
         records.append({"photo": str(photo_path), "model": model, "reference": best,
                         "ratio": {k: model[k] / best[k] for k in model if best[k] > 0}})
@@ -124,7 +131,7 @@ def main() -> None:
 
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
-    report = {"overrides": overrides, "run": str(run_dir), "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
+    report = {"overrides": overrides, "run": str(run_dir), "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
               "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios, "per_photo": records,
               "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     (out / "quality.json").write_text(json.dumps(report, indent=2))
