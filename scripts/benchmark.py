@@ -4,6 +4,7 @@
     python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
     python scripts/benchmark.py video --video CLIP [--model PATH] [--sizes 640 native] [--precisions auto bf16]
+    python scripts/benchmark.py web --photo P.jpg [--model PATH] [--sizes 512x512 1024x1024] [--runtime DIR]
 
 train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
 CPU preset included) and times `--steps` training steps after `--warmup` ones: images/s, ms per step,
@@ -25,6 +26,9 @@ the speed: without --model a default TransformerNet is timed.
 video: a clip through the path `fststyle.infer` takes (decoding, the network in batches, encoding with
 the audio copied): frames/s end to end and the share of the time spent in the network, per output
 size (`native`: the clip's own) and precision.
+
+web: the page of `fststyle.export format=web` in headless Chromium (onnxruntime-web), ms per photo per
+size; needs Chromium and onnxruntime-web (scripts/get_browser_test_deps.sh).
 Prints a table and writes JSON with the device, torch version and date.
 """
 
@@ -39,7 +43,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
-from bench import data, infer, train, video  # noqa: E402  (scripts/bench/: one module per benchmark)
+from bench import data, infer, train, video, web  # noqa: E402  (scripts/bench/: one module per benchmark)
+from fststyle.web import ORT_WEB_VERSION  # noqa: E402
 
 
 def main() -> None:
@@ -76,9 +81,16 @@ def main() -> None:
     video_args.add_argument("--precisions", nargs="+", default=["auto"], help="auto, fp32, bf16, fp16 (as fststyle.infer precision=)")
     video_args.add_argument("--batch-size", type=int, default=4, help="frames per network call, as fststyle.infer batch_size=")
     video_args.add_argument("--json", default="benchmark_video.json")
+    web_args = sub.add_parser("web", help="the browser page's speed in headless Chromium")
+    web_args.add_argument("--photo", required=True, help="a photo, resized to each size")
+    web_args.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
+    web_args.add_argument("--sizes", nargs="+", default=["512x512", "1024x1024"], help="WIDTHxHEIGHT")
+    web_args.add_argument("--repeats", type=int, default=3)
+    web_args.add_argument("--runtime", default=f".cache/onnxruntime-web-{ORT_WEB_VERSION}", help="onnxruntime-web's folder")
+    web_args.add_argument("--json", default="benchmark_web.json")
     args = parser.parse_args()
 
-    report = {"train": train.run, "data": data.run, "infer": infer.run, "video": video.run}[args.command](args)
+    report = {"train": train.run, "data": data.run, "infer": infer.run, "video": video.run, "web": web.run}[args.command](args)
     report.update(torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']})")

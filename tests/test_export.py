@@ -104,9 +104,13 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     import io
     import os
 
+    import sys
+
     import numpy as np
-    from browser import find_chromium, open_page
     from PIL import Image
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench.browser import find_chromium, open_page
 
     from fststyle.web import ORT_WEB_VERSION
 
