@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from fststyle import banded
 from fststyle.errors import UserError
 from fststyle.export import load_network, style_names
 from fststyle.images import to_pil, to_uint8
@@ -120,8 +121,9 @@ class Stylizer:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
     ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only); without it,
-    images whose pass would not fit ``max_memory`` (see ``fststyle.tiling.memory_budget``) are tiled
-    anyway, with one warning per image size;
+    images whose pass would not fit ``max_memory`` (see ``fststyle.tiling.memory_budget``) are run in
+    row bands (or tiles, where bands do not fit or the network is not the default kind), with one
+    warning per image size;
     ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);
     ``style`` picks or blends the styles of a model that holds several (see ``style_weights``).
     """
@@ -207,33 +209,41 @@ class Stylizer:
             raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
         return weights / weights.sum()
 
-    def auto_tile(self, n: int, h: int, w: int) -> tuple[int | None, bool]:
-        """(tile, one at a time) for a batch of n h x w images under ``max_memory``: (None, False) when
-        the batch fits, (None, True) when one image does, else the tile that fits."""
+    def memory_plan(self, n: int, h: int, w: int) -> tuple[str, int | None]:
+        """How a batch of n h x w images is run under ``max_memory``: ("whole", None) when the batch
+        fits, ("one by one", None) when one image does, ("bands", rows) when banded inference fits
+        (fststyle.banded: exact, little slower), else ("tiles", tile) (fststyle.tiling: exact, slower)."""
         budget = None if self.module is None else memory_budget(self.max_memory, self.device)
-        if budget is None or n * forward_bytes(self.module.width, h, w) <= budget:
-            return None, False
-        tile = tile_for_budget(self.module.width, h, w, budget)
-        if tile and (h, w) not in self._announced:
+        width = getattr(self.module, "width", 0)
+        if budget is None or n * forward_bytes(width, h, w) <= budget:
+            return "whole", None
+        if forward_bytes(width, h, w) <= budget:
+            return "one by one", None
+        rows = (budget - banded.stored_bytes(width, h, w)) // max(1, banded.band_bytes(width, w, 1))
+        plan = ("bands", int(rows)) if banded.supports(self.module) and rows >= 16 else ("tiles", tile_for_budget(width, h, w, budget))
+        if (h, w) not in self._announced:
             self._announced.add((h, w))
-            log.warning("%dx%d px would need about %s, over the memory budget of %s (max_memory=%s): stylized in tiles of %d px",
-                        w, h, _size(forward_bytes(self.module.width, h, w)), _size(budget), self.max_memory, tile)
-        return tile, True
+            log.warning("%dx%d px would need about %s, over the memory budget of %s (max_memory=%s): stylized in %s of %d %s",
+                        w, h, _size(forward_bytes(width, h, w)), _size(budget), self.max_memory, *plan, "rows" if plan[0] == "bands" else "px")
+        return plan
 
     def _stylize(self, photo: torch.Tensor, tile: int | None, style: torch.Tensor | None) -> torch.Tensor:
         batch_style = None if style is None else style.to(photo.device).expand(photo.shape[0], -1)
-        stats_size = 1024
+        one_style = None if style is None else style.to(photo.device)
+        stats_size, plan = 1024, ("tiles", tile)
         if not tile:
-            tile, one_at_a_time = self.auto_tile(*photo.shape[:1], *photo.shape[-2:])
-            if one_at_a_time and not tile and photo.shape[0] > 1:
+            plan = self.memory_plan(*photo.shape[:1], *photo.shape[-2:])
+            if plan[0] == "one by one":
                 return torch.cat([self._stylize(p[None], None, style) for p in photo])
             stats_size = 0  # an untiled pass for the statistics is what does not fit
         with self._autocast():
-            if tile:
+            if plan[0] == "tiles":
                 if self.module is None:
                     raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
-                out = torch.cat([stylize_tiled(self.module, p[None], tile, run=self.net, style=None if style is None else style.to(p.device),
-                                               stats_size=stats_size) for p in photo])
+                out = torch.cat([stylize_tiled(self.module, p[None], plan[1], run=self.net, style=one_style, stats_size=stats_size)
+                                 for p in photo])
+            elif plan[0] == "bands":
+                out = torch.cat([banded.stylize_banded(self.module, p[None], plan[1], one_style) for p in photo])
             else:
                 out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
         return out.float()

@@ -30,10 +30,10 @@ model, photo, w, h, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys
 image = torch.nn.functional.interpolate(load_tensor(photo)[None], size=(h, w), mode="bicubic").clamp(0, 1)
 stylizer = Stylizer.load(model, device="cpu", precision="fp32", max_memory=budget)
 stylizer.run(image[..., :64, :64])
-tile = stylizer.auto_tile(1, h, w)[0]
+plan = stylizer.memory_plan(1, h, w)
 start = time.perf_counter()
 stylizer.run(image)
-print(time.perf_counter() - start, tile or 0)
+print(time.perf_counter() - start, plan[0].replace(' ', '_'), plan[1] or 0)
 """
 
 
@@ -44,8 +44,8 @@ def measure(model: str, photo: str, w: int, h: int, budget: str) -> dict:
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
         raise SystemExit(f"{w}x{h} max_memory={budget} failed")
-    seconds, tile = out.split()
-    return {"size": f"{w}x{h}", "megapixels": round(w * h / 1e6, 2), "max_memory": budget, "tile": int(tile) or None,
+    seconds, how, size = out.split()
+    return {"size": f"{w}x{h}", "megapixels": round(w * h / 1e6, 2), "max_memory": budget, "how": how.replace("_", " "), "rows_or_px": int(size) or None,
             "seconds": round(float(seconds), 2), "peak_gb": round(usage.ru_maxrss * 1024 / 2**30, 2)}  # Linux: ru_maxrss in KB
 
 
@@ -60,13 +60,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"{'size':>10} {'max_memory':>10} {'tile':>5} {'seconds':>8} {'peak GB':>8}")
+    print(f"{'size':>10} {'max_memory':>10} {'how':>16} {'seconds':>8} {'peak GB':>8}")
     for size in args.sizes:
         w, h = map(int, size.lower().split("x"))
         for budget in args.budgets:
             row = measure(args.model, args.photo, w, h, budget)
             rows.append(row)
-            print(f"{row['size']:>10} {budget:>10} {row['tile'] or '-':>5} {row['seconds']:>8.2f} {row['peak_gb']:>8.2f}", flush=True)
+            how = f"{row['how']} {row['rows_or_px'] or ''}".strip()
+            print(f"{row['size']:>10} {budget:>10} {how:>16} {row['seconds']:>8.2f} {row['peak_gb']:>8.2f}", flush=True)
     report = {"device": f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores", "torch": torch.__version__,
               "date": datetime.date.today().isoformat(), "model": args.model, "rows": rows}
     (out / "memory.json").write_text(json.dumps(report, indent=2))

@@ -126,11 +126,12 @@ def test_tiles_of_256_px_equal_the_untiled_result(stylizer, photos_dir, stats_si
     assert tiled.shape == full.shape and (full - tiled).abs().max() < 1e-4
 
 
-def test_an_image_over_the_memory_budget_is_tiled_by_itself(photos_dir, caplog):
-    """max_memory: a photo whose pass would not fit is stylized in tiles (one warning naming the tile),
-    equal to the untiled result within a quarter of an 8-bit step; a batch that does not fit but whose
-    images do is run one image at a time, unchanged; a photo that fits is not tiled. (A narrow network
-    with one residual block: its receptive radius, 22 px, makes tiles of 128 px exact.)"""
+def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, caplog):
+    """max_memory: a photo whose pass would not fit runs in row bands (exact: the untiled result to
+    float rounding), or, where even bands do not fit, in tiles (within a quarter of an 8-bit step),
+    with one warning naming which; a batch that does not fit but whose images do runs one image at a
+    time, unchanged; a photo that fits runs whole. (A narrow network with one residual block: its
+    receptive radius, 22 px, makes tiles of 128 px exact.)"""
     from fststyle.net import TransformerNet
     from fststyle.tiling import forward_bytes
 
@@ -141,19 +142,34 @@ def test_an_image_over_the_memory_budget_is_tiled_by_itself(photos_dir, caplog):
     photo = load_tensor(photos_dir / "stata.jpg", 300)[None]  # 199 x 300
     need = forward_bytes(8, 199, 300)
     untiled = Stylizer(net, device="cpu", max_memory="none").run(photo)
-    with caplog.at_level("WARNING", logger="fststyle.stylizer"):
-        tiled = Stylizer(net, device="cpu", max_memory=need // 2).run(photo)
-    [warning] = [r.getMessage() for r in caplog.records]
-    tile = int(warning.split("tiles of ")[1].split(" px")[0])
-    assert warning.startswith("300x199 px would need about") and 128 <= tile < 300
-    assert (tiled - untiled).abs().max() < 0.25 / 255  # the README's tolerance: a quarter of an 8-bit step
+    for budget, how, tolerance in ((need // 2, "bands of", 1e-5), (need // 6, "tiles of", 0.25 / 255)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="fststyle.stylizer"):
+            out = Stylizer(net, device="cpu", max_memory=budget).run(photo)
+        [warning] = [r.getMessage() for r in caplog.records]
+        assert warning.startswith("300x199 px would need about") and f"stylized in {how} " in warning, warning
+        assert (out - untiled).abs().max() < tolerance
 
     caplog.clear()
     one_by_one = Stylizer(net, device="cpu", max_memory=f"{need * 1.5 / 2**20:.2f}MB")
-    assert one_by_one.auto_tile(2, 199, 300) == (None, True) and one_by_one.auto_tile(1, 199, 300) == (None, False)
+    assert one_by_one.memory_plan(2, 199, 300) == ("one by one", None) and one_by_one.memory_plan(1, 199, 300) == ("whole", None)
     with caplog.at_level("WARNING", logger="fststyle.stylizer"):
         out = one_by_one.run(torch.cat([photo, photo.flip(-1)]))
     assert not caplog.records and (out[:1] - untiled).abs().max() < 1e-5
+
+
+def test_banded_inference_equals_the_untiled_pass(photos_dir):
+    """Layer by layer in bands of rows, with several styles blended, at a size that is no multiple of 16."""
+    from fststyle.banded import stylize_banded
+    from fststyle.net import TransformerNet
+
+    net = TransformerNet(width=8, num_residual=2, num_styles=3).eval()
+    with torch.no_grad():
+        for param in net.parameters():
+            param += 0.05 * torch.randn_like(param)
+    photo, style = load_tensor(photos_dir / "dog.jpg", 150)[None], torch.tensor([[0.2, 0.5, 0.3]])
+    with torch.inference_mode():
+        assert (stylize_banded(net, photo, 16, style) - net(photo, style)).abs().max() < 1e-5
 
 
 def test_a_bad_memory_budget_is_one_line(model_path, photos_dir, tmp_path):
