@@ -20,7 +20,8 @@ on a GPU) with resize and crop on the device, the alternative to the prepared fi
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
-default precision: bf16 on GPUs, fp32 on the CPU), and onnxruntime on the CPU. Weights do not change
+default precision: bf16 on GPUs, fp32 on the CPU), and onnxruntime on the CPU, float32 and int8
+(`fststyle.export format=onnx-int8`). Weights do not change
 the speed: without --model a default TransformerNet is timed.
 
 video: a clip through the path `fststyle.infer` takes (decoding, the network in batches, encoding with

@@ -11,19 +11,19 @@ from pathlib import Path
 import torch
 
 from bench.common import device_name, time_fn
-from fststyle.export import export_onnx, load_network
+from fststyle.export import calibration_photos, export_onnx, load_network, quantize_onnx
 from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer, pick_device
 
-ALL_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx"]
+ALL_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
 
 
-def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.device, onnx_file: Path | None):
+def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.device, onnx_files: dict[str, Path]):
     """A no-argument function that stylizes ``x`` one way; None where the path does not apply."""
-    if path == "onnx":
+    if path in onnx_files:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(onnx_files[path]), providers=["CPUExecutionProvider"])
         feed = {"input": x.cpu().numpy()}
         return lambda: session.run(None, feed)
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(path)
@@ -48,17 +48,18 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
 def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     net = load_network(args.model)[0] if args.model else TransformerNet().eval()
-    onnx_file = None
+    onnx_files, folder = {}, Path(tempfile.mkdtemp())
     if "onnx" in args.paths:
-        onnx_file = Path(tempfile.mkdtemp()) / "model.onnx"
-        export_onnx(net, onnx_file, {})
+        onnx_files["onnx"] = export_onnx(net, folder / "model.onnx", {})
+    if "onnx-int8" in args.paths:  # as `fststyle.export format=onnx-int8` writes it (calibrated on the sample photos)
+        onnx_files["onnx-int8"] = quantize_onnx(net, folder / "model.int8.onnx", {}, calibration_photos(None))
     results = []
     print(f"{'path':<14} {'size':>10} {'median ms':>10} {'min ms':>9} {'MPix/s':>8}")
     for size in args.sizes:
         w, h = map(int, size.lower().split("x"))
         x = torch.rand(args.batch, 3, h, w)
         for path in args.paths:
-            runner = make_runner(path, net, x, device, onnx_file)
+            runner = make_runner(path, net, x, device, onnx_files)
             if runner is None:
                 continue
             times = time_fn(runner, device, args.warmup, args.repeats)
