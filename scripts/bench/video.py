@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     net = load_network(args.model)[0] if args.model else TransformerNet().eval()
     results = []
-    print(f"{'precision':<10} {'long side':>9} {'frames':>7} {'frames/s':>9} {'network share':>14}")
+    print(f"{'precision':<10} {'size':>9} {'frames':>7} {'frames/s':>9} {'network share':>14}")
     for precision in args.precisions:
         stylizer = Stylizer(net, device=device, precision=precision)
         for long_side in args.sizes:
