@@ -29,10 +29,13 @@ def test_the_loss_is_the_noise_for_a_stable_network_and_more_for_an_unstable_one
     assert shaky.item() > 10 * stable.item()
 
 
-def test_training_adds_and_logs_the_temporal_term(tmp_path, photos_dir, starry_night):
+def test_fine_tuning_a_model_adds_and_logs_the_temporal_term(tmp_path, photos_dir, starry_night, model_path):
+    """Fine-tuning a trained model for video (init= plus the term): every step's loss is content +
+    style + weight x temporal, each logged."""
     run_dir = tmp_path / "run"
     run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=3", "sample_every=0",
-                                          "loss.temporal_weight=1e6"))
+                                          "loss.temporal_weight=1e6", f"init={model_path}"))
+    assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["init"] == str(model_path)
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/temporal")]
     assert len(rows) == 3
