@@ -142,8 +142,7 @@ def supports(net: nn.Module) -> bool:
     nearest-neighbour upsampling."""
     if not isinstance(net, TransformerNet):
         return False
-    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.ConvTranspose2d))]
-    return not norms
+    return not any(isinstance(m, (nn.BatchNorm2d, nn.ConvTranspose2d)) for m in net.modules())
 
 
 def stored_bytes(width: int, h: int, w: int) -> int:
