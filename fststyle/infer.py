@@ -107,6 +107,7 @@ def infer(cfg: DictConfig) -> int:
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile, max_memory=cfg.max_memory)
+    stylizer.notify = lambda message: tqdm.write(message, file=sys.stderr)  # Hydra's disabled logging would swallow it
     options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke,
                "style": None if cfg.style is None else str(cfg.style)}
     stylizer.stroke_factor(cfg.stroke, (1, 1))  # bad values fail before any work

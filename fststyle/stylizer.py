@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -134,6 +135,7 @@ class Stylizer:
         self.metadata = metadata or {}
         memory_budget(max_memory, torch.device("cpu"))  # a bad value fails here, not at the first large image
         self.max_memory, self._announced = max_memory, set()
+        self.notify: Callable[[str], None] = log.warning  # where memory_plan says what it did (infer: its own output)
         self.dtype = torch.float32
         if isinstance(net, OnnxNetwork):
             self.net, self.module = net, None
@@ -223,8 +225,8 @@ class Stylizer:
         plan = ("bands", int(rows)) if banded.supports(self.module) and rows >= 16 else ("tiles", tile_for_budget(width, h, w, budget))
         if (h, w) not in self._announced:
             self._announced.add((h, w))
-            log.warning("%dx%d px would need about %s, over the memory budget of %s (max_memory=%s): stylized in %s of %d %s",
-                        w, h, _size(forward_bytes(width, h, w)), _size(budget), self.max_memory, *plan, "rows" if plan[0] == "bands" else "px")
+            self.notify(f"{w}x{h} px would need about {_size(forward_bytes(width, h, w))}, over the memory budget of {_size(budget)} "
+                        f"(max_memory={self.max_memory}): stylized in {plan[0]} of {plan[1]} {'rows' if plan[0] == 'bands' else 'px'}")
         return plan
 
     def _stylize(self, photo: torch.Tensor, tile: int | None, style: torch.Tensor | None) -> torch.Tensor:

@@ -172,7 +172,11 @@ def test_banded_inference_equals_the_untiled_pass(photos_dir):
         assert (stylize_banded(net, photo, 16, style) - net(photo, style)).abs().max() < 1e-5
 
 
-def test_a_bad_memory_budget_is_one_line(model_path, photos_dir, tmp_path):
+def test_infer_says_when_it_runs_in_bands_and_refuses_a_bad_budget(model_path, photos_dir, tmp_path):
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'b.jpg'}",
+                   "size=300", "max_memory=60MB")
+    assert [line for line in proc.stderr.splitlines() if "over the memory budget of 60 MB (max_memory=60MB): stylized in bands of" in line]
+    assert (tmp_path / "b.jpg").is_file()
     proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'o.jpg'}",
                    "max_memory=lots", expect=2)
     assert proc.stderr.strip().splitlines()[-1] == "error: max_memory must be auto, none or a size such as 2GB or 512MB, got 'lots'"
