@@ -12,8 +12,8 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -68,11 +68,17 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
         preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else [])]
     else:
         return []
+    return apply_items(cfg, preset, given)
+
+
+def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:
+    """Set each ``key=value`` of ``items`` whose key was not given on the command line, its value read as
+    the command line reads it (3e-2 is a number); returns those set."""
     applied = []
-    for item in preset:
-        key, value = item.split("=", 1)
-        if key not in given:
-            OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
+    for item in items:
+        override = OverridesParser.create().parse_override(item)
+        if override.key_or_group not in given:
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
             applied.append(item)
     return applied
 
@@ -352,6 +358,8 @@ def train(cfg: DictConfig) -> Path:
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
+    if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
+        log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))
     validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_disk_space(run_dir)

@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -66,6 +67,12 @@ def with_defaults(args: list[str], *defaults: str) -> list[str]:
     """``defaults`` for the keys ``args`` does not set (a key given twice is an error to Hydra)."""
     keys = {a.split("=", 1)[0] for a in args}
     return [*args, *(d for d in defaults if d.split("=", 1)[0] not in keys)]
+
+
+def read_metric(run_dir: Path, name: str) -> list[float]:
+    """Every value of ``name`` in a run's CSV log, in step order."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
 
 
 # A constant learning rate from the first step in the tiny test runs (the CPU preset's warm-up lasts

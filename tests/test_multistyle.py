@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import STYLES, run_cli, tiny_args
+from conftest import STYLES, read_metric, run_cli, tiny_args
 from PIL import Image
 
 from fststyle import Stylizer
@@ -166,6 +166,7 @@ def test_a_new_style_trains_only_its_norms_on_top_of_a_trained_model(multi_run, 
         else:
             assert torch.equal(new, old), key
     assert len(changed) > 10 and any(changed)
+    assert read_metric(run_dir, "train/lr") == pytest.approx([3e-2] * 3)  # norms_preset: not given, so applied
     proc = run_cli("fststyle.train", *args, "styles=[shipwreck]", "style.name=four", "train=norms", expect=2)
     assert "train=norms adds styles to a trained model: give init=MODEL and styles=" in proc.stderr
     proc = run_cli("fststyle.train", *args, f"init={init}", "styles=[great_wave]", "style.name=four", "train=norms", expect=2)

@@ -17,7 +17,7 @@ import time
 
 import pytest
 import torch
-from conftest import CONSTANT_LR, REPO, run_cli, with_defaults
+from conftest import CONSTANT_LR, REPO, read_metric, run_cli, with_defaults
 
 from fststyle import Stylizer
 from fststyle.data import EpochSampler
@@ -57,8 +57,7 @@ def args_for(run_dir, photos_dir, painting, batch, steps, *extra):
 
 
 def losses(run_dir) -> list[float]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    return read_metric(run_dir, "train/loss")
 
 
 def weights(run_dir) -> dict[str, torch.Tensor]:

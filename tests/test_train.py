@@ -1,22 +1,15 @@
 """End-to-end: `python -m fststyle.train` on the shared photos and painting, tiny sizes, on the CPU."""
 
-import csv
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
-from conftest import REPO, STEPS, run_cli, tiny_args
+from conftest import REPO, STEPS, read_metric, run_cli, tiny_args
 from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.styles import sha256_of
-
-def read_metric(run_dir: Path, name: str) -> list[float]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
-
 
 def test_training_lowers_the_loss(trained):
     run_dir, _ = trained
