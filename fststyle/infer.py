@@ -165,7 +165,9 @@ def infer(cfg: DictConfig) -> int:
     rate = f"{frames / elapsed:.1f} frames/s" if videos else f"{len(written) / elapsed:.2f} images/s"
     for path in written if len(jobs) == 1 else []:
         print(f"wrote: {path.resolve()}")
-    print(f"{len(written)} written, {len(failed)} failed in {elapsed:.1f} s ({rate}; style {stylizer.metadata.get('style_name', '?')})")
+    model = stylizer.metadata.get("style_name", "?")
+    style = f"model {model}, style {options['style']}" if len(stylizer.styles) > 1 else f"style {model}"
+    print(f"{len(written)} written, {len(failed)} failed in {elapsed:.1f} s ({rate}; {style})")
     return len(failed)
 
 

@@ -88,15 +88,17 @@ def test_inference_picks_or_blends_a_style(multi_run, photos_dir):
 def test_infer_cli_style_and_blend(multi_run, model_path, photos_dir, tmp_path):
     model = multi_run / "export" / "three.pth"
     out = tmp_path / "blend.png"
-    run_cli("fststyle.infer", f"model={model}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=64",
-            "style=starry_night:0.7,great_wave:0.3")
+    proc = run_cli("fststyle.infer", f"model={model}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=64",
+                   "style=starry_night:0.7,great_wave:0.3")
     assert Image.open(out).size == (64, 48)
+    assert proc.stdout.strip().splitlines()[-1].endswith("; model three, style starry_night:0.7,great_wave:0.3)")
     proc = run_cli("fststyle.infer", f"model={model}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", expect=2)
     assert proc.stderr.strip().splitlines() == ["error: this model holds 3 styles (starry_night, great_wave, the_scream): pick one with "
                                                 "style=NAME or blend them, e.g. style=starry_night:0.5,great_wave:0.5"]
     proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "style=great_wave", expect=2)
     assert "great_wave is not in this model, which holds: starry_night" in proc.stderr
-    run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=32", "style=starry_night")
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=32", "style=starry_night")
+    assert proc.stdout.strip().splitlines()[-1].endswith("; style starry_night)")
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
