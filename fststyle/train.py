@@ -74,9 +74,9 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
 def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:
     """Set each ``key=value`` of ``items`` whose key was not given on the command line, its value read as
     the command line reads it (3e-2 is a number); returns those set."""
-    applied = []
+    parser, applied = OverridesParser.create(), []
     for item in items:
-        override = OverridesParser.create().parse_override(item)
+        override = parser.parse_override(item)
         if override.key_or_group not in given:
             OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
             applied.append(item)
