@@ -1,6 +1,7 @@
 """fststyle: train feed-forward neural style transfer models and run them in a single pass."""
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 try:
@@ -9,6 +10,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = ["Stylizer", "__version__"]
+
+# The Hydra configs ship inside the package, so that an installed wheel finds them as a checkout does.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def __getattr__(name: str) -> Any:

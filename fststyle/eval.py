@@ -10,11 +10,13 @@ the optimization baseline (Gatys et al.) on the same photos. Writes ``metrics.js
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlparse
 
 import hydra
 import numpy as np
@@ -24,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
 
+from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import init_run
 from fststyle.errors import first_line
@@ -31,7 +34,7 @@ from fststyle.flicker import FlickerMeter
 from fststyle.images import find_files, is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.optimize import optimize_image
-from fststyle.styles import resolve_style_image, safe_file_name
+from fststyle.styles import PACKAGED, is_url, resolve_style_image, safe_file_name, sha256_of
 from fststyle.stylizer import Stylizer
 from fststyle.video import is_video, stylize_video
 
@@ -73,13 +76,26 @@ def sweep_models(sweep: Path) -> tuple[list[Path], list[str]]:
     return [path for path, _ in found], labels
 
 
+def recorded_painting(image: str, name: str, sha256: str | None, cache: str) -> Path:
+    """The painting a model's metadata names. The metadata is untrusted input: an http(s) address is
+    fetched into the cache (resolve_style_image), a packaged painting read from the package, and a local
+    file only when its content is the sha256 the model records: no model makes eval read any other file."""
+    if is_url(image) or image.startswith(PACKAGED) or len(urlparse(image).scheme) > 1:  # other schemes: refused there
+        return resolve_style_image(image, name, sha256, cache)
+    path = Path(image).expanduser()
+    if not (sha256 and path.is_file() and sha256_of(path) == sha256):
+        raise ValueError(f"the model records the local painting {image}, which is not here with the content it records: give style.image=PATH")
+    return path
+
+
 def style_image_for(cfg: DictConfig, stylizers: list[Stylizer]) -> Path:
-    """style.image, else the style image the first model records. A model file is untrusted input:
-    resolve_style_image fetches only http(s) and keeps the cached file inside style.cache."""
-    image = cfg.style.image or stylizers[0].metadata.get("style_image")
-    if not image:
+    """style.image, else the style image the first model records."""
+    if cfg.style.image:
+        return resolve_style_image(str(cfg.style.image), "style", None, cfg.style.cache)
+    meta = stylizers[0].metadata
+    if not meta.get("style_image"):
         raise ValueError("the model does not record its style image: give style.image=PATH")
-    return resolve_style_image(str(image), stylizers[0].metadata.get("style_name", "style"), stylizers[0].metadata.get("style_sha256"), cfg.style.cache)
+    return recorded_painting(str(meta["style_image"]), str(meta.get("style_name", "style")), meta.get("style_sha256"), cfg.style.cache)
 
 
 def _cell(image: Image.Image) -> Image.Image:
@@ -132,7 +148,7 @@ def columns_for(cfg: DictConfig, paths: list[Path], labels: list[str]) -> list[C
             if cfg.style.image is not None:
                 painting = resolve_style_image(str(cfg.style.image), "style", None, cfg.style.cache)
             elif "image" in entry:
-                painting = resolve_style_image(str(entry["image"]), entry["name"], entry.get("sha256"), cfg.style.cache)
+                painting = recorded_painting(str(entry["image"]), str(entry["name"]), entry.get("sha256"), cfg.style.cache)
             else:
                 raise ValueError(f"{path} does not record its paintings: evaluate its exported .pth, or give style.image=")
             columns.append(Column(f"{path}:{entry['name']}", entry["name"] if len(paths) == 1 else f"{label}:{entry['name']}",
@@ -247,7 +263,9 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
     the image metrics of every ``video_metric_every``-th frame; the stylized videos are written to
     ``<run folder>/videos/``."""
     records = []
+    root = Path(os.path.commonpath([v.resolve().parent for v in videos]))
     for video in videos:
+        where = run_dir / "videos" / video.resolve().parent.relative_to(root)  # two videos of one name in two folders: two files
         for column in columns:
             meter, losses, seen = FlickerMeter(), [], [0]
             criterion = criteria[column.painting]
@@ -261,7 +279,7 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
                         losses.append(image_metrics(criterion, *as_tensor))
                     seen[0] += 1
 
-            dst = run_dir / "videos" / f"{video.stem}.{safe_file_name(column.label)}.mp4"
+            dst = where / f"{video.stem}.{safe_file_name(column.label)}.mp4"
             try:
                 stylize_video(video, dst, lambda batch, c=column: c.stylizer.run(batch, style=c.style), cfg.size, observe=observe)
             except Exception as err:  # one unreadable video does not spoil the evaluation
@@ -301,13 +319,18 @@ def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[li
     run.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf/cli", config_name="eval")
+@hydra.main(version_base="1.3", config_path="conf/cli", config_name="eval")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: evaluate(cfg))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m fststyle.eval`` and the ``fststyle-eval`` command."""
     # `model=a.pth,b.pth` is a sweep to Hydra; as a list it is one run comparing both models.
     sys.argv = [f"model=[{a[6:]}]" if a.startswith("model=") and "," in a and not a.startswith("model=[") else a for a in sys.argv]
-    check_choices(Path(__file__).resolve().parents[1] / "conf" / "cli")
+    check_choices(CONF_DIR / "cli")
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,14 +1,5 @@
-"""The exported model format (``export/<style>.pth``), its loading, and ``python -m fststyle.export``
-(ONNX, TorchScript).
-
-The format: a plain ``torch.save`` dict, loadable with ``torch.load(path, weights_only=True)`` and usable without
-Lightning or Hydra::
-
-    {"format": "fststyle", "format_version": 1,
-     "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"},
-     "state_dict": {...},            # TransformerNet's parameters and buffers
-     "metadata": {"style_name", "style_sha256", "loss", "steps", "fststyle_version", ...}}
-"""
+"""``python -m fststyle.export``: an exported model (``.pth``, see fststyle.model_file) or a training
+checkpoint as ONNX, int8 ONNX, TorchScript or a browser page, each checked against PyTorch."""
 
 from __future__ import annotations
 
@@ -23,84 +14,10 @@ from omegaconf import DictConfig
 from fststyle.cli import run_cli
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
+from fststyle.model_file import load_network, style_names
 from fststyle.net import TransformerNet
 
-FORMAT = "fststyle"
-FORMAT_VERSION = 1
-
-
-def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write the exported model atomically (temporary file, flushed to the disk, renamed): a crash
-    leaves no half file."""
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": dict(model_config),
-        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()},
-        "metadata": dict(metadata),
-    }
-    with atomic_write(path, sync=True) as tmp:
-        torch.save(payload, tmp)
-    return path.resolve()
-
-
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
-    """Load an exported model (safely: no pickled code runs). Returns the network in eval mode and
-    the metadata."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path.resolve()}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable fststyle model ({type(err).__name__}); re-export it") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an exported fststyle model (expected a .pth written by fststyle.train)")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} was written by a newer fststyle (format {payload['format_version']}); upgrade fststyle")
-    net = TransformerNet(**payload["model"])
-    net.load_state_dict(payload["state_dict"])
-    return net.eval(), payload.get("metadata", {})
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
-    """The transformer network of a training checkpoint (``checkpoints/*.ckpt`` of a run folder)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path.resolve()}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        config = ckpt["hyper_parameters"]["config"]
-        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
-    held = ckpt["hyper_parameters"].get("held_styles") or []
-    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=max(1, len(held)))
-    net.load_state_dict(state)
-    metadata = {"style_name": config["style"]["name"], "style_image": config["style"]["image"], "style_size": config["style"].get("size"), "steps": ckpt.get("global_step"),
-                "loss": config.get("loss")}
-    if len(held) > 1:
-        metadata["styles"] = held
-    return net.eval(), metadata
-
-
-def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
-    """An exported ``.pth`` or a training ``.ckpt``, as a network in eval mode plus metadata."""
-    if Path(path).suffix.lower() == ".ckpt":
-        return load_checkpoint(path, map_location)
-    return load_model(path, map_location)
-
-
-# --- ONNX and TorchScript -------------------------------------------------------------------------
-
 EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web"}
-
-
-def style_names(metadata: dict[str, Any]) -> list[str]:
-    """The names of the styles a model holds, from its metadata."""
-    held = metadata.get("styles")
-    return [s["name"] for s in held] if held else [str(metadata.get("style_name", "style"))]
 
 
 def _trace_inputs(net: TransformerNet) -> tuple[torch.Tensor, ...]:
@@ -251,48 +168,97 @@ def export(cfg: DictConfig) -> Path:
     if output.resolve() == Path(cfg.model).resolve():
         raise ValueError(f"output={output} would overwrite the model; give another output=")
     metadata = {**metadata, "source": str(Path(cfg.model).resolve())}
+    if cfg.format == "web":
+        return export_web(cfg, net, metadata, output)
     if cfg.format == "onnx":
         written = export_onnx(net, output, metadata, cfg.opset)
-    elif cfg.format == "web":
-        from fststyle.web import write_page
-
-        if output.exists() and not output.is_dir():
-            raise ValueError(f"format=web writes a folder, and output={output} is a file; give a folder")
-        output.mkdir(parents=True, exist_ok=True)
-        page = write_page(output, style_names(metadata), f"{' / '.join(style_names(metadata))} (fststyle)", cfg.web_runtime)
-        written = export_onnx(net, output / "model.onnx", metadata, cfg.opset)
     elif cfg.format == "onnx-int8":
         written = quantize_onnx(net, output, metadata, calibration_photos(cfg.calibration), cfg.opset)
     else:
         written = export_torchscript(net, output, metadata)
-    if cfg.check and cfg.format == "onnx-int8":
-        check_int8(written, net, cfg.int8_tolerance)
-    elif cfg.check:
-        from fststyle.data import sample_root
-        from fststyle.images import load_tensor
-
-        photo = load_tensor(sample_root() / "astronaut.png", 97)  # a real photo at an odd size
-        batches = [photo[None], torch.stack([photo, photo.flip(-1)]), torch.rand(1, 3, 33, 150)]
-        diff = check_export(written, "onnx" if cfg.format == "web" else cfg.format, net, batches)
-        if diff > cfg.tolerance:
-            written.unlink()
-            raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
-        print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
-    if cfg.format == "web":
-        print(f"page: {page} (serve the folder, e.g. python -m http.server -d {output}, and open http://localhost:8000)")
+    if cfg.check:
+        try:
+            verify(written, cfg, net)
+        except UserError:
+            written.unlink(missing_ok=True)
+            raise
     print(f"exported: {written}")
     return written
 
 
+def verify(written: Path, cfg: DictConfig, net: TransformerNet) -> None:
+    """Run the export on real photos and compare it with PyTorch; a UserError when it differs by more
+    than the tolerance."""
+    if cfg.format == "onnx-int8":
+        check_int8(written, net, cfg.int8_tolerance)
+        return
+    from fststyle.data import sample_root
+    from fststyle.images import load_tensor
+
+    photo = load_tensor(sample_root() / "astronaut.png", 97)  # a real photo at an odd size
+    batches = [photo[None], torch.stack([photo, photo.flip(-1)]), torch.rand(1, 3, 33, 150)]
+    diff = check_export(written, "onnx" if cfg.format == "web" else cfg.format, net, batches)
+    if diff > cfg.tolerance:
+        raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
+    print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
+
+
+def export_web(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], output: Path) -> Path:
+    """The browser page's folder, built beside ``output`` and put in its place only when complete and
+    checked. What it publishes names no local file: paths in the metadata are cut to file names."""
+    from fststyle.files import atomic_folder
+    from fststyle.web import PAGE_FILES, write_page
+
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"format=web writes a folder, and output={output} is a file; give a folder")
+    others = sorted(p.name for p in output.iterdir() if p.name not in PAGE_FILES) if output.is_dir() else []
+    if others:
+        raise ValueError(f"output={output} holds other files than a page ({', '.join(others[:3])}): give a new or empty folder")
+    names = style_names(metadata)
+    with atomic_folder(output) as folder:
+        write_page(folder, names, f"{' / '.join(names)} (fststyle)", cfg.web_runtime)
+        export_onnx(net, folder / "model.onnx", public_metadata(metadata), cfg.opset)
+        if cfg.check:
+            verify(folder / "model.onnx", cfg, net)
+    print(f"page: {(output / 'index.html').resolve()} (serve the folder, e.g. python -m http.server -d {output}, and open http://localhost:8000)")
+    written = (output / "model.onnx").resolve()
+    print(f"exported: {written}")
+    return written
+
+
+def public_metadata(value: Any) -> Any:
+    """``value`` (a model's metadata) with every local file path cut to its file name; addresses and
+    packaged paintings stay."""
+    from fststyle.styles import PACKAGED, is_url
+
+    if isinstance(value, dict):
+        return {k: public_metadata(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_metadata(v) for v in value]
+    if isinstance(value, str) and not is_url(value) and not value.startswith(PACKAGED) and ("/" in value or "\\" in value):
+        return Path(value.replace("\\", "/")).name
+    return value
+
+
+# onnxruntime's percentile calibrator keeps every intermediate tensor of every calibration photo in memory
+# (about 0.1 GB per 256 px photo for the default network), so a large folder is sampled.
+MAX_CALIBRATION_PHOTOS = 16
+
+
 def calibration_photos(folder: str | None) -> list[Path]:
-    """The photos that calibrate an int8 export: those below ``folder``, else six of the sample photos
-    (check_int8 checks on the other two and two more)."""
+    """The photos that calibrate an int8 export: at most MAX_CALIBRATION_PHOTOS below ``folder``, spread
+    evenly over its sorted list, else six of the sample photos (check_int8 checks on the other two and
+    two more)."""
     from fststyle.data import SAMPLE_PHOTOS, sample_root
     from fststyle.images import find_files
 
     photos = find_files(folder) if folder else [sample_root() / name for name in SAMPLE_PHOTOS[:6]]
     if not photos:
         raise UserError(f"calibration={folder} holds no photos; give a folder of photos like the ones to stylize")
+    if len(photos) > MAX_CALIBRATION_PHOTOS:
+        print(f"calibration: {MAX_CALIBRATION_PHOTOS} of the {len(photos)} photos in {folder}, spread over the folder "
+              "(the calibrator keeps every photo's activations in memory)")
+        photos = [photos[i * len(photos) // MAX_CALIBRATION_PHOTOS] for i in range(MAX_CALIBRATION_PHOTOS)]
     return photos
 
 
@@ -315,10 +281,15 @@ def check_int8(path: Path, net: TransformerNet, tolerance: float) -> None:
           f"(int8_tolerance {tolerance} on the mean)")
 
 
-@hydra.main(version_base="1.3", config_path="../conf/cli", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf/cli", config_name="export")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: export(cfg))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m fststyle.export`` and the ``fststyle-export`` command."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 
 
 @contextmanager
@@ -32,3 +32,23 @@ def atomic_write(path: str | Path, sync: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` for the caller to fill; when the block succeeds it takes
+    the place of ``path`` (a folder already there is replaced: the caller decides whether it may be),
+    when it fails it is removed and ``path`` is as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp, old = path.with_name(f".{path.name}.{tag}.part"), path.with_name(f".{path.name}.{tag}.old")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

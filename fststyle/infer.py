@@ -31,25 +31,34 @@ def find_media(root: Path) -> list[Path]:
 
 
 def plan(input: str, output: str) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs. A folder or glob input mirrors its tree under the output folder."""
+    """(source, destination) pairs. A folder or glob input mirrors its tree under the output folder;
+    files already inside the output folder are not inputs (an output folder inside the input folder
+    is not stylized again on the next run). No destination may be an input: that would destroy it."""
     src = Path(input).expanduser()
-    if src.is_file():
-        out = Path(output).expanduser()
-        return [(src, out / src.name if out.is_dir() or output.endswith(("/", "\\")) else out)]
-    if src.is_dir():
-        base, files = src, find_media(src)
-    elif glob.has_magic(input):
-        files = sorted(Path(p) for p in glob.glob(input, recursive=True) if is_image_file(p) or is_video(p))
-        prefix = input[: min(input.index(c) for c in "*?[" if c in input)]
-        base = Path(prefix if prefix.endswith(("/", "\\")) else Path(prefix).parent or ".")
-    else:
-        raise FileNotFoundError(f"input not found: {src.resolve()}")
-    if not files:
-        raise FileNotFoundError(f"no images or videos found in {input}")
     out = Path(output).expanduser()
-    if out.suffix and (is_image_file(out) or is_video(out)):
-        raise ValueError(f"output={output} is a file name, but input={input} has several files: give a folder")
-    return [(f, out / f.relative_to(base)) for f in files]
+    if src.is_file():
+        jobs = [(src, out / src.name if out.is_dir() or output.endswith(("/", "\\")) else out)]
+    else:
+        if src.is_dir():
+            base, files = src, find_media(src)
+        elif glob.has_magic(input):
+            files = sorted(Path(p) for p in glob.glob(input, recursive=True) if is_image_file(p) or is_video(p))
+            prefix = input[: min(input.index(c) for c in "*?[" if c in input)]
+            base = Path(prefix if prefix.endswith(("/", "\\")) else Path(prefix).parent or ".")
+        else:
+            raise FileNotFoundError(f"input not found: {src.resolve()}")
+        if out.suffix and (is_image_file(out) or is_video(out)):
+            raise ValueError(f"output={output} is a file name, but input={input} has several files: give a folder")
+        if out.resolve() != base.resolve():  # the same folder: refused below, file by file
+            files = [f for f in files if not f.resolve().is_relative_to(out.resolve())]
+        if not files:
+            raise FileNotFoundError(f"no images or videos found in {input}")
+        jobs = [(f, out / f.relative_to(base)) for f in files]
+    inputs = {s.resolve() for s, _ in jobs}
+    clash = next((d for _, d in jobs if d.resolve() in inputs), None)
+    if clash is not None:
+        raise ValueError(f"output={output} would overwrite the input {clash}: give another output file or folder")
+    return jobs
 
 
 def check_writable(folder: Path) -> None:
@@ -173,13 +182,18 @@ def infer(cfg: DictConfig) -> int:
 
 # The config lives in conf/cli/, away from the training config groups, so that `model=PATH` is a
 # plain value and not a choice of the conf/model/ group.
-@hydra.main(version_base="1.3", config_path="../conf/cli", config_name="infer")
+@hydra.main(version_base="1.3", config_path="conf/cli", config_name="infer")
 def main(cfg: DictConfig) -> None:
     if run_cli(lambda: infer(cfg)):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m fststyle.infer`` and the ``fststyle-infer`` command."""
     # A blend, style=a:0.7,b:0.3, is one value, not a Hydra sweep: quoted for Hydra.
     sys.argv = [f"style='{a[6:]}'" if a.startswith("style=") and "," in a and a[6:7] not in "'\"" else a for a in sys.argv]
     main()
+
+
+if __name__ == "__main__":
+    cli()

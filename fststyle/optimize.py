@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
 from fststyle.images import load_tensor, save_image
 from fststyle.losses import PerceptualLoss
@@ -91,11 +92,16 @@ def optimize(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="optimize")
+@hydra.main(version_base="1.3", config_path="conf", config_name="optimize")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: optimize(cfg))
 
 
-if __name__ == "__main__":
-    check_choices(Path(__file__).resolve().parents[1] / "conf")
+def cli() -> None:
+    """``python -m fststyle.optimize`` and the ``fststyle-optimize`` command."""
+    check_choices(CONF_DIR)
     main()
+
+
+if __name__ == "__main__":
+    cli()

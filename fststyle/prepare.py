@@ -9,6 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
 from fststyle.data import find_images
 from fststyle.prepared import prepared_path, write_prepared
@@ -27,11 +28,16 @@ def prepare(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+@hydra.main(version_base="1.3", config_path="conf", config_name="prepare")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: prepare(cfg))
 
 
-if __name__ == "__main__":
-    check_choices(Path(__file__).resolve().parents[1] / "conf")
+def cli() -> None:
+    """``python -m fststyle.prepare`` and the ``fststyle-prepare`` command."""
+    check_choices(CONF_DIR)
     main()
+
+
+if __name__ == "__main__":
+    cli()

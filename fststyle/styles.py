@@ -18,12 +18,15 @@ from urllib.parse import urlparse
 
 import yaml
 
+from fststyle import CONF_DIR
 from fststyle.files import atomic_write
 
 URL_SCHEMES = ("http", "https")
+# A style's name: it names run folders, model files and the browser page's menu entries.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 PACKAGED = "packaged:"  # style.image=packaged:NAME.jpg: a file of fststyle/paintings/
 PAINTINGS = Path(__file__).resolve().parent / "paintings"
-STYLE_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "style"
+STYLE_CONFIGS = CONF_DIR / "style"
 
 
 def is_url(value: str) -> bool:
@@ -64,12 +67,15 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def cache_path(url: str, name: str, cache_dir: str | Path) -> Path:
-    """Where a downloaded style image lives: ``<cache_dir>/<name><extension of the URL>``, both made
-    plain file names: never outside ``cache_dir``."""
+def cache_path(url: str, name: str, cache_dir: str | Path, sha256: str | None = None) -> Path:
+    """Where a downloaded style image lives: ``<cache_dir>/<name>-<key><extension>``, a plain file name
+    (never outside ``cache_dir``). The key is the expected content's sha256 when known, else a hash of
+    the address: never the name alone, so another painting under the same name is another file and no
+    run is handed a painting it did not ask for."""
     suffix = Path(urlparse(url).path).suffix.lower()
     suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".jpg"
-    return Path(cache_dir) / f"{safe_file_name(name)}{suffix}"
+    key = (sha256 or hashlib.sha256(url.encode()).hexdigest())[:16]
+    return Path(cache_dir) / f"{safe_file_name(name)[:80]}-{key}{suffix}"
 
 
 def packaged_painting(image: str) -> Path:
@@ -99,7 +105,7 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
         if not path.is_file():
             raise FileNotFoundError(f"style image not found: {path.resolve()} (check style.image)")
         return path
-    target = cache_path(image, name, cache_dir)
+    target = cache_path(image, name, cache_dir, sha256)
     if target.is_file():
         if not sha256 or sha256_of(target) == sha256:
             return target

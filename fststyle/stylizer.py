@@ -17,7 +17,7 @@ from torchvision.transforms import functional as TF
 
 from fststyle import banded
 from fststyle.errors import UserError
-from fststyle.export import load_network, style_names
+from fststyle.model_file import load_network, style_names
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget

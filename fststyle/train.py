@@ -22,17 +22,18 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import fststyle
+from fststyle import CONF_DIR
 from fststyle.callbacks import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
 from fststyle.errors import UserError
-from fststyle.export import load_network, save_model
+from fststyle.model_file import load_network, save_model, style_metadata
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss, gram
 from fststyle.module import StyleTransferModule
 from fststyle.net import ConditionalInstanceNorm2d, TransformerNet
-from fststyle.styles import PAINTINGS, STYLE_CONFIGS, resolve_style_image, sha256_of, style_name
+from fststyle.styles import PAINTINGS, SAFE_NAME, STYLE_CONFIGS, resolve_style_image, sha256_of, style_name
 from fststyle.stylizer import pick_device
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
@@ -145,9 +146,9 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
 
 
 # What a resumed run must share with its checkpoint: the style Grams, the loss and the network come
-# from the checkpoint, so a different painting, loss or architecture would train one thing and name
-# another. (Data, schedule and speed settings may change.)
-RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "loss", "model")
+# from the checkpoint, so a different painting or list of paintings, loss, architecture or set of
+# trained parameters would train one thing and name another. (Data, schedule and speed settings may change.)
+RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "styles", "train", "loss", "model")
 
 
 def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUME_MUST_MATCH) -> list[str]:
@@ -174,7 +175,8 @@ def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUM
 def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint ``ckpt_path`` names, checked to be readable and of this run's style, loss and
     network. ``last``: this run folder's newest checkpoint if there is one (a requeued or restarted job
-    continues; a new one starts from scratch)."""
+    continues; a new one starts from scratch, or from ``init=``). A checkpoint found wins over ``init=``:
+    a fine-tuning job that is restarted continues where it stopped."""
     if cfg.ckpt_path is None:
         return None
     if cfg.ckpt_path == "last":
@@ -182,7 +184,7 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         if path is None:
             log.info("ckpt_path=last: no checkpoint in %s yet, starting from scratch", run_dir)
             return None
-        log.info("resuming from %s", path)
+        log.info("resuming from %s%s", path, " (init= is not used: the checkpoint holds the trained weights)" if cfg.get("init") else "")
     else:
         path = Path(cfg.ckpt_path)
         if not path.is_file():
@@ -199,9 +201,6 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         raise ValueError(f"ckpt_path={path} was trained with another setup ({'; '.join(differences)}): resume with the same "
                          "style, loss and model, or start a new run")
     return str(path)
-
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -225,8 +224,6 @@ def validate(cfg: DictConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    if cfg.get("init") and cfg.ckpt_path is not None:
-        raise ValueError("give init= (a warm start: weights only) or ckpt_path= (a resume: everything), not both")
     if cfg.train not in ("all", "norms"):
         raise ValueError(f"train={cfg.train} is not one of all, norms")
     if cfg.train == "norms" and not (cfg.get("init") and cfg.get("styles")):
@@ -366,7 +363,7 @@ def train(cfg: DictConfig) -> Path:
     ckpt_path = checkpoint_to_resume(cfg, run_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    module, datamodule, style_paths = build(cfg)
+    module, datamodule, _ = build(cfg)
     logger = build_logger(sweep_grouped(cfg.logger), run_dir)
     samples = SampleGrid(datamodule.sample_batch(), run_dir / "samples", cfg.sample_every)
     # "step" ranks the step=N checkpoints by age: the newest checkpoint_keep of them stay.
@@ -390,18 +387,14 @@ def train(cfg: DictConfig) -> Path:
     if not module.weights_are_finite():
         raise FloatingPointError("the trained weights are NaN/inf: nothing exported. Try a lower optim.lr or loss weights")
     metadata = {
-        "style_name": cfg.style.name,
-        "style_image": str(cfg.style.image),
-        "style_sha256": sha256_of(style_paths[0]),
+        # A one-item styles=[...] list records its own painting, not the style group's default.
+        **style_metadata(cfg.style.name, module.hparams.held_styles),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
-        "style_size": cfg.style.size,
         "init": str(cfg.init) if cfg.get("init") else None,
         "fststyle_version": fststyle.__version__,
     }
-    if module.net.num_styles > 1:
-        metadata["styles"] = module.hparams.held_styles
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     if module.net.num_styles > 1:
         model_cfg["num_styles"] = module.net.num_styles
@@ -418,13 +411,18 @@ def train(cfg: DictConfig) -> Path:
     return exported
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     # The frozen loss network is in eval mode on purpose.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     run_cli(lambda: train(cfg))
 
 
-if __name__ == "__main__":
-    check_choices(Path(__file__).resolve().parents[1] / "conf")
+def cli() -> None:
+    """``python -m fststyle.train`` and the ``fststyle-train`` command."""
+    check_choices(CONF_DIR)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,7 +1,9 @@
 """Evaluation metrics, the optimization baseline, and `python -m fststyle.eval` / `fststyle.optimize`."""
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -131,7 +133,7 @@ def test_a_crafted_model_cannot_write_outside_the_style_cache(model_path, tmp_pa
     import http.server
     import threading
 
-    from fststyle.export import load_model, save_model
+    from fststyle.model_file import load_model, save_model
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(starry_night.parent))
     handler.log_message = lambda *args: None
@@ -146,12 +148,20 @@ def test_a_crafted_model_cannot_write_outside_the_style_cache(model_path, tmp_pa
     run_cli("fststyle.eval", f"model={crafted}", f"content={photo}", "size=48", "device=cpu", f"style.cache={tmp_path / 'work' / 'cache'}",
             f"hydra.run.dir={tmp_path / 'work' / 'run'}", cwd=tmp_path / "work")
     httpd.shutdown()
-    assert sorted(p.name for p in (tmp_path / "work" / "cache").iterdir()) == ["_.._.._escaped.jpg"]  # a plain name, in the cache
+    cached = [p.name for p in (tmp_path / "work" / "cache").iterdir()]
+    assert len(cached) == 1 and re.fullmatch(r"_\.\._\.\._escaped-[0-9a-f]{16}\.jpg", cached[0])  # a plain name, in the cache
     assert not list(tmp_path.glob("escaped*")) and not list((tmp_path / "work").glob("escaped*"))
     file_url = save_model(tmp_path / "work" / "file.pth", net, config, {"style_name": "x", "style_image": f"file://{starry_night}"})
     proc = run_cli("fststyle.eval", f"model={file_url}", f"content={photo}", "size=48", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}",
                    expect=2)
     assert "only http(s) addresses are downloaded" in proc.stderr
+    # A local path is read only when the file is the painting the model records (its sha256).
+    local = save_model(tmp_path / "work" / "local.pth", net, config, {"style_name": "x", "style_image": str(photo), "style_sha256": "0" * 64})
+    proc = run_cli("fststyle.eval", f"model={local}", f"content={photo}", "size=48", "device=cpu", f"hydra.run.dir={tmp_path / 'run3'}",
+                   expect=2)
+    assert proc.stderr.strip().splitlines() == [f"error: the model records the local painting {photo}, which is not here with the content "
+                                                "it records: give style.image=PATH"]
+    assert not (tmp_path / "run3" / "metrics.json").exists()
 
 
 def test_a_sweep_trains_each_value_and_eval_compares_them(tmp_path, photos_dir, starry_night, eval_photos):
@@ -175,3 +185,18 @@ def test_a_sweep_trains_each_value_and_eval_compares_them(tmp_path, photos_dir, 
         assert sheet.size == (3 * 256, 18 + 3 * 256)
     proc = run_cli("fststyle.eval", f"content={eval_photos}", f"hydra.run.dir={out}", expect=2)
     assert proc.stderr.strip().splitlines() == ["error: give model=PATH[,PATH...] or sweep=DIR (a sweep folder of python -m fststyle.train -m)"]
+
+
+def test_eval_keeps_videos_of_the_same_name_from_two_folders_apart(model_path, tmp_path):
+    from media import make_video
+
+    for folder in ("a", "b"):
+        (tmp_path / "clips" / folder).mkdir(parents=True)
+        make_video(tmp_path / "clips" / folder / "clip.mp4", frames=3 if folder == "a" else 4, size=(48, 32), audio=False)
+    out = tmp_path / "eval"
+    run_cli("fststyle.eval", f"model={model_path}", f"content={tmp_path / 'clips'}", "device=cpu", f"hydra.run.dir={out}")
+    records = json.loads((out / "metrics.json").read_text())["videos"]
+    assert sorted(Path(r["output"]).relative_to(out).as_posix() for r in records) == ["videos/a/clip.starry_night.mp4", "videos/b/clip.starry_night.mp4"]
+    from media import probe
+
+    assert [probe(out / "videos" / f / "clip.starry_night.mp4")["frames"] for f in "ab"] == [3, 4]

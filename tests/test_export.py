@@ -9,7 +9,7 @@ import torch
 from conftest import REPO, photo_folder, run_cli
 
 from fststyle import Stylizer
-from fststyle.export import load_model, save_model
+from fststyle.model_file import load_model, save_model
 from fststyle.net import TransformerNet
 
 
@@ -76,7 +76,8 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
     largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a
     check above the tolerance removes the file."""
     from fststyle.errors import UserError
-    from fststyle.export import check_int8, load_network
+    from fststyle.export import check_int8
+    from fststyle.model_file import load_network
     from fststyle.images import load_tensor
 
     out = tmp_path / "m.int8.onnx"
@@ -112,7 +113,7 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     sys.path.insert(0, str(REPO / "scripts"))
     from bench.browser import find_chromium, open_page
 
-    from fststyle.web import ORT_WEB_VERSION
+    from fststyle.web import ORT_WEB_VERSION, write_page
 
     runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}"))
     if not find_chromium():
@@ -122,6 +123,8 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     site = tmp_path / "site"
     proc = run_cli("fststyle.export", f"model={model_path}", "format=web", f"output={site / 'page'}", f"web_runtime={runtime}")
     assert proc.stdout.splitlines()[-1] == f"exported: {(site / 'page' / 'model.onnx').resolve()}"
+    assert not (site / "page" / "automate.js").exists()
+    write_page(site / "page", ["starry_night"], "test build", runtime, automation=True)  # the hook the test drives
     photo = Image.open(photos_dir / "dog.jpg").convert("RGB").resize((120, 90))
     photo.save(site / "photo.png")  # PNG: the browser and PIL decode it to the same pixels
     headers, body = open_page(site, "page/index.html?photo=../photo.png&report={report}")
@@ -132,3 +135,89 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     python = np.round(np.clip(out, 0, 1) * 255).astype(int).transpose(1, 2, 0)
     assert headers.get("X-Backend") == "wasm" and page.shape == python.shape == (90, 120, 3)
     assert np.abs(page - python).max() <= 1 and (page != python).mean() < 0.01
+
+
+def web_config(model: Path, **keys) -> "DictConfig":  # noqa: F821
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"model": str(model), "format": "web", "output": None, "opset": 18, "check": True, "tolerance": 1e-3,
+                             "web_runtime": None, **keys})
+
+
+def test_a_published_page_has_no_automation_and_names_no_local_file(model_path, tmp_path):
+    """format=web as users publish it: index.html, stylize.js, model.onnx; no automation hook (nothing
+    that fetches or posts an address from the page's link), the public runtime pinned with its hash,
+    and no local path (the model's, the painting's) in the published model."""
+    from fststyle.export import export
+    from fststyle.web import ORT_INTEGRITY
+
+    out = tmp_path / "site"
+    export(web_config(model_path, output=str(out)))
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "model.onnx", "stylize.js"]
+    page, program = (out / "index.html").read_text(), (out / "stylize.js").read_text()
+    assert "automate.js" not in page and "report" not in program and "location.search" not in program and "fetch(" not in program
+    assert f'ort.all.min.js" integrity="{ORT_INTEGRITY}" crossorigin="anonymous"' in page
+    stored = ort.InferenceSession(str(out / "model.onnx")).get_modelmeta().custom_metadata_map["fststyle"]
+    meta = json.loads(stored)
+    assert "/" not in stored and meta["source"] == model_path.name and meta["style_image"] == "starry_night.jpg"
+
+
+def test_a_failed_web_export_leaves_nothing_and_an_old_page_stays(model_path, tmp_path):
+    from fststyle.errors import UserError
+    from fststyle.export import export
+
+    out = tmp_path / "site"
+    with pytest.raises(UserError, match="tolerance"):
+        export(web_config(model_path, output=str(out), tolerance=1e-12))
+    assert list(tmp_path.iterdir()) == []  # no half-written folder, no temporary one
+    export(web_config(model_path, output=str(out), check=False))
+    before = (out / "model.onnx").read_bytes()
+    with pytest.raises(UserError, match="tolerance"):
+        export(web_config(model_path, output=str(out), tolerance=1e-12))
+    assert (out / "model.onnx").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["site"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    with pytest.raises(ValueError, match="holds other files than a page"):
+        export(web_config(model_path, output=str(tmp_path / "mine")))
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_the_page_escapes_what_a_model_names(tmp_path):
+    """Model metadata is untrusted: a style name that is no plain name is refused; the title and the
+    config are escaped for where they stand, and the template is filled in one pass (a placeholder
+    inside a value stays text)."""
+    from fststyle.errors import UserError
+    from fststyle.web import script_json, write_page
+
+    with pytest.raises(UserError, match="not a plain name"):
+        write_page(tmp_path / "a", ["<img src=x onerror=alert(1)>"], "t")
+    page = Path(write_page(tmp_path / "b", ["starry_night"], "<img src=x onerror=alert(1)> $config {{CONFIG}}")).read_text()
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt; $config {{CONFIG}}" in page
+    assert page.count('"styles": ["starry_night"]') == 1
+    crafted = script_json({"styles": ["</script><script>alert(1)</script><!--"]})
+    assert "<" not in crafted and ">" not in crafted and json.loads(crafted) == {"styles": ["</script><script>alert(1)</script><!--"]}
+
+
+def test_the_pinned_runtimes_hash_is_the_npm_packages(tmp_path):
+    """ORT_INTEGRITY is the sha384 of ort.all.min.js of onnxruntime-web@ORT_WEB_VERSION (the copy
+    scripts/get_browser_test_deps.sh fetches from npm)."""
+    import base64
+    import hashlib
+    import os
+
+    from fststyle.web import ORT_INTEGRITY, ORT_WEB_VERSION
+
+    runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist" / "ort.all.min.js"
+    if not runtime.is_file():
+        pytest.skip(f"no onnxruntime-web at {runtime} (scripts/get_browser_test_deps.sh fetches it with npm)")
+    assert ORT_INTEGRITY == "sha384-" + base64.b64encode(hashlib.sha384(runtime.read_bytes()).digest()).decode()
+
+
+def test_calibration_takes_a_bounded_spread_of_a_large_folder(tmp_path, capsys):
+    from fststyle.export import MAX_CALIBRATION_PHOTOS, calibration_photos
+
+    for i in range(40):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(b"")  # only listed, never read here
+    photos = calibration_photos(str(tmp_path))
+    assert len(photos) == MAX_CALIBRATION_PHOTOS == 16 and photos[0].name == "00.jpg" and photos[-1].name in ("37.jpg", "38.jpg")
+    assert len(set(photos)) == 16 and "16 of the 40 photos" in capsys.readouterr().out

@@ -194,7 +194,7 @@ def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     (a symbolic modulo there made inductor fail on the first image). Tiled too, on two images: each
     tile must be normalized with its own image's statistics (installed by hooks the compiled module
     does not guard on), and the compiled module must be usable there at all (it once crashed)."""
-    from fststyle.export import save_model
+    from fststyle.model_file import save_model
     from fststyle.net import TransformerNet
 
     config = {"width": 4, "num_residual": 1}  # small: compiles quickly
@@ -294,3 +294,35 @@ def test_video_keeps_a_variable_frame_rate_and_a_late_start(model_path, tmp_path
     run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={out}", "device=cpu", "batch_size=4")
     times, audio = frame_times(out)
     assert times == [0.5, 0.54, 0.62, 0.65, 0.76, 0.8] and (times, audio) == frame_times(src)
+
+
+def test_infer_refuses_to_overwrite_its_input_in_one_line(model_path, photos_dir, tmp_path):
+    """output=the input photo (or the input folder, or a link to it): one line, nothing written, the
+    photo's bytes unchanged."""
+    import hashlib
+
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(photos_dir / "dog.jpg", photo)
+    before = hashlib.sha256(photo.read_bytes()).hexdigest()
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photo}", f"output={photo}", "size=32", "device=cpu", expect=2)
+    assert proc.stderr.strip().splitlines() == [f"error: output={photo} would overwrite the input {photo}: give another output file or folder"]
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
+
+
+def test_plan_never_maps_an_input_onto_itself_and_skips_its_own_outputs(tmp_path, photos_dir):
+    from fststyle.infer import plan
+
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    shutil.copy(photos_dir / "dog.jpg", photos / "dog.jpg")
+    shutil.copy(photos_dir / "eagle.jpg", photos / "sub" / "eagle.jpg")
+    (tmp_path / "link").symlink_to(photos)
+    for input, output in [(photos, photos), (photos, tmp_path / "link"), (photos / "dog.jpg", photos), (f"{photos}/**/*.jpg", photos)]:
+        with pytest.raises(ValueError, match="would overwrite the input"):
+            plan(str(input), str(output))
+    # An output folder inside the input folder: what is already there is no input (not stylized again).
+    styled = photos / "styled"
+    (styled / "sub").mkdir(parents=True)
+    shutil.copy(photos / "sub" / "eagle.jpg", styled / "sub" / "eagle.jpg")
+    for input in (str(photos), f"{photos}/**/*.jpg"):
+        assert plan(input, str(styled)) == [(photos / "dog.jpg", styled / "dog.jpg"), (photos / "sub" / "eagle.jpg", styled / "sub" / "eagle.jpg")]

@@ -103,7 +103,8 @@ def test_infer_cli_style_and_blend(multi_run, model_path, photos_dir, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exports_take_the_style_weights_as_a_second_input(multi_run, photos_dir, tmp_path, fmt):
-    from fststyle.export import export_torchscript, load_network
+    from fststyle.export import export_torchscript
+    from fststyle.model_file import load_network
 
     net, meta = load_network(multi_run / "export" / "three.pth")
     path = (export_onnx if fmt == "onnx" else export_torchscript)(net, tmp_path / f"three.{fmt}", meta)

@@ -14,7 +14,7 @@ from fststyle.net import TransformerNet
 from fststyle.train import apply_preset
 from fststyle.vgg import LossNetwork
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
 
 
 def make_module(**switches) -> StyleTransferModule:

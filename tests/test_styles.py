@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import STYLES
+
 from fststyle.styles import resolve_style_image, safe_file_name, sha256_of
 
-CONF_STYLES = Path(__file__).resolve().parents[1] / "conf" / "style"
+CONF_STYLES = Path(__file__).resolve().parents[1] / "fststyle" / "conf" / "style"
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +55,20 @@ def test_missing_local_path_names_it(tmp_path):
 def test_url_is_downloaded_once_into_the_cache(server, tmp_path):
     cache, sha = tmp_path / "styles", configured_sha("starry_night")
     path = resolve_style_image(f"{server}/starry_night.jpg", "starry_night", sha, cache)
-    assert path == cache / "starry_night.jpg" and sha256_of(path) == sha
-    # the cached file is used without downloading again
+    assert path == cache / f"starry_night-{sha[:16]}.jpg" and sha256_of(path) == sha
+    # the cached file (its content checked) is used without downloading again, from any address
     assert resolve_style_image("http://127.0.0.1:9/gone/starry_night.jpg", "starry_night", sha, cache) == path
-    assert [p.name for p in cache.iterdir()] == ["starry_night.jpg"]
+    assert [p.name for p in cache.iterdir()] == [path.name]
+
+
+def test_the_cache_is_keyed_by_address_not_by_name(server, tmp_path):
+    """The same name for two addresses (no sha256 known): each run gets the painting it asked for,
+    never the file another address left under that name."""
+    cache = tmp_path / "styles"
+    first = resolve_style_image(f"{server}/starry_night.jpg", "mine", None, cache)
+    second = resolve_style_image(f"{server}/great_wave.jpg", "mine", None, cache)
+    assert first != second and sha256_of(second) == sha256_of(STYLES / "great_wave.jpg") != sha256_of(first)
+    assert resolve_style_image(f"{server}/starry_night.jpg", "mine", None, cache) == first
 
 
 def test_checksum_mismatch_is_refused_and_leaves_nothing(server, tmp_path):
@@ -72,7 +84,7 @@ def test_a_name_never_leaves_the_cache_folder(server, tmp_path, name):
     path = resolve_style_image(f"{server}/starry_night.jpg", name, None, cache)
     assert path.parent == cache and path.is_file() and not path.name.startswith(".")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [f"deep/styles/{path.name}"]
-    assert safe_file_name(name) == path.stem
+    assert path.stem.rsplit("-", 1)[0] == safe_file_name(name)
 
 
 @pytest.mark.parametrize("address", ["file:///etc/hostname", "ftp://127.0.0.1/x.jpg", "data:image/jpeg;base64,AAAA"])
@@ -108,7 +120,7 @@ def test_offline_names_the_file_to_put_in_place(tmp_path):
     with socket.socket() as s:  # a closed local port: the download fails at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(FileNotFoundError, match=r"put the painting at .*styles/great_wave\.jpg"):
+    with pytest.raises(FileNotFoundError, match=r"put the painting at .*styles/great_wave-[0-9a-f]{16}\.jpg"):
         resolve_style_image(f"http://127.0.0.1:{port}/wave.jpg", "great_wave", None, tmp_path / "styles")
 
 

@@ -187,9 +187,47 @@ def test_init_warm_starts_from_an_exported_model_or_a_checkpoint(trained, tmp_pa
     assert max((fresh[k] - v).abs().max().item() for k, v in source.items()) > 0.01
 
 
-def test_init_refuses_another_architecture_and_a_resume(trained, tmp_path, photos_dir, starry_night):
+def test_init_refuses_another_architecture(trained, tmp_path, photos_dir, starry_night):
     model = trained[0] / "export" / "starry_night.pth"
     proc = run_cli("fststyle.train", *tiny_args(tmp_path / "a", photos_dir, starry_night, f"init={model}", "model.width=16"), expect=2)
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: init={model} is a network of another architecture (")
-    proc = run_cli("fststyle.train", *tiny_args(tmp_path / "b", photos_dir, starry_night, f"init={model}", "ckpt_path=last"), expect=2)
-    assert proc.stderr.strip().splitlines()[-1] == "error: give init= (a warm start: weights only) or ckpt_path= (a resume: everything), not both"
+
+
+def test_a_norms_only_job_restarted_with_ckpt_path_last_continues(trained, tmp_path, photos_dir, starry_night):
+    """scripts/slurm_train.sh always passes ckpt_path=last: a train=norms (init=) job starts from init=
+    when its run folder holds no checkpoint, and a restarted one continues from its checkpoint (init=
+    only shapes the network). Resuming with another list of styles is refused in one line."""
+    model = trained[0] / "export" / "starry_night.pth"
+    run_dir = tmp_path / "norms"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=2", "checkpoint_every=2", "sample_every=0")
+            if not a.startswith("style.")]
+    job = [f"init={model}", "styles=[great_wave]", "style.name=two", "train=norms", "ckpt_path=last"]
+    run_cli("fststyle.train", *args, *job)
+    first = torch.load(run_dir / "export" / "two.pth", weights_only=True)
+    assert first["metadata"]["steps"] == 2 and [s["name"] for s in first["metadata"]["styles"]] == ["starry_night", "great_wave"]
+    proc = run_cli("fststyle.train", *[a.replace("trainer.max_steps=2", "trainer.max_steps=4") for a in args], *job)
+    assert "resuming from" in proc.stdout + proc.stderr
+    second = torch.load(run_dir / "export" / "two.pth", weights_only=True)
+    assert second["metadata"]["steps"] == 4
+    old = torch.load(model, weights_only=True)["state_dict"]
+    norms = [k for k, v in second["state_dict"].items() if v.dim() == 2 and k.endswith((".weight", ".bias")) and v.shape[0] == 2]
+    assert norms and all(torch.equal(second["state_dict"][k][0], old[k]) for k in norms)  # the old style never moved
+    assert any(not torch.equal(second["state_dict"][k][1], first["state_dict"][k][1]) for k in norms)  # the new one trained on
+    other = [a.replace("styles=[great_wave]", "styles=[the_scream]") for a in job]
+    proc = run_cli("fststyle.train", *[a.replace("trainer.max_steps=2", "trainer.max_steps=6") for a in args], *other, expect=2)
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ckpt_path=") and "styles: ['great_wave'] -> ['the_scream']" in error
+
+
+def test_a_one_item_style_list_records_its_own_painting(tmp_path, photos_dir, starry_night):
+    """styles=[great_wave]: the model records Great Wave's image, sha256 and size, not the default
+    style group's (Starry Night's) beside them."""
+    import yaml
+
+    run_dir = tmp_path / "run"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=1", "sample_every=0") if not a.startswith("style.")]
+    run_cli("fststyle.train", *args, "styles=[great_wave]", "style.name=wave")
+    meta = torch.load(run_dir / "export" / "wave.pth", weights_only=True)["metadata"]
+    config = yaml.safe_load((REPO / "fststyle" / "conf" / "style" / "great_wave.yaml").read_text())
+    assert (meta["style_image"], meta["style_size"]) == (config["image"], config["size"]) == ("packaged:great_wave.jpg", config["size"])
+    assert meta["style_sha256"] == sha256_of(REPO / "fststyle" / "paintings" / "great_wave.jpg")

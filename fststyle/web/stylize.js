@@ -57,24 +57,38 @@ function draw(tensor, canvas) {
   canvas.getContext("2d").putImageData(image, 0, 0);
 }
 
-async function stylize(source, width, height) {
-  const input = $("input");
-  input.width = width;
-  input.height = height;
-  input.getContext("2d").drawImage(source, 0, 0, width, height);
-  const feeds = { input: toTensor(input) };
-  if (config.styles.length > 1) {
-    const weights = new Float32Array(config.styles.length);
-    weights[config.styles.indexOf($("style").value)] = 1;
-    feeds.style = new ort.Tensor("float32", weights, [1, config.styles.length]);
-  }
-  const start = performance.now();
-  const result = await session.run(feeds);
-  const ms = performance.now() - start;
-  draw(result.output, $("output"));
-  // (a headless browser's virtual time reads 0 ms: no time is shown then)
-  $("output-caption").textContent = `stylized: ${width}x${height}${ms > 0 ? ` in ${ms.toFixed(0)} ms` : ""} (${backend})`;
-  return ms;
+// onnxruntime-web refuses a second run on a session while one is under way, and every run draws on the
+// same canvases: each stylization waits for the one before it.
+let queue = Promise.resolve();
+function exclusive(task) {
+  const result = queue.then(task);
+  queue = result.catch(() => {});
+  return result;
+}
+
+// Stylize `source` at width x height; `keep`: also return the picture as a PNG blob, taken before any
+// other stylization can draw over it.
+function stylize(source, width, height, keep = false) {
+  return exclusive(async () => {
+    const input = $("input");
+    input.width = width;
+    input.height = height;
+    input.getContext("2d").drawImage(source, 0, 0, width, height);
+    const feeds = { input: toTensor(input) };
+    if (config.styles.length > 1) {
+      const weights = new Float32Array(config.styles.length);
+      weights[config.styles.indexOf($("style").value)] = 1;
+      feeds.style = new ort.Tensor("float32", weights, [1, config.styles.length]);
+    }
+    const start = performance.now();
+    const result = await session.run(feeds);
+    const ms = performance.now() - start;
+    draw(result.output, $("output"));
+    // (a headless browser's virtual time reads 0 ms: no time is shown then)
+    $("output-caption").textContent = `stylized: ${width}x${height}${ms > 0 ? ` in ${ms.toFixed(0)} ms` : ""} (${backend})`;
+    const png = keep ? await new Promise((resolve) => $("output").toBlob(resolve, "image/png")) : null;
+    return { ms, png };
+  });
 }
 
 function fit(width, height, longSide) {
@@ -82,14 +96,20 @@ function fit(width, height, longSide) {
   return [Math.max(16, Math.round(width * scale)), Math.max(16, Math.round(height * scale))];
 }
 
+// The download link's picture; the one it held before is released.
+function offer(png) {
+  const link = $("download");
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(png);
+  link.hidden = false;
+}
+
 async function stylizeImage(image) {
   const [w, h] = fit(image.naturalWidth, image.naturalHeight, Number($("size").value));
-  const ms = await stylize(image, w, h);
-  const link = $("download");
-  link.href = $("output").toDataURL("image/png");
-  link.hidden = false;
+  const { ms, png } = await stylize(image, w, h, true);
+  offer(png);
   status(`done (${backend}); pick another photo or use the webcam`);
-  return ms;
+  return { ms, png };
 }
 
 function loadImage(url) {
@@ -101,61 +121,60 @@ function loadImage(url) {
   });
 }
 
+// Each webcam start gets a new generation; a loop whose generation is no longer the current one ends,
+// so Stop then Start never leaves two loops running.
+let generation = 0;
+
+function stopWebcam() {
+  generation++;
+  const video = $("camera");
+  if (video.srcObject) video.srcObject.getTracks().forEach((track) => track.stop());
+  video.srcObject = null;
+  $("webcam").textContent = "Use the webcam";
+}
+
 $("photo").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) return;
+  stopWebcam();  // the picked photo's result stays on screen
   status(`stylizing ${file.name}…`);
+  const url = URL.createObjectURL(file);
   try {
-    await stylizeImage(await loadImage(URL.createObjectURL(file)));
+    await stylizeImage(await loadImage(url));
   } catch (err) {
     status(`error: ${err.message}`);
+  } finally {
+    URL.revokeObjectURL(url);
   }
 });
 
-let streaming = false;
 $("webcam").addEventListener("click", async () => {
   const video = $("camera");
-  if (streaming) {
-    streaming = false;
-    video.srcObject.getTracks().forEach((track) => track.stop());
-    $("webcam").textContent = "Use the webcam";
+  if (video.srcObject) {
+    stopWebcam();
     return;
   }
+  const mine = ++generation;
+  let stream;
   try {
-    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true });
+    stream = await navigator.mediaDevices.getUserMedia({ video: true });
   } catch (err) {
     status(`no webcam: ${err.message}`);
     return;
   }
+  if (mine !== generation) {  // stopped, or started again, while the browser asked for the camera
+    stream.getTracks().forEach((track) => track.stop());
+    return;
+  }
+  video.srcObject = stream;
   await video.play();
-  streaming = true;
   $("webcam").textContent = "Stop the webcam";
   const [w, h] = fit(video.videoWidth, video.videoHeight, Math.min(384, Number($("size").value)));
-  while (streaming) {  // one frame at a time: the next starts when the last is drawn
+  while (mine === generation) {  // one frame at a time: the next starts when the last is drawn
     await stylize(video, w, h);
     await new Promise(requestAnimationFrame);
   }
 });
 
-// Automation (tests, benchmarks): ?photo=URL stylizes that picture at its size (&repeat=N times, the
-// fastest time kept); &report=URL posts the PNG (or the error) there.
-const params = new URLSearchParams(location.search);
-
-async function report(body, headers = {}) {
-  if (params.has("report")) await fetch(params.get("report"), { method: "POST", body, headers });
-}
-
-async function automate() {
-  if (!params.has("photo")) return;
-  $("size").value = 4096;
-  const photo = await loadImage(params.get("photo"));
-  let ms = Infinity;
-  for (let i = 0; i < Number(params.get("repeat") || 1); i++) ms = Math.min(ms, await stylizeImage(photo));
-  const png = await new Promise((resolve) => $("output").toBlob(resolve, "image/png"));
-  await report(png, { "X-Backend": backend, "X-Milliseconds": ms.toFixed(1) });
-}
-
-load().then(automate).catch(async (err) => {
-  status(`error: ${err.message}`);
-  await report(`error: ${err.message}`);
-});
+const ready = load();
+ready.catch((err) => status(`error: ${err.message}`));

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.common import device_name
-from fststyle.export import load_network
+from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer, pick_device
 from fststyle.video import output_size, stylize_video
