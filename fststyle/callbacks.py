@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -174,3 +175,45 @@ class SampleGrid(Callback):
                 logger.log_image(key="samples", images=[to_pil(grid)], step=step, caption=[f"step {step}: photos / stylized"])
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", grid, step)
+
+
+class QualityCurve(Callback):
+    """Every ``every`` steps and at the end (rank zero): the network's training objective on the
+    held-out photos against the optimization reference (fststyle.quality), logged as ``val/quality``
+    (mean total objective / the reference's) and ``val/equivalent_iterations`` (the median iteration
+    count of the reference run that the network matches). The references are computed once, at the
+    first evaluation, and cached under ``cache`` for later runs of the same photos, painting and loss."""
+
+    def __init__(self, photos: torch.Tensor, keys: list[str], every: int, steps: int, cache: str | Path):
+        self.photos, self.keys, self.every, self.steps, self.cache = photos, keys, every, steps, Path(cache)
+        self.references: list[Any] | None = None
+        self._last_step = -1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every == 0:
+            self.measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.measure(trainer, pl_module)
+
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from fststyle.quality import equivalent_iterations, objective, reference
+
+        if not trainer.is_global_zero or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        criterion, photos = pl_module.criterion, self.photos.to(pl_module.device)
+        with torch.autocast(pl_module.device.type, enabled=False):
+            if self.references is None:
+                self.references = [reference(photo[None], criterion, self.steps, self.cache, key) for photo, key in zip(photos, self.keys)]
+            net = pl_module.net
+            was_training = net.training
+            net.eval()
+            with torch.no_grad():
+                stylized = net.forward(photos).float()  # forward: see SampleGrid
+            net.train(was_training)
+            totals = [objective(criterion, out[None], photo[None])["total"] for out, photo in zip(stylized, photos)]
+        ratios = [total / ref.curve[max(ref.curve)]["total"] for total, ref in zip(totals, self.references)]
+        median = statistics.median(equivalent_iterations(total, ref.curve) for total, ref in zip(totals, self.references))
+        for logger in trainer.loggers:
+            logger.log_metrics({"val/quality": sum(ratios) / len(ratios), "val/equivalent_iterations": median}, step=trainer.global_step)

@@ -285,8 +285,11 @@ class StyleDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    def held_out_files(self) -> list[Path]:
+        """The photos of the sample grid and the quality curve: the held-out ones, else four training photos."""
+        return list(self.val_files or self.train_files[:4])
+
     def sample_batch(self) -> torch.Tensor:
         """The held-out photos as one (N, 3, S, S) batch for the sample grid."""
-        files = self.val_files or self.train_files[:4]
-        dataset = PhotoDataset(files, self.sample_size, train=False)
+        dataset = PhotoDataset(self.held_out_files(), self.sample_size, train=False)
         return torch.stack([dataset[i] for i in range(len(dataset))])

@@ -33,7 +33,7 @@ from fststyle.errors import first_line
 from fststyle.flicker import FlickerMeter
 from fststyle.images import find_files, is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
-from fststyle.optimize import optimize_image
+from fststyle.quality import equivalent_iterations, objective, reference
 from fststyle.styles import PACKAGED, is_url, resolve_style_image, safe_file_name, sha256_of
 from fststyle.stylizer import Stylizer
 from fststyle.video import is_video, stylize_video
@@ -216,10 +216,11 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
         evaluated.append(photo_path)
         row = [to_pil(photo[0])]
         references = {}
+        curves = {}
         if cfg.reference:
             for painting, criterion in criteria.items():
-                optimized = optimize_image(photo, criterion, cfg.reference_steps)
-                references[painting] = image_metrics(criterion, optimized.image, photo)
+                optimized = reference(photo, criterion, cfg.reference_steps)
+                references[painting], curves[painting] = image_metrics(criterion, optimized.image, photo), optimized.curve
                 per_image.append({"photo": str(photo_path), "model": baselines[painting], "label": baselines[painting], **references[painting],
                                   "ms": None, "iterations": optimized.iterations})
         for column in columns:
@@ -233,9 +234,12 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
             ms = (time.perf_counter() - start) * 1000
             record = {"photo": str(photo_path), "model": column.key, "label": column.label,
                       **image_metrics(criteria[column.painting], out, photo), "ms": ms}
-            reference = references.get(column.painting)
-            if reference:
-                record.update({f"{k}_ratio": record[k] / reference[k] for k in ("content", "style") if reference[k] > 0})
+            baseline = references.get(column.painting)
+            if baseline:
+                record.update({f"{k}_ratio": record[k] / baseline[k] for k in ("content", "style") if baseline[k] > 0})
+                total = objective(criteria[column.painting], out, photo)["total"]
+                record.update(total_ratio=total / curves[column.painting][max(curves[column.painting])]["total"],
+                              equivalent_iterations=equivalent_iterations(total, curves[column.painting]))
             per_image.append(record)
             row.append(to_pil(out[0]))
         rows.append(row)
@@ -247,7 +251,8 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
     for name in names:
         records = [r for r in per_image if r["model"] == name]
         keys = [k for k in records[0] if k not in ("photo", "model", "label") and records[0][k] is not None]
-        summary[name] = {k: statistics.fmean(r[k] for r in records) for k in keys}
+        # The iterations matched: the median (a photo better than the whole reference run counts as inf).
+        summary[name] = {k: (statistics.median if k == "equivalent_iterations" else statistics.fmean)(r[k] for r in records) for k in keys}
     style = open_rgb(paintings[0]) if len(paintings) == 1 else [open_rgb(c.painting) for c in columns]
     sheet = contact_sheet(style, rows, ["photo", *(c.label for c in columns)])
     save_image(sheet, run_dir / "contact_sheet.png")
@@ -298,7 +303,8 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
 
 
 def print_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> None:
-    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio", "iterations") if any(k in s for s in summary.values())]
+    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio", "total_ratio", "equivalent_iterations", "iterations")
+            if any(k in s for s in summary.values())]
     print(f"{'model':<40}" + "".join(f"{k:>14}" for k in keys))
     for name, values in summary.items():
         print(f"{labels[name][:39]:<40}" + "".join(f"{values[k]:>14.4g}" if k in values else f"{'':>14}" for k in keys))

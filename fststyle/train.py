@@ -23,7 +23,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import fststyle
 from fststyle import CONF_DIR
-from fststyle.callbacks import SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
+from fststyle.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
 from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
@@ -217,6 +217,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
         (cfg.sample_every >= 0 and cfg.checkpoint_every >= 1, "sample_every must be >= 0 and checkpoint_every >= 1"),
         (cfg.checkpoint_keep >= -1, f"checkpoint_keep must be -1 (all) or >= 0, got {cfg.checkpoint_keep}"),
+        (cfg.quality_every >= 0 and cfg.quality_reference_steps >= 1, "quality_every must be >= 0 and quality_reference_steps >= 1"),
         (cfg.style.size >= 32, f"style.size must be >= 32, got {cfg.style.size}"),
         (SAFE_NAME.fullmatch(str(cfg.style.name)) is not None,
          f"style.name={cfg.style.name} must be a plain name (letters, digits, '.', '_', '-'): it names the run folder and the model file"),
@@ -335,6 +336,22 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     return module, datamodule, style_paths
 
 
+def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: StyleDataModule) -> QualityCurve:
+    """quality_every=N: the quality curve on the held-out photos at data.sample_size, its references
+    cached in ``<style_cache>/references``."""
+    from fststyle.quality import reference_key
+
+    if module.net.num_styles > 1:
+        raise ValueError("quality_every= judges a one-style model; for several styles use scripts/quality_benchmark.py --style NAME")
+    style = module.hparams.held_styles[0]
+    files = datamodule.held_out_files()
+    keys = [reference_key(f, style["sha256"], cfg.data.sample_size, OmegaConf.to_container(cfg.loss, resolve=True), style["size"],
+                          cfg.quality_reference_steps) for f in files]
+    log.info("quality_every=%d: %d held-out photos against %d L-BFGS iterations (computed once, cached in %s/references)",
+             cfg.quality_every, len(files), cfg.quality_reference_steps, cfg.style_cache)
+    return QualityCurve(datamodule.sample_batch(), keys, cfg.quality_every, cfg.quality_reference_steps, Path(cfg.style_cache) / "references")
+
+
 def sweep_grouped(logger: DictConfig | None) -> DictConfig | None:
     """The logger config, with the W&B runs of a sweep (hydra -m) grouped under the sweep folder's name."""
     hydra_cfg = HydraConfig.get()
@@ -371,9 +388,10 @@ def train(cfg: DictConfig) -> Path:
                                   every_n_train_steps=cfg.checkpoint_every, save_last=True, monitor="step", mode="max",
                                   save_top_k=cfg.checkpoint_keep)
     interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
-                                      callbacks=[StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt,
-                                                 Throughput(), StepProgressBar()])
+    callbacks = [StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt, Throughput(), StepProgressBar()]
+    if cfg.quality_every:
+        callbacks.append(quality_curve(cfg, module, datamodule))
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), callbacks=callbacks)
     log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files), datamodule.root, run_dir)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import hashlib
 import json
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.eval import contact_sheet  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E402
-from fststyle.optimize import optimize_image  # noqa: E402
+from fststyle.quality import as_8bit, equivalent_iterations, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
 from fststyle.train import build_criterion, held_styles, load_style_image  # noqa: E402
@@ -55,29 +54,6 @@ def images_per_s(run_dir: Path) -> float | None:
     with open(run_dir / "csv" / "metrics.csv") as f:
         rates = [float(row["train/images_per_sec"]) for row in csv.DictReader(f) if row.get("train/images_per_sec")]
     return statistics.fmean(rates) if rates else None
-
-
-def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
-    # Only what changes the optimized image: the temporal term exists only in training, and style_norm's
-    # default is what configs without the key (older runs) meant.
-    loss = {k: v for k, v in loss.items() if k != "temporal_weight" and not (k == "style_norm" and v == "none")}
-    text = json.dumps([sha256_of(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def as_8bit(image: torch.Tensor) -> torch.Tensor:
-    """The image as it is saved (8 bits per channel): model and reference are scored as pictures."""
-    return (image * 255).round().clamp(0, 255) / 255
-
-
-def reference(photo: torch.Tensor, criterion: torch.nn.Module, steps: int, cache: Path, key: str) -> tuple[torch.Tensor, bool]:
-    """The optimization result for ``photo`` in 8 bits, from the cache when it holds it; (image, was cached)."""
-    path = cache / f"{key}.png"
-    if path.is_file():
-        return load_tensor(path)[None].to(photo.device), True
-    image = as_8bit(optimize_image(photo, criterion, steps).image)
-    save_image(image[0], path)  # PNG, lossless: the cached image is this one
-    return image, False
 
 
 def main() -> None:
@@ -109,37 +85,37 @@ def main() -> None:
     style_path = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), cfg["style_cache"])
     loss_cfg = OmegaConf.create(cfg["loss"])
     criterion = build_criterion(loss_cfg, load_style_image(style_path, entry["size"])).to(stylizer.device)
-    weights = {"content": loss_cfg.content_weight, "style": loss_cfg.style_weight, "tv": loss_cfg.tv_weight}
-
-    def objective(image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
-        with torch.no_grad():
-            losses = criterion(image, photo)
-        return {"content": losses["content"].item(), "style": losses["style"].item(),
-                "total": sum(weights[k] * losses[k].item() for k in weights)}
 
     rows, records, cached = [], [], 0
     for photo_path in map(Path, args.photos):
         photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
         key = reference_key(photo_path, sha256_of(style_path), args.size, cfg["loss"], entry["size"], args.reference_steps)
-        optimized, was_cached = reference(photo, criterion, args.reference_steps, cache, key)
-        cached += was_cached
+        best = reference(photo, criterion, args.reference_steps, cache, key)
+        cached += best.cached
         stylized = as_8bit(stylizer.run(photo, style=args.style))
-        model, best = objective(stylized, photo), objective(optimized, photo)
-        records.append({"photo": str(photo_path), "model": model, "reference": best,
-                        "ratio": {k: model[k] / best[k] for k in model if best[k] > 0}})
-        rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(optimized[0])])
+        model, final = objective(criterion, stylized, photo), best.curve[args.reference_steps]
+        records.append({"photo": str(photo_path), "model": model, "reference": final,
+                        "ratio": {k: model[k] / final[k] for k in model if final[k] > 0},
+                        "equivalent_iterations": equivalent_iterations(model["total"], best.curve),
+                        "reference_curve": {n: v["total"] for n, v in best.curve.items()}})
+        rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(best.image[0])])
 
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
+    # The median: one photo better than the whole reference run (inf) does not swamp the others.
+    matched = statistics.median(r["equivalent_iterations"] for r in records)
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
     report = {"overrides": overrides, "run": str(run_dir), "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
-              "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios, "per_photo": records,
+              "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios,
+              "median_equivalent_iterations": matched, "per_photo": records,
               "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     save_image(contact_sheet(open_rgb(style_path), rows, ["photo", "model", "optimization"]), out / "contact_sheet.png")
-    print(f"{'photo':<28}{'content':>10}{'style':>10}{'total':>10}   (model / {args.reference_steps} L-BFGS iterations)")
+    print(f"{'photo':<28}{'content':>10}{'style':>10}{'total':>10}{'iterations':>12}   (model / {args.reference_steps} L-BFGS iterations; "
+          "the iteration count it matches)")
     for r in records:
-        print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total")))
-    print(f"{'mean':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")))
+        print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total"))
+              + f"{r['equivalent_iterations']:>12.1f}")
+    print(f"{'mean (iterations: median)':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")) + f"{matched:>12.1f}")
     took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir}, "
     took += f"{rate:.1f} images/s" if rate else "images/s not logged"
     print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PHOTOS, run_cli
+from conftest import PHOTOS, STYLES, run_cli
 from PIL import Image
 
 from fststyle import Stylizer
@@ -63,11 +63,39 @@ def test_stylized_image_is_closer_to_the_style_than_the_photo(criterion, model_p
     assert image_metrics(criterion, stylized, photo)["style"] < 0.7 * image_metrics(criterion, photo, photo)["style"]
 
 
+@pytest.mark.parametrize("parametrization", ["clamp", "sigmoid"])
+def test_the_reference_searches_only_valid_pictures_and_returns_the_one_it_scored(criterion, photos_dir, parametrization):
+    """Every evaluation scores a valid picture, so the returned picture's objective is the loss the
+    run reached (within 0.5%: the 8-bit picture and the line search's last trial point), and the
+    snapshots are the run's pictures at the iteration counts asked for."""
+    from fststyle.quality import objective
+
+    photo = load_tensor(photos_dir / "chicago.jpg", 48)[None]
+    result = optimize_image(photo, criterion, steps=20, parametrization=parametrization, checkpoints=(5, 10))
+    assert sorted(result.snapshots) == [5, 10, 20] and torch.equal(result.snapshots[20], result.image)
+    assert 0 <= result.image.min() and result.image.max() <= 1
+    final = objective(criterion, result.image, photo)["total"]
+    assert final <= min(result.losses) * 1.005
+    curve = [objective(criterion, result.snapshots[n], photo)["total"] for n in (5, 10, 20)]
+    assert curve[0] > curve[1] > curve[2] and curve[0] < 0.8 * result.losses[0]
+
+
+def test_equivalent_iterations_reads_the_reference_curve():
+    from fststyle.quality import equivalent_iterations
+
+    curve = {0: 800.0, 5: 200.0, 10: 100.0, 20: 60.0, 300: 40.0}
+    assert equivalent_iterations(100.0, curve) == 10 and equivalent_iterations(900.0, curve) == 0
+    assert equivalent_iterations(30.0, curve) == float("inf")
+    assert equivalent_iterations(200 / 2**0.5, curve) == pytest.approx(7.5)  # halfway in log(objective)
+    assert equivalent_iterations(50.0, {0: 800.0, 10: 50.0, 20: 70.0, 30: 45.0}) == 10  # the best so far counts
+    assert equivalent_iterations(60.0, {0: {"total": 100.0}, 10: {"total": 60.0}}) == 10
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 @pytest.mark.parametrize("name", ["dog.jpg", "horses.jpg"])  # horses: L-BFGS once stalled on it
 def test_optimization_runs_the_iterations_asked_and_lowers_the_loss(criterion, photos_dir, optimizer, name):
     photo = load_tensor(photos_dir / name, 40)[None]
-    image, history, iterations = optimize_image(photo, criterion, steps=12, optimizer=optimizer)
+    image, history, iterations, _ = optimize_image(photo, criterion, steps=12, optimizer=optimizer)
     assert iterations == 12 and len(history) >= 12 and min(history) < 0.8 * history[0]
     assert image.shape == photo.shape and 0 <= image.min() and image.max() <= 1
     assert criterion(image, photo)["loss"].item() < 0.8 * history[0]
@@ -102,8 +130,16 @@ def test_eval_compares_models_side_by_side_and_against_optimization(trained, eva
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["mean"]) == {str(pth), str(ckpt), "optimization"}
     reference, model = metrics["mean"]["optimization"], metrics["mean"][str(pth)]
-    assert model["style_ratio"] == pytest.approx(model["style"] / reference["style"]) and "content_ratio" in metrics["mean"][str(ckpt)]
-    assert reference["iterations"] == 3  # the L-BFGS iterations asked for were run
+    assert reference["iterations"] == 3 and "content_ratio" in metrics["mean"][str(ckpt)]  # the L-BFGS iterations asked for were run
+    # The same figures again, here: the model run on the photo, the optimization run again, each scored.
+    from fststyle.metrics import EVAL_STYLE_SIZE
+
+    photo = load_tensor(sorted(eval_photos.iterdir())[0], 48)[None]
+    judge = evaluation_loss(load_tensor(STYLES / "starry_night.jpg", EVAL_STYLE_SIZE)[None])
+    mine = image_metrics(judge, Stylizer.load(pth, device="cpu").run(photo), photo)
+    best = image_metrics(judge, optimize_image(photo, judge, 3).image, photo)
+    assert model["style"] == pytest.approx(mine["style"], rel=1e-4) and reference["style"] == pytest.approx(best["style"], rel=1e-3)
+    assert model["style_ratio"] == pytest.approx(mine["style"] / best["style"], rel=2e-3) and model["equivalent_iterations"] >= 0
     with Image.open(tmp_path / "contact_sheet.png") as sheet:
         assert sheet.size == (3 * 256, 18 + 2 * 256)
 

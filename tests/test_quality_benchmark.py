@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO, tiny_args
 from PIL import Image
 
@@ -19,16 +20,34 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
                    "--reference-steps", "3", "--out", str(tmp_path / out), "--cache", str(tmp_path / "refs"), *args]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert "(model / 3 L-BFGS iterations)" in proc.stdout
+        assert "(model / 3 L-BFGS iterations; the iteration count it matches)" in proc.stdout
         return json.loads((tmp_path / out / "quality.json").read_text())
 
     first = run("a", *overrides)
     assert len(first["per_photo"]) == 2 and first["references_cached"] == 0 and first["minutes"] > 0
-    for record in first["per_photo"]:
-        for key in ("content", "style", "total"):
-            assert record["ratio"][key] == pytest.approx(record["model"][key] / record["reference"][key])
-    assert first["mean_ratio"]["total"] == pytest.approx(sum(r["ratio"]["total"] for r in first["per_photo"]) / 2)
-    assert len(list((tmp_path / "refs").glob("*.png"))) == 2
+    assert len(list((tmp_path / "refs").glob("*.png"))) == 2 and len(list((tmp_path / "refs").glob("*.json"))) == 2
+    # The figures again, here: the run's model on the photo, the optimization run again, each scored by
+    # the run's own objective (as a saved picture).
+    from omegaconf import OmegaConf
+
+    from fststyle import Stylizer
+    from fststyle.images import load_tensor
+    from fststyle.optimize import optimize_image
+    from fststyle.quality import as_8bit
+    from fststyle.train import build_criterion
+
+    loss = OmegaConf.load(tmp_path / "a" / "run" / ".hydra" / "config.yaml").loss
+    criterion = build_criterion(loss, load_tensor(starry_night, 128)[None])
+    stylizer = Stylizer.load(tmp_path / "a" / "run" / "export" / "starry_night.pth", device="cpu", precision="fp32")
+    for record, path in zip(first["per_photo"], photos):
+        photo = load_tensor(path, 48)[None]
+        with torch.no_grad():
+            model = criterion(as_8bit(stylizer.run(photo)), photo)["loss"].item()
+            best = criterion(as_8bit(optimize_image(photo, criterion, 3).image), photo)["loss"].item()
+        assert record["model"]["total"] == pytest.approx(model, rel=1e-4) and record["reference"]["total"] == pytest.approx(best, rel=1e-3)
+        assert record["ratio"]["total"] == pytest.approx(model / best, rel=2e-3)
+        assert record["reference_curve"]["0"] == pytest.approx(criterion(photo, photo)["loss"].item(), rel=1e-4)
+        assert 0 <= record["equivalent_iterations"] <= 3 or record["equivalent_iterations"] == float("inf")
     with Image.open(tmp_path / "a" / "contact_sheet.png") as sheet:
         assert sheet.size == (3 * 256, 18 + 3 * 256)  # labels, the painting, one row per photo: photo | model | optimization
     # The finished run scored again (no training); same photos, style, size and loss: the references
@@ -36,3 +55,26 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
     second = run("b", "--run", str(tmp_path / "a" / "run"))
     assert second["references_cached"] == 2 and second["minutes"] is None and second["overrides"] == first["overrides"]
     assert [(r["model"], r["reference"]) for r in second["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
+
+
+def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, photos_dir, starry_night):
+    """quality_every=N: val/quality and val/equivalent_iterations every N steps and at the end; the
+    references are computed once (one .json and .png per held-out photo in the style cache) and a
+    second run reuses them (same files, same first value for the same network)."""
+    from conftest import read_metric, run_cli
+
+    cache = tmp_path / "styles"
+    runs = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        args = tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=4", "sample_every=0", "data.sample_size=32",
+                         "quality_every=2", "quality_reference_steps=4", f"style_cache={cache}")
+        run_cli("fststyle.train", *args)
+        runs.append(run_dir)
+        stamps = {p.name: p.stat().st_mtime_ns for p in (cache / "references").iterdir()}
+        if name == "a":
+            first = stamps
+    assert stamps == first and len(first) == 2 * 4  # 4 held-out photos (a .json and a .png each), written once
+    quality, matched = read_metric(runs[0], "val/quality"), read_metric(runs[0], "val/equivalent_iterations")
+    assert len(quality) == len(matched) == 2 and all(q > 1 for q in quality) and all(0 <= m <= 4 for m in matched)
+    assert read_metric(runs[1], "val/quality") == pytest.approx(quality, rel=1e-5)  # same seed, same references

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli, tiny_args
+from conftest import REPO, run_cli, tiny_args
 
 from fststyle.images import load_tensor
 from fststyle.temporal import NOISE, move, random_motion, temporal_loss
@@ -29,16 +29,52 @@ def test_the_loss_is_the_noise_for_a_stable_network_and_more_for_an_unstable_one
     assert shaky.item() > 10 * stable.item()
 
 
-def test_fine_tuning_a_model_adds_and_logs_the_temporal_term(tmp_path, photos_dir, starry_night, model_path):
-    """Fine-tuning a trained model for video (init= plus the term): every step's loss is content +
-    style + weight x temporal, each logged."""
+def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, starry_night):
+    """loss.temporal_weight=w: the step's loss is the perceptual loss plus w times the compound
+    regularisation of this step's photos (computed here on its own, with the step's random numbers),
+    and its gradient is the perceptual loss's plus w times the term's (the term is not detached)."""
+    from omegaconf import OmegaConf
+
+    from fststyle.module import StyleTransferModule
+    from fststyle.net import TransformerNet
+    from fststyle.train import build_criterion
+
+    loss_cfg = OmegaConf.load(REPO / "fststyle" / "conf" / "loss" / "vgg19.yaml")
+    loss_cfg.weights = "random"
+    criterion = build_criterion(loss_cfg, load_tensor(starry_night, 64)[None])
+    weight, seed = 1e3, 7
+    torch.manual_seed(0)
+    module = StyleTransferModule(TransformerNet(width=8, num_residual=1), criterion, temporal_weight=weight, seed=seed)
+    module.is_logging_step = lambda: False  # no trainer attached: nothing to log
+    photos = load_tensor(photos_dir / "dog.jpg", 48)[None].repeat(2, 1, 1, 1)
+
+    def gradient(loss: torch.Tensor) -> torch.Tensor:
+        module.net.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in module.net.parameters()])
+
+    total = module.training_step(photos, 0)
+    with_term = gradient(total)
+    base = criterion(module.net(photos), photos)["loss"]
+    base_grad = gradient(base)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 * 4099)  # step 0, rank 0, as the module seeds it
+    term = temporal_loss(module.net, photos, module.net(photos), generator)
+    term_grad = gradient(term)
+    assert term.item() > 0 and total.item() == pytest.approx(base.item() + weight * term.item(), rel=1e-5)
+    assert (weight * term_grad).norm() > 0.01 * base_grad.norm()  # the term moves the weights noticeably
+    torch.testing.assert_close(with_term, base_grad + weight * term_grad, rtol=1e-3, atol=1e-6 * with_term.abs().max().item())
+
+
+def test_fine_tuning_a_model_logs_the_temporal_term(tmp_path, photos_dir, starry_night, model_path):
+    """Fine-tuning a trained model for video (init= plus the term) through the command: the term is
+    logged every step, and the logged loss is content + style + weight x temporal."""
     run_dir = tmp_path / "run"
     run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=3", "sample_every=0",
                                           "loss.temporal_weight=1e6", f"init={model_path}"))
     assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["init"] == str(model_path)
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/temporal")]
-    assert len(rows) == 3
+    assert len(rows) == 3 and all(float(r["train/temporal"]) > 0 for r in rows)
     for r in rows:
         parts = float(r["train/content"]) + float(r["train/style"]) + 1e6 * float(r["train/temporal"])
         assert float(r["train/loss"]) == pytest.approx(parts, rel=1e-4)
