@@ -325,7 +325,7 @@ def log_to_wandb(cfg: DictConfig, per_image: list[dict[str, Any]], rows: list[li
     run.finish()
 
 
-@hydra.main(version_base="1.3", config_path="conf/cli", config_name="eval")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR / "cli"), config_name="eval")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: evaluate(cfg))
 

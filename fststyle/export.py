@@ -11,6 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from fststyle import CONF_DIR
 from fststyle.cli import run_cli
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
@@ -281,7 +282,7 @@ def check_int8(path: Path, net: TransformerNet, tolerance: float) -> None:
           f"(int8_tolerance {tolerance} on the mean)")
 
 
-@hydra.main(version_base="1.3", config_path="conf/cli", config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR / "cli"), config_name="export")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: export(cfg))
 

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from fststyle import CONF_DIR
 from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.errors import first_line
 from fststyle.images import find_files, is_image_file, load_tensor, save_image
@@ -182,7 +183,7 @@ def infer(cfg: DictConfig) -> int:
 
 # The config lives in conf/cli/, away from the training config groups, so that `model=PATH` is a
 # plain value and not a choice of the conf/model/ group.
-@hydra.main(version_base="1.3", config_path="conf/cli", config_name="infer")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR / "cli"), config_name="infer")
 def main(cfg: DictConfig) -> None:
     if run_cli(lambda: infer(cfg)):
         sys.exit(1)

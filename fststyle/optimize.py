@@ -118,7 +118,7 @@ def optimize(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="optimize")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="optimize")
 def main(cfg: DictConfig) -> None:
     run_cli(lambda: optimize(cfg))
 

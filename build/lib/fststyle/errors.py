@@ -1,0 +1,13 @@
+"""The error the project raises for problems it can state in one line: a missing package, a full
+disk, an export that does not match. The entry points print it (like ValueError and the file errors)
+as ``error: <message>`` without a traceback; any other exception keeps its traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input, files or machine that says what to do about it."""
+
+
+def first_line(err: BaseException) -> str:
+    """An error as one line: its message's first line, or its type's name when it has no message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,48 @@
+"""Evaluation metrics, on a fixed evaluation network that does not depend on any training config.
+
+The evaluation network is the bundled VGG19 (original ImageNet weights, Caffe input convention) with
+content layer ``relu2_2`` and style layers ``relu1_2, relu2_2, relu3_3, relu4_3`` (equal weights); the
+losses are the training losses' definitions (fststyle.losses). So numbers from different models, loss
+configs and loss networks are comparable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from fststyle.losses import PerceptualLoss
+from fststyle.stylizer import to_ycbcr
+from fststyle.vgg import LossNetwork
+
+EVAL_CONTENT_LAYERS = ("relu2_2",)
+EVAL_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+EVAL_STYLE_SIZE = 512  # long side of the style image for its Grams
+
+
+def evaluation_loss(style_image: torch.Tensor) -> PerceptualLoss:
+    """The fixed evaluation criterion for one style image ((1, 3, H, W), long side EVAL_STYLE_SIZE)."""
+    network = LossNetwork("vgg19", [*EVAL_CONTENT_LAYERS, *EVAL_STYLE_LAYERS], "bundled")
+    return PerceptualLoss(network, style_image, EVAL_CONTENT_LAYERS, EVAL_STYLE_LAYERS, None, 1.0, 1.0, 0.0)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SSIM of the luminance of two RGB batches in [0, 1], one value per image; identical images give 1.
+
+    Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, range 1) as torchmetrics
+    computes it, averaged like the reference implementation (and scikit-image) over the pixels whose
+    window lies inside the image: torchmetrics' own average also counts a border of windows over its
+    reflection padding."""
+    ya, yb = to_ycbcr(a.float())[:, :1], to_ycbcr(b.float())[:, :1]
+    _, full = structural_similarity_index_measure(ya, yb, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0,
+                                                  k1=0.01, k2=0.03, reduction="none", return_full_image=True)
+    border = 11 // 2
+    return full[..., border:-border, border:-border].mean((1, 2, 3))
+
+
+@torch.no_grad()
+def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    """content, style and tv losses and luminance SSIM of one stylized image (1, 3, H, W) against its photo."""
+    losses = criterion(stylized, photo)
+    return {"content": losses["content"].item(), "style": losses["style"].item(), "tv": losses["tv"].item(),
+            "ssim": ssim(stylized, photo).item()}

@@ -1,0 +1,102 @@
+"""The exported model format (``export/<style>.pth``) and its loading, with no dependency on the
+training or command-line stack: an application that only stylizes imports torch, the network and this.
+
+The format: a plain ``torch.save`` dict, loadable with ``torch.load(path, weights_only=True)``::
+
+    {"format": "fststyle", "format_version": 1,
+     "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"},
+     "state_dict": {...},            # TransformerNet's parameters and buffers
+     "metadata": {"style_name", "style_sha256", "loss", "steps", "fststyle_version", ...}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fststyle.files import atomic_write
+from fststyle.net import TransformerNet
+
+FORMAT = "fststyle"
+FORMAT_VERSION = 1
+
+
+def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any]) -> Path:
+    """Write the exported model atomically (temporary file, flushed to the disk, renamed): a crash
+    leaves no half file."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": dict(model_config),
+        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()},
+        "metadata": dict(metadata),
+    }
+    with atomic_write(path, sync=True) as tmp:
+        torch.save(payload, tmp)
+    return path.resolve()
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """Load an exported model (safely: no pickled code runs). Returns the network in eval mode and
+    the metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path.resolve()}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable fststyle model ({type(err).__name__}); re-export it") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an exported fststyle model (expected a .pth written by fststyle.train)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer fststyle (format {payload['format_version']}); upgrade fststyle")
+    net = TransformerNet(**payload["model"])
+    net.load_state_dict(payload["state_dict"])
+    return net.eval(), payload.get("metadata", {})
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """The transformer network of a training checkpoint (``checkpoints/*.ckpt`` of a run folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path.resolve()}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        config = ckpt["hyper_parameters"]["config"]
+        state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
+    held = ckpt["hyper_parameters"].get("held_styles") or []
+    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=max(1, len(held)))
+    net.load_state_dict(state)
+    style = config["style"]
+    metadata = {**style_metadata(style["name"], held or [{"name": style["name"], "image": style["image"], "size": style.get("size"), "sha256": None}]),
+                "steps": ckpt.get("global_step"), "loss": config.get("loss")}
+    return net.eval(), metadata
+
+
+def style_metadata(name: str, held: list[dict[str, Any]]) -> dict[str, Any]:
+    """The style keys of the metadata of model ``name`` for the styles it holds (name, image, sha256,
+    size each): the painting, its sha256 and size of the (first) style, and for several styles the
+    whole list under ``styles``."""
+    first = held[0]
+    metadata = {"style_name": name, "style_image": first["image"], "style_sha256": first.get("sha256"), "style_size": first.get("size")}
+    if len(held) > 1:
+        metadata["styles"] = [dict(entry) for entry in held]
+    return metadata
+
+
+def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
+    """An exported ``.pth`` or a training ``.ckpt``, as a network in eval mode plus metadata."""
+    if Path(path).suffix.lower() == ".ckpt":
+        return load_checkpoint(path, map_location)
+    return load_model(path, map_location)
+
+
+def style_names(metadata: dict[str, Any]) -> list[str]:
+    """The names of the styles a model holds, from its metadata."""
+    held = metadata.get("styles")
+    return [s["name"] for s in held] if held else [str(metadata.get("style_name", "style"))]

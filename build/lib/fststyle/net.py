@@ -1,0 +1,157 @@
+"""The transformer network of Johnson et al. 2016: a residual encoder/decoder.
+
+Images in and out are RGB floats in [0, 1]. The last convolution produces unbounded values that a
+sigmoid maps into (0, 1): unlike clamping it keeps a gradient everywhere, and unlike Johnson's scaled
+tanh it needs no knowledge of the loss network's pixel range.
+
+With ``num_styles`` > 1 the network holds several styles (Dumoulin et al. 2017): every instance norm
+is conditional, one scale and shift per style, all other weights shared. ``forward(x, style)`` then
+takes the styles' weights, (N, num_styles) rows summing to 1: a one-hot row picks a style, other rows
+blend the styles' scales and shifts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("instance", "batch")
+UPSAMPLES = ("nearest", "transpose")
+
+# Padding so that any input works: the encoder halves the size twice (a multiple of 4 comes back
+# exactly) and reflection padding needs feature maps larger than the pad (9x9 conv: 4 px; at the
+# residual blocks' 1/4 scale: 1 px), so at least 16 px. Rounding up to a multiple of 16 gives both
+# with integer arithmetic alone: a separate minimum (a max()) made torch.compile's symbolic shape
+# reasoning about 4x slower, and Python branches or modulo break traced, exported or compiled graphs.
+_MULTIPLE = 16
+
+
+def _pad_amount(size):
+    """Padding that rounds ``size`` up to a multiple of 16. ``size`` is an int (eager), a SymInt
+    (torch.export, torch.compile) or a tensor (torch.jit.trace): the graphs stay dynamic in it."""
+    return (size + _MULTIPLE - 1) // _MULTIPLE * _MULTIPLE - size
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with a scale and shift per style (``weight``, ``bias``: (num_styles, C)), mixed by
+    the style weights given to ``forward``. The normalization itself is an inner nn.InstanceNorm2d
+    without affine parameters (which tiled inference finds and feeds fixed statistics)."""
+
+    def __init__(self, channels: int, num_styles: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.weight = nn.Parameter(torch.ones(num_styles, channels))
+        self.bias = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+        if style is None:
+            raise ValueError("this network holds several styles: give the style weights, (N, num_styles)")
+        gamma, beta = style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias  # (N, C)
+        return self.norm(x) * gamma[..., None, None].to(x.dtype) + beta[..., None, None].to(x.dtype)
+
+
+def make_norm(kind: str, channels: int, num_styles: int = 1) -> nn.Module:
+    """The one place where normalization layers are built."""
+    if kind == "instance" and num_styles > 1:
+        return ConditionalInstanceNorm2d(channels, num_styles)
+    if num_styles > 1:
+        raise ValueError(f"several styles need model.norm=instance (conditional instance norm), not {kind}")
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown model.norm={kind!r}; choose one of {', '.join(NORMS)}")
+
+
+class Styled(nn.Sequential):
+    """A sequence whose members that depend on the style (conditional norms, and sequences or blocks
+    holding them) get the style weights; the others only the features."""
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        for module in self:
+            x = module(x, style) if isinstance(module, (Styled, ResidualBlock, ConditionalInstanceNorm2d)) else module(x)
+        return x
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding + convolution, so that borders see image content, not zeros.
+
+    Convolutions followed by a norm layer have no bias: the norm removes it, so its gradient is zero
+    up to rounding, which Adam would amplify into random drift."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, bias: bool = True):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride, bias=bias))
+
+
+class ConvNormReLU(Styled):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: str, num_styles: int = 1):
+        super().__init__(ConvLayer(cin, cout, kernel, stride, bias=False), make_norm(norm, cout, num_styles), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, norm: str, num_styles: int = 1):
+        super().__init__()
+        self.body = Styled(
+            ConvNormReLU(channels, channels, 3, 1, norm, num_styles),
+            ConvLayer(channels, channels, 3, bias=False),
+            make_norm(norm, channels, num_styles),
+        )
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.body(x, style)
+
+
+class Upsample(Styled):
+    """2x upsampling: nearest neighbour + conv (no checkerboard artifacts) or a transposed conv."""
+
+    def __init__(self, cin: int, cout: int, mode: str, norm: str, num_styles: int = 1):
+        if mode == "nearest":
+            layers = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3, bias=False)]
+        elif mode == "transpose":
+            layers = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False)]
+        else:
+            raise ValueError(f"unknown model.upsample={mode!r}; choose one of {', '.join(UPSAMPLES)}")
+        super().__init__(*layers, make_norm(norm, cout, num_styles), nn.ReLU(inplace=True))
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al. 2016 style network: 9x9 conv, two stride-2 convs, residual blocks, two 2x
+    upsamplings and a 9x9 conv to RGB. ``width`` is the first layer's channel count (32 in the paper);
+    the deeper stages use 2x and 4x that.
+
+    ``forward`` takes RGB in [0, 1] of any size (N, 3, H, W) and returns RGB in (0, 1) of exactly the
+    same size: the input is padded (replicating its border) to a multiple of 16 px, and the output is
+    cropped back.
+    """
+
+    def __init__(self, width: int = 32, num_residual: int = 5, norm: str = "instance", upsample: str = "nearest", num_styles: int = 1):
+        super().__init__()
+        if width < 1 or num_residual < 0 or num_styles < 1:
+            raise ValueError(f"model.width and num_styles must be >= 1 and model.num_residual >= 0, got {width}, {num_styles}, {num_residual}")
+        self.num_styles, self.width = num_styles, width
+        c1, c2, c3 = width, 2 * width, 4 * width
+        self.encoder = Styled(
+            ConvNormReLU(3, c1, 9, 1, norm, num_styles),
+            ConvNormReLU(c1, c2, 3, 2, norm, num_styles),
+            ConvNormReLU(c2, c3, 3, 2, norm, num_styles),
+        )
+        self.residuals = Styled(*(ResidualBlock(c3, norm, num_styles) for _ in range(num_residual)))
+        self.decoder = Styled(
+            Upsample(c3, c2, upsample, norm, num_styles),
+            Upsample(c2, c1, upsample, norm, num_styles),
+            ConvLayer(c1, 3, 9),
+        )
+
+    @property
+    def receptive_radius(self) -> int:
+        """How far (px) from an output pixel the input pixels that it depends on can lie, apart from
+        instance norm's image-wide statistics: 14 + 8 per residual block (54 for the default; measured
+        by perturbing one pixel, tests/test_net.py). Tiled inference discards this much at tile edges."""
+        return 14 + 8 * len(self.residuals)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        x = F.pad(x, (0, _pad_amount(w), 0, _pad_amount(h)), mode="replicate")
+        y = self.decoder(self.residuals(self.encoder(x, style), style), style)
+        return torch.sigmoid(y[..., :h, :w])

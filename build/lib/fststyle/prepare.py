@@ -1,0 +1,43 @@
+"""``python -m fststyle.prepare data=coco``: decode and resize a folder's photos once into the
+prepared file that training memory-maps (``data.prepared``; the format is in fststyle.prepared).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fststyle import CONF_DIR
+from fststyle.cli import check_choices, run_cli
+from fststyle.data import find_images
+from fststyle.prepared import prepared_path, write_prepared
+
+
+def prepare(cfg: DictConfig) -> Path:
+    root = Path(cfg.data.root)
+    files = find_images(root)
+    if not files:
+        raise FileNotFoundError(f"no images found under {root.resolve()}")
+    out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)
+    _, skipped = write_prepared(files, out, cfg.data.image_size, cfg.workers)
+    for path in skipped:
+        print(f"skipped unreadable photo: {path}")
+    print(f"prepared: {out.resolve()}")
+    return out
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    run_cli(lambda: prepare(cfg))
+
+
+def cli() -> None:
+    """``python -m fststyle.prepare`` and the ``fststyle-prepare`` command."""
+    check_choices(CONF_DIR)
+    main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,101 @@
+"""How good a feed-forward model is: its own training objective on photos it never saw, against the
+optimization of that objective over valid pictures (the reference), as a ratio and as the number of
+L-BFGS iterations whose picture it matches (the figure Johnson et al. report: their networks match
+50 to 100 iterations).
+
+The reference runs once per photo, painting, size, loss and method; its objective curve (at the
+iteration counts of CHECKPOINTS) and its final picture are cached on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from fststyle.images import load_tensor, save_image
+from fststyle.losses import PerceptualLoss
+from fststyle.optimize import optimize_image
+
+# The iteration counts of the reference curve; the last one is the reference itself.
+CHECKPOINTS = (5, 10, 20, 50, 100, 300)
+# Part of every cache key: references of another method (the one before this that optimized pixels
+# outside [0, 1] and clamped once at the end reached objectives about 2x higher) are never reused.
+REFERENCE_METHOD = "lbfgs-strong-wolfe-clamp-inside-v2"
+
+
+def as_8bit(image: torch.Tensor) -> torch.Tensor:
+    """The image as it is saved (8 bits per channel): model and reference are scored as pictures."""
+    return (image * 255).round().clamp(0, 255) / 255
+
+
+@torch.no_grad()
+def objective(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    """content and style (unweighted) and the weighted total of the training objective, of ``image``
+    as a saved picture."""
+    losses = criterion(as_8bit(image), photo)
+    return {"content": losses["content"].item(), "style": losses["style"].item(), "total": losses["loss"].item()}
+
+
+class Reference(NamedTuple):
+    image: torch.Tensor  # the optimization's picture after its last iteration, 8-bit
+    curve: dict[int, dict[str, float]]  # iterations -> objective; 0 is the photo itself
+    iterations: int  # those done (fewer than asked only when L-BFGS could no longer move)
+    cached: bool
+
+
+def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
+    """The cache key of a reference: only what changes the optimized picture, and the method."""
+    # The temporal term exists only in training; style_norm's default is what configs without it meant.
+    loss = {k: v for k, v in loss.items() if k != "temporal_weight" and not (k == "style_norm" and v == "none")}
+    text = json.dumps([REFERENCE_METHOD, CHECKPOINTS, _file_sha(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reference(photo: torch.Tensor, criterion: PerceptualLoss, steps: int, cache: Path | None = None, key: str | None = None) -> Reference:
+    """The optimization of ``criterion`` from ``photo`` for ``steps`` iterations, with its objective at
+    each of CHECKPOINTS below ``steps``; read from ``cache`` (``<key>.json`` and ``<key>.png``) when it
+    holds it, else computed and written there."""
+    if cache is not None and key is not None and (cache / f"{key}.json").is_file() and (cache / f"{key}.png").is_file():
+        saved = json.loads((cache / f"{key}.json").read_text())
+        curve = {int(k): v for k, v in saved["curve"].items()}
+        return Reference(load_tensor(cache / f"{key}.png")[None].to(photo.device), curve, saved["iterations"], True)
+    result = optimize_image(photo, criterion, steps, checkpoints=tuple(c for c in CHECKPOINTS if c < steps))
+    curve = {0: objective(criterion, photo, photo), **{n: objective(criterion, image, photo) for n, image in result.snapshots.items()}}
+    curve[steps] = objective(criterion, result.image, photo)
+    image = as_8bit(result.image)
+    if cache is not None and key is not None:
+        save_image(image[0], cache / f"{key}.png")  # PNG, lossless: the cached picture is this one
+        (cache / f"{key}.json").write_text(json.dumps({"method": REFERENCE_METHOD, "steps": steps, "iterations": result.iterations,
+                                                       "curve": curve}, indent=1))
+    return Reference(image, curve, result.iterations, False)
+
+
+def equivalent_iterations(total: float, curve: dict[int, dict[str, float]] | dict[int, float]) -> float:
+    """The iteration count of the reference run whose picture has the objective ``total``: read off
+    the curve (the best objective reached by each count), linear in iterations and in the logarithm of
+    the objective between its points; 0 when the photo itself is as good, inf when better than the
+    run's last picture."""
+    points = sorted((n, v["total"] if isinstance(v, dict) else v) for n, v in curve.items())
+    best = math.inf
+    previous = None
+    for n, value in points:
+        best = min(best, value)
+        if total >= best:
+            if previous is None:
+                return 0.0
+            (n0, v0) = previous
+            if v0 <= best:
+                return float(n)
+            share = (math.log(v0) - math.log(total)) / (math.log(v0) - math.log(best))
+            return n0 + share * (n - n0)
+        previous = (n, best)
+    return math.inf

@@ -1,0 +1,288 @@
+"""Stylizer: run a style model (exported .pth, training .ckpt or .onnx) on images and frames."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import functional as TF
+
+from fststyle import banded
+from fststyle.errors import UserError
+from fststyle.model_file import load_network, style_names
+from fststyle.images import to_pil, to_uint8
+from fststyle.net import TransformerNet
+from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
+
+ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# stroke=auto paints any photo's strokes at the share of the picture they have at this long side:
+# of the working sizes measured on a 4K photo (README, "Stroke size"), 1024 px came closest to the
+# style of the 1024 px stylization (512 px, the paintings' training size, gave strokes far too large).
+AUTO_LONG_SIDE = 1024
+log = logging.getLogger(__name__)
+
+# ITU-R BT.601 RGB -> YCbCr (full range) and back; Y carries the style's light and dark, Cb/Cr the colour.
+_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_TO_RGB = torch.linalg.inv(_TO_YCBCR)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 on GPUs that have it (fp16 otherwise, and on MPS), fp32 on the CPU."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision={precision!r}; choose auto, {', '.join(PRECISIONS)}")
+        return PRECISIONS[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
+
+
+def to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", _TO_YCBCR.to(rgb), rgb) + torch.tensor([0, 0.5, 0.5]).to(rgb).view(1, 3, 1, 1)
+
+
+def to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    shifted = ycbcr - torch.tensor([0, 0.5, 0.5]).to(ycbcr).view(1, 3, 1, 1)
+    return torch.einsum("ij,njhw->nihw", _TO_RGB.to(ycbcr), shifted)
+
+
+def resample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (N, C, H, W): area averaging down (no aliasing), bicubic up."""
+    if size[0] <= image.shape[-2] and size[1] <= image.shape[-1]:
+        return F.interpolate(image, size=size, mode="area")
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+
+
+def restore_detail(coarse: torch.Tensor, photo: torch.Tensor, small: tuple[int, int]) -> torch.Tensor:
+    """``coarse`` (stylized at ``small`` and enlarged to the photo's size) plus the photo's luminance
+    detail finer than ``small`` can hold: big strokes, with the photo's edges sharp at full size."""
+    luminance = to_ycbcr(photo)[:, :1]
+    detail = luminance - resample(resample(luminance, small), luminance.shape[-2:])
+    return (coarse + detail).clamp(0, 1)
+
+
+def keep_colours(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer: the stylized luminance with the photo's chroma."""
+    y = to_ycbcr(stylized)[:, :1]
+    return to_rgb(torch.cat([y, to_ycbcr(photo)[:, 1:]], 1)).clamp(0, 1)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+class OnnxNetwork:
+    """An exported .onnx model run by onnxruntime (no PyTorch model code needed)."""
+
+    def __init__(self, path: str | Path, device: torch.device):
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise UserError("running .onnx models needs onnxruntime: pip install onnxruntime") from err
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = json.loads(props.get("fststyle", "{}"))
+
+    def __call__(self, batch: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        names = [i.name for i in self.session.get_inputs()]
+        feed = {names[0]: batch.float().cpu().numpy()}
+        if style is not None:
+            feed[names[1]] = style.float().cpu().numpy()
+        return torch.from_numpy(self.session.run(None, feed)[0]).to(batch.device)
+
+
+class Stylizer:
+    """One style model, ready to run.
+
+    Calling it returns the same kind of image it was given: PIL -> PIL (RGB), uint8 (H, W, 3) array ->
+    uint8 array, float tensor in [0, 1] ((3, H, W) or (N, 3, H, W)) -> float tensor on the input's
+    device. The output has the input's size. Options per call:
+    ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
+    ``preserve_color`` keeps the photo's colours (only luminance is transferred);
+    ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only); without it,
+    images whose pass would not fit ``max_memory`` (see ``fststyle.tiling.memory_budget``) are run in
+    row bands (or tiles, where bands do not fit or the network is not the default kind), with one
+    warning per image size;
+    ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);
+    ``style`` picks or blends the styles of a model that holds several (see ``style_weights``).
+    """
+
+    def __init__(self, net: TransformerNet | OnnxNetwork, metadata: dict[str, Any] | None = None, device: str | torch.device = "auto",
+                 precision: str = "auto", compile: bool = False, max_memory: str | int | None = "auto"):
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.metadata = metadata or {}
+        memory_budget(max_memory, torch.device("cpu"))  # a bad value fails here, not at the first large image
+        self.max_memory, self._announced = max_memory, set()
+        self.notify: Callable[[str], None] = log.warning  # where memory_plan says what it did (infer: its own output)
+        self.dtype = torch.float32
+        if isinstance(net, OnnxNetwork):
+            self.net, self.module = net, None
+            return
+        self.dtype = pick_precision(precision, self.device)
+        self.module = net.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.net = torch.compile(self.module, dynamic=True) if compile else self.module
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False,
+             max_memory: str | int | None = "auto") -> "Stylizer":
+        """Load an exported ``.pth``, a training ``.ckpt`` or an exported ``.onnx`` model."""
+        dev = pick_device(device) if isinstance(device, str) else device
+        if Path(path).suffix.lower() == ".onnx":
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"model file not found: {Path(path).resolve()}")
+            onnx_net = OnnxNetwork(path, dev)
+            return cls(onnx_net, onnx_net.metadata, dev, max_memory=max_memory)
+        net, metadata = load_network(path)
+        return cls(net, metadata, dev, precision, compile, max_memory)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32 or self.module is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def stroke_factor(self, stroke: float | str, size: tuple[int, int]) -> float:
+        """How many times larger than the network paints them the strokes become, relative to the
+        picture: the network runs on the photo shrunk by this factor, and its result is enlarged back
+        with the photo's fine luminance detail (``restore_detail``). ``auto``: the strokes cover the share
+        of the picture they cover at a long side of AUTO_LONG_SIDE px (so a 4K photo is painted like its
+        1024 px version, not as a recolouring); never below 1 (smaller photos are not enlarged)."""
+        if stroke == "auto":
+            return max(1.0, max(size) / AUTO_LONG_SIDE)
+        try:
+            factor = float(stroke)
+        except ValueError:
+            factor = float("nan")
+        if not 0.125 <= factor <= 64:
+            raise ValueError(f"stroke must be auto or a factor in [0.125, 64], got {stroke}")
+        return factor
+
+    @property
+    def styles(self) -> list[str]:
+        """The names of the styles this model holds."""
+        return style_names(self.metadata)
+
+    def style_weights(self, style: str | dict[str, float] | None) -> torch.Tensor | None:
+        """(1, styles) weights for a model of several styles, from a name (``great_wave``), a blend
+        (``starry_night:0.7,great_wave:0.3`` or a dict; normalized to sum 1); None for a one-style model
+        (whose own name is accepted, any other refused)."""
+        names = self.styles
+        if style is None:
+            if len(names) > 1:
+                raise ValueError(f"this model holds {len(names)} styles ({', '.join(names)}): pick one with style=NAME or blend them, "
+                                f"e.g. style={names[0]}:0.5,{names[1]}:0.5")
+            return None
+        if isinstance(style, str):
+            parts = [p.split(":", 1) if ":" in p else (p, "1") for p in style.split(",") if p.strip()]
+            try:
+                style = {name.strip(): float(weight) for name, weight in parts}
+            except ValueError as err:
+                raise ValueError(f"style={style}: give NAME or NAME:WEIGHT,NAME:WEIGHT") from err
+        unknown = [n for n in style if n not in names]
+        if unknown:
+            raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}")
+        if len(names) == 1:
+            return None
+        weights = torch.tensor([[max(0.0, float(style.get(n, 0.0))) for n in names]])
+        if not weights.sum() > 0 or min(style.values()) < 0:
+            raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
+        return weights / weights.sum()
+
+    def memory_plan(self, n: int, h: int, w: int) -> tuple[str, int | None]:
+        """How a batch of n h x w images is run under ``max_memory``: ("whole", None) when the batch
+        fits, ("one by one", None) when one image does, ("bands", rows) when banded inference fits
+        (fststyle.banded: exact, little slower), else ("tiles", tile) (fststyle.tiling: exact, slower)."""
+        budget = None if self.module is None else memory_budget(self.max_memory, self.device)
+        width = getattr(self.module, "width", 0)
+        if budget is None or n * forward_bytes(width, h, w) <= budget:
+            return "whole", None
+        if forward_bytes(width, h, w) <= budget:
+            return "one by one", None
+        rows = (budget - banded.stored_bytes(width, h, w)) // max(1, banded.band_bytes(width, w, 1))
+        plan = ("bands", int(rows)) if banded.supports(self.module) and rows >= 16 else ("tiles", tile_for_budget(width, h, w, budget))
+        if (h, w) not in self._announced:
+            self._announced.add((h, w))
+            self.notify(f"{w}x{h} px would need about {_size(forward_bytes(width, h, w))}, over the memory budget of {_size(budget)} "
+                        f"(max_memory={self.max_memory}): stylized in {plan[0]} of {plan[1]} {'rows' if plan[0] == 'bands' else 'px'}")
+        return plan
+
+    def _stylize(self, photo: torch.Tensor, tile: int | None, style: torch.Tensor | None) -> torch.Tensor:
+        batch_style = None if style is None else style.to(photo.device).expand(photo.shape[0], -1)
+        one_style = None if style is None else style.to(photo.device)
+        stats_size, plan = 1024, ("tiles", tile)
+        if not tile:
+            plan = self.memory_plan(*photo.shape[:1], *photo.shape[-2:])
+            if plan[0] == "one by one":
+                return torch.cat([self._stylize(p[None], None, style) for p in photo])
+            stats_size = 0  # an untiled pass for the statistics is what does not fit
+        with self._autocast():
+            if plan[0] == "tiles":
+                if self.module is None:
+                    raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
+                out = torch.cat([stylize_tiled(self.module, p[None], plan[1], run=self.net, style=one_style, stats_size=stats_size)
+                                 for p in photo])
+            elif plan[0] == "bands":
+                out = torch.cat([banded.stylize_banded(self.module, p[None], plan[1], one_style) for p in photo])
+            else:
+                out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
+        return out.float()
+
+    @torch.inference_mode()
+    def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None,
+            stroke: float | str = 1.0, style: str | dict[str, float] | None = None) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        photo = batch.to(self.device, torch.float32)
+        if self.device.type == "cuda":
+            photo = photo.contiguous(memory_format=torch.channels_last)
+        factor = self.stroke_factor(stroke, tuple(photo.shape[-2:]))
+        weights = self.style_weights(style)
+        if factor == 1.0:
+            out = self._stylize(photo, tile, weights)
+        else:
+            small = (max(16, round(photo.shape[-2] / factor)), max(16, round(photo.shape[-1] / factor)))
+            out = resample(self._stylize(resample(photo, small), tile, weights), tuple(photo.shape[-2:]))
+            if factor > 1.0:
+                out = restore_detail(out, photo, small)
+        if preserve_color:
+            out = keep_colours(out, photo)
+        if strength < 1.0:
+            out = strength * out + (1.0 - strength) * photo
+        return out
+
+    def __call__(self, image: ImageLike, **options: Any) -> ImageLike:
+        if isinstance(image, Image.Image):
+            return to_pil(self.run(TF.to_tensor(image.convert("RGB"))[None], **options)[0])
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+            return to_uint8(self.run(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, **options)[0])
+        if isinstance(image, torch.Tensor):
+            batched = image if image.dim() == 4 else image[None]
+            out = self.run(batched, **options).to(image.device)
+            return out if image.dim() == 4 else out[0]
+        raise TypeError(f"cannot stylize a {type(image).__name__}; pass a PIL image, a uint8 array or a tensor")

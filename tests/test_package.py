@@ -1,0 +1,58 @@
+"""fststyle as users install it: a wheel (what `pip install .` or `pip install git+URL` builds), not the
+checkout. Its configs, paintings and page ship inside it, and an application that only stylizes
+imports neither Hydra nor Lightning."""
+
+import os
+import subprocess
+import sys
+import zipfile
+
+from conftest import REPO, tiny_args
+from PIL import Image
+
+
+def test_stylizer_imports_no_training_or_command_line_stack():
+    code = ("import sys; from fststyle import Stylizer; Stylizer; "
+            "print(sorted(m for m in ('hydra', 'omegaconf', 'pytorch_lightning', 'lightning') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_path, photos_dir, starry_night):
+    """Build the wheel, install it into a folder of its own, and from a folder that is not the checkout:
+    list the styles, train a few steps (the configs come from the wheel), and stylize a photo with the
+    console script."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(REPO)],
+                   check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("fststyle-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"fststyle/conf/train.yaml", "fststyle/conf/cli/infer.yaml", "fststyle/conf/style/great_wave.yaml",
+            "fststyle/paintings/great_wave.jpg", "fststyle/web/stylize.js", "fststyle/web/automate.js"} <= set(names)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=elsewhere)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc
+
+    where = run(sys.executable, "-c", "import fststyle; print(fststyle.__file__)").stdout.strip()
+    assert where == str(site / "fststyle" / "__init__.py")
+    assert "great_wave       packaged" in run(str(site / "bin" / "fststyle-styles")).stdout
+    run_dir = tmp_path / "run"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=2", "sample_every=0") if not a.startswith("style.")]
+    proc = run(sys.executable, "-m", "fststyle.train", *args, "style=great_wave")
+    model = run_dir / "export" / "great_wave.pth"
+    assert proc.stdout.strip().splitlines()[-1] == f"exported: {model}"
+    out = tmp_path / "styled.png"
+    run(str(site / "bin" / "fststyle-infer"), f"model={model}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=40")
+    with Image.open(out) as image:
+        assert max(image.size) == 40
+    for command, arg, key in (("fststyle-export", "model=m.pth", "format: onnx"), ("fststyle-eval", "model=m.pth", "reference: false"),
+                              ("fststyle-train", "model=johnson_small", "num_residual: 3")):
+        assert key in run(str(site / "bin" / command), "--cfg", "job", arg).stdout  # each finds its config
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written where it ran
