@@ -35,10 +35,11 @@ def as_8bit(image: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def objective(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
-    """content and style (unweighted) and the weighted total of the training objective, of ``image``
-    as a saved picture."""
+    """content, style and each style layer's loss (unweighted: ``style/<layer>``) and the weighted total
+    of the training objective, of ``image`` as a saved picture."""
     losses = criterion(as_8bit(image), photo)
-    return {"content": losses["content"].item(), "style": losses["style"].item(), "total": losses["loss"].item()}
+    return {"content": losses["content"].item(), "style": losses["style"].item(), "total": losses["loss"].item(),
+            **{k: v.item() for k, v in losses.items() if k.startswith("style/")}}
 
 
 class Reference(NamedTuple):

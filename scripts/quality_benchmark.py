@@ -93,7 +93,7 @@ def main() -> None:
         best = reference(photo, criterion, args.reference_steps, cache, key)
         cached += best.cached
         stylized = as_8bit(stylizer.run(photo, style=args.style))
-        model, final = objective(criterion, stylized, photo), best.curve[args.reference_steps]
+        model, final = objective(criterion, stylized, photo), objective(criterion, best.image, photo)
         records.append({"photo": str(photo_path), "model": model, "reference": final,
                         "ratio": {k: model[k] / final[k] for k in model if final[k] > 0},
                         "equivalent_iterations": equivalent_iterations(model["total"], best.curve),

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,16 +20,23 @@ def benchmark(*args: str) -> dict:
 
 
 def test_train_compares_the_fast_path_with_eager_fp32(tmp_path, photos_dir, starry_night):
+    """Both runs timed over the steps asked (their time is a real part of the command's, never zero),
+    their final losses close (bf16 against fp32 after the same 2 steps)."""
+    start = time.perf_counter()
     report = benchmark("train", "--steps", "2", "--warmup", "1", "--compare", "--json", str(tmp_path / "t.json"),
                        "trainer=cpu", "logger=none", "data=folder", f"data.root={photos_dir}", "data.image_size=32",
                        "data.batch_size=2", "data.num_workers=0", "data.sample_size=32", f"style.image={starry_night}",
                        "style.name=x", "style.size=64", "trainer.precision=bf16-mixed")
     fast, eager = report["runs"]
     assert (fast["precision"], eager["precision"]) == ("bf16-mixed", "32-true") and fast["steps"] == eager["steps"] == 2
+    wall = time.perf_counter() - start
     for run in (fast, eager):
         assert run["global_batch"] == 2 and run["peak_memory_mb"] > 100  # the loss network alone is ~80 MB
-        assert run["images_per_s"] == pytest.approx(run["global_batch"] * 1000 / run["ms_per_step"], rel=0.01)
         assert run["final_content"] > 0 and run["final_style"] > 0
+    # A VGG19 forward and backward takes milliseconds even at 32 px; all timed steps fit in the command.
+    assert min(fast["ms_per_step"], eager["ms_per_step"]) > 5 and (fast["ms_per_step"] + eager["ms_per_step"]) * 2 / 1000 < wall
+    for key in ("content", "style"):
+        assert fast[f"final_{key}"] == pytest.approx(eager[f"final_{key}"], rel=0.05)
 
 
 def test_infer_times_every_path_asked(tmp_path):

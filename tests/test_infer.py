@@ -173,10 +173,15 @@ def test_banded_inference_equals_the_untiled_pass(photos_dir):
 
 
 def test_infer_says_when_it_runs_in_bands_and_refuses_a_bad_budget(model_path, photos_dir, tmp_path):
-    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'b.jpg'}",
+    """The banded picture is the one a pass over the whole photo gives (PNG: no lossy step between)."""
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'b.png'}",
                    "size=300", "max_memory=60MB")
     assert [line for line in proc.stderr.splitlines() if "over the memory budget of 60 MB (max_memory=60MB): stylized in bands of" in line]
-    assert (tmp_path / "b.jpg").is_file()
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'whole.png'}",
+                   "size=300", "max_memory=none")
+    assert "bands" not in proc.stderr
+    banded, whole = (np.asarray(Image.open(tmp_path / name)).astype(int) for name in ("b.png", "whole.png"))
+    assert banded.shape == whole.shape and max(banded.shape[:2]) == 300 and np.abs(banded - whole).max() <= 1
     proc = run_cli("fststyle.infer", f"model={model_path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'o.jpg'}",
                    "max_memory=lots", expect=2)
     assert proc.stderr.strip().splitlines()[-1] == "error: max_memory must be auto, none or a size such as 2GB or 512MB, got 'lots'"
