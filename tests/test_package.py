@@ -3,6 +3,7 @@ checkout. Its configs, paintings and page ship inside it, and an application tha
 imports neither Hydra nor Lightning."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,7 +23,10 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     """Build the wheel, install it into a folder of its own, and from a folder that is not the checkout:
     list the styles, train a few steps (the configs come from the wheel), and stylize a photo with the
     console script."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(REPO)],
+    # Built from a copy of the sources: setuptools writes build/ beside them.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "outputs", "*.egg-info", "__pycache__", "docs"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
                    check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("fststyle-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
