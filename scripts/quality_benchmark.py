@@ -50,7 +50,9 @@ def train(overrides: list[str], run_dir: Path) -> float:
 
 
 def images_per_s(run_dir: Path) -> float | None:
-    """The mean of the images/s the run logged."""
+    """The mean of the images/s the run logged (None without a CSV log, e.g. a run logged to W&B)."""
+    if not (run_dir / "csv" / "metrics.csv").is_file():
+        return None
     with open(run_dir / "csv" / "metrics.csv") as f:
         rates = [float(row["train/images_per_sec"]) for row in csv.DictReader(f) if row.get("train/images_per_sec")]
     return statistics.fmean(rates) if rates else None

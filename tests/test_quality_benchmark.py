@@ -59,22 +59,13 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
 
 def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, photos_dir, starry_night):
     """quality_every=N: val/quality and val/equivalent_iterations every N steps and at the end; the
-    references are computed once (one .json and .png per held-out photo in the style cache) and a
-    second run reuses them (same files, same first value for the same network)."""
+    references are computed once, at the first measurement, and cached in the style cache (one .json
+    and .png per held-out photo; their reuse is tested with the benchmark above)."""
     from conftest import read_metric, run_cli
 
-    cache = tmp_path / "styles"
-    runs = []
-    for name in ("a", "b"):
-        run_dir = tmp_path / name
-        args = tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=4", "sample_every=0", "data.sample_size=32",
-                         "quality_every=2", "quality_reference_steps=4", f"style_cache={cache}")
-        run_cli("fststyle.train", *args)
-        runs.append(run_dir)
-        stamps = {p.name: p.stat().st_mtime_ns for p in (cache / "references").iterdir()}
-        if name == "a":
-            first = stamps
-    assert stamps == first and len(first) == 2 * 4  # 4 held-out photos (a .json and a .png each), written once
-    quality, matched = read_metric(runs[0], "val/quality"), read_metric(runs[0], "val/equivalent_iterations")
+    cache, run_dir = tmp_path / "styles", tmp_path / "run"
+    run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=4", "sample_every=0", "data.sample_size=32",
+                                         "quality_every=2", "quality_reference_steps=4", f"style_cache={cache}"))
+    assert len(list((cache / "references").glob("*.json"))) == len(list((cache / "references").glob("*.png"))) == 4  # 4 held-out photos
+    quality, matched = read_metric(run_dir, "val/quality"), read_metric(run_dir, "val/equivalent_iterations")
     assert len(quality) == len(matched) == 2 and all(q > 1 for q in quality) and all(0 <= m <= 4 for m in matched)
-    assert read_metric(runs[1], "val/quality") == pytest.approx(quality, rel=1e-5)  # same seed, same references
