@@ -213,7 +213,7 @@ class QualityCurve(Callback):
                 stylized = net.forward(photos).float()  # forward: see SampleGrid
             net.train(was_training)
             totals = [objective(criterion, out[None], photo[None])["total"] for out, photo in zip(stylized, photos)]
-        ratios = [total / ref.curve[max(ref.curve)]["total"] for total, ref in zip(totals, self.references)]
+        ratios = [total / ref.final["total"] for total, ref in zip(totals, self.references)]
         median = statistics.median(equivalent_iterations(total, ref.curve) for total, ref in zip(totals, self.references))
         for logger in trainer.loggers:
             logger.log_metrics({"val/quality": sum(ratios) / len(ratios), "val/equivalent_iterations": median}, step=trainer.global_step)

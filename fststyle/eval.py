@@ -216,11 +216,11 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
         evaluated.append(photo_path)
         row = [to_pil(photo[0])]
         references = {}
-        curves = {}
+        optimizations = {}
         if cfg.reference:
             for painting, criterion in criteria.items():
                 optimized = reference(photo, criterion, cfg.reference_steps)
-                references[painting], curves[painting] = image_metrics(criterion, optimized.image, photo), optimized.curve
+                references[painting], optimizations[painting] = image_metrics(criterion, optimized.image, photo), optimized
                 per_image.append({"photo": str(photo_path), "model": baselines[painting], "label": baselines[painting], **references[painting],
                                   "ms": None, "iterations": optimized.iterations})
         for column in columns:
@@ -238,8 +238,8 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
             if baseline:
                 record.update({f"{k}_ratio": record[k] / baseline[k] for k in ("content", "style") if baseline[k] > 0})
                 total = objective(criteria[column.painting], out, photo)["total"]
-                record.update(total_ratio=total / curves[column.painting][max(curves[column.painting])]["total"],
-                              equivalent_iterations=equivalent_iterations(total, curves[column.painting]))
+                best = optimizations[column.painting]
+                record.update(total_ratio=total / best.final["total"], equivalent_iterations=equivalent_iterations(total, best.curve))
             per_image.append(record)
             row.append(to_pil(out[0]))
         rows.append(row)

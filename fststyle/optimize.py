@@ -95,7 +95,7 @@ def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int 
         done = steps
     else:
         raise ValueError(f"optimizer={optimizer} is not one of lbfgs, adam")
-    return Optimized(picture().detach(), history, done, {k: v for k, v in snapshots.items() if k in checkpoints or k == steps})
+    return Optimized(picture().detach(), history, done, snapshots)
 
 
 def optimize(cfg: DictConfig) -> Path:
@@ -124,7 +124,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """``python -m fststyle.optimize`` and the ``fststyle-optimize`` command."""
+    """``python -m fststyle.optimize``."""
     check_choices(CONF_DIR)
     main()
 

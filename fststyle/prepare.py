@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """``python -m fststyle.prepare`` and the ``fststyle-prepare`` command."""
+    """``python -m fststyle.prepare``."""
     check_choices(CONF_DIR)
     main()
 

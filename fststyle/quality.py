@@ -48,6 +48,11 @@ class Reference(NamedTuple):
     iterations: int  # those done (fewer than asked only when L-BFGS could no longer move)
     cached: bool
 
+    @property
+    def final(self) -> dict[str, float]:
+        """The objective of the reference itself: after the run's last iteration."""
+        return self.curve[max(self.curve)]
+
 
 def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
     """The cache key of a reference: only what changes the optimized picture, and the method."""
