@@ -57,3 +57,12 @@ def probe(path: Path) -> dict:
         frames = sum(1 for _ in c.decode(v))
         audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
         return {"frames": frames, "size": (v.codec_context.width, v.codec_context.height), "fps": float(v.average_rate), "audio": audio}
+
+
+def panning(photo_path: Path, frames: int = 5, step: int = 3) -> np.ndarray:
+    """A camera pan over a real photo: each frame the view moves ``step`` px right, (N, 120, 160, 3) uint8
+    (frames * step <= 80)."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(photo_path).convert("RGB").resize((240, 120)))
+    return np.stack([image[:, i * step : i * step + 160] for i in range(frames)])

@@ -6,17 +6,11 @@ import re
 import numpy as np
 import pytest
 from conftest import SHARED, run_cli
-from PIL import Image
+from media import panning
 
 from fststyle.flicker import FlickerMeter, warping_errors
 
 VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
-
-
-def panning(photo_path, frames: int = 5, step: int = 3) -> np.ndarray:
-    """A camera pan over a real photo: each frame the view moves ``step`` px right."""
-    image = np.asarray(Image.open(photo_path).convert("RGB").resize((240, 120)))
-    return np.stack([image[:, i * step : i * step + 160] for i in range(frames)])
 
 
 def test_a_stable_stylization_has_the_floor_and_a_flickering_one_more(photos_dir):
@@ -31,6 +25,9 @@ def test_a_stable_stylization_has_the_floor_and_a_flickering_one_more(photos_dir
     assert steady_r["frame_pairs"] == 4 and steady_r["flicker_input"] < 3  # the flow explains a pan
     assert steady_r["flicker"] == pytest.approx(steady_r["flicker_input"], rel=0.02)  # inversion keeps |differences|
     assert noisy_r["flicker"] > steady_r["flicker"] + 8 and noisy_r["flicker_ratio"] > 3
+    # The second, independent flow (Farneback) agrees on both.
+    assert steady_r["flicker_input_farneback"] < 3 and steady_r["flicker_ratio_farneback"] == pytest.approx(1, abs=0.03)
+    assert noisy_r["flicker_ratio_farneback"] > 3
     same = warping_errors(frames[0], frames[0], [(steady[0], steady[0])])
     assert same == [0.0]
 

@@ -1,0 +1,74 @@
+"""Optical flow between consecutive video frames (OpenCV; no downloaded weights): where each pixel of
+the current frame was in the previous one, and where that correspondence can be trusted.
+
+Two independent flows: DIS (Kroeger et al. 2016, what the stabilizer follows) and Farneback (2003,
+a second judge for the flicker metric, so that a stabilizer built on one flow is not graded only by it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOWS = ("dis", "farneback")
+
+
+def cv2_module():
+    try:
+        import cv2
+    except ImportError as err:  # a dependency; say how to get it if an environment lacks it
+        raise ImportError("optical flow needs OpenCV: pip install opencv-python-headless") from err
+    return cv2
+
+
+def gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 luminance, what the flows take."""
+    return cv2_module().cvtColor(frame, cv2_module().COLOR_RGB2GRAY)
+
+
+@dataclass
+class Correspondence:
+    """For each pixel (y, x) of the current frame: its place (map_y, map_x) in the previous frame, and
+    whether it is ``visible`` in both (forward-backward consistent and inside the previous frame)."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    visible: np.ndarray
+
+    def warp(self, previous: np.ndarray) -> np.ndarray:
+        """``previous`` ((H, W) or (H, W, C), any dtype) carried onto the current frame, float32."""
+        cv2 = cv2_module()
+        return cv2.remap(previous.astype(np.float32), self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class Flow:
+    """Dense optical flow of one kind (``dis`` or ``farneback``), reused frame after frame."""
+
+    def __init__(self, kind: str = "dis"):
+        if kind not in FLOWS:
+            raise ValueError(f"unknown flow {kind!r}; choose {', '.join(FLOWS)}")
+        cv2 = cv2_module()
+        self.kind = kind
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if kind == "dis" else None
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """(H, W, 2) float32: for each pixel of ``source`` (gray uint8), its displacement into ``target``."""
+        if self._dis is not None:
+            return self._dis.calc(source, target, None)
+        return cv2_module().calcOpticalFlowFarneback(source, target, None, pyr_scale=0.5, levels=5, winsize=15, iterations=3,
+                                                     poly_n=5, poly_sigma=1.2, flags=0)
+
+    def correspondence(self, previous: np.ndarray, current: np.ndarray) -> Correspondence:
+        """Between two gray frames; visibility by the forward-backward check of Sundaram et al. 2010:
+        going back and forth again must return (nearly) to the start."""
+        cv2 = cv2_module()
+        backward, forward = self(current, previous), self(previous, current)
+        h, w = current.shape
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
+        forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
+        mismatch = np.square(backward + forward_there).sum(-1)
+        visible = mismatch <= 0.01 * (np.square(backward).sum(-1) + np.square(forward_there).sum(-1)) + 0.5
+        visible &= (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        return Correspondence(map_x, map_y, visible)
