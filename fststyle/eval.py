@@ -31,6 +31,7 @@ from fststyle.cli import check_choices, run_cli
 from fststyle.dashboard import init_run
 from fststyle.errors import first_line
 from fststyle.flicker import FlickerMeter
+from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.images import find_files, is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.quality import equivalent_iterations, objective, reference
@@ -179,6 +180,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         paths = model_paths(cfg.model)
         labels = plain_labels(paths)
+    strength_of(cfg.stabilize)  # a bad value fails before any work
     columns = columns_for(cfg, paths, labels)
     photos, videos = find_media(cfg.content, cfg.limit)
     device = columns[0].stylizer.device
@@ -273,6 +275,7 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
         where = run_dir / "videos" / video.resolve().parent.relative_to(root)  # two videos of one name in two folders: two files
         for column in columns:
             meter, losses, seen = FlickerMeter(), [], [0]
+            stabilizer = Stabilizer(strength_of(cfg.stabilize))
             criterion = criteria[column.painting]
 
             def observe(frames: np.ndarray, styled: np.ndarray, meter: FlickerMeter = meter, losses: list = losses, seen: list = seen,
@@ -286,7 +289,8 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
 
             dst = where / f"{video.stem}.{safe_file_name(column.label)}.mp4"
             try:
-                stylize_video(video, dst, lambda batch, c=column: c.stylizer.run(batch, style=c.style), cfg.size, observe=observe)
+                stylize_video(video, dst, lambda batch, c=column, s=stabilizer: s.run(batch, c.stylizer.run(batch, style=c.style)), cfg.size,
+                              observe=observe)
             except Exception as err:  # one unreadable video does not spoil the evaluation
                 print(f"warning: skipping video {video}: {first_line(err)}", file=sys.stderr)
                 break
@@ -295,9 +299,9 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
                             "frames": seen[0], "output": str(dst)})
     if not records:
         raise ValueError(f"none of the videos in {cfg.content} could be read")
-    print(f"{'video':<24}{'model':<28}" + "".join(f"{k:>14}" for k in ("flicker", "input's", "ratio", "content", "style")))
+    print(f"{'video':<24}{'model':<28}" + "".join(f"{k:>14}" for k in ("flicker", "input's", "ratio", "Farneback's", "content", "style")))
     for r in records:
-        cells = [r["flicker"], r["flicker_input"], r["flicker_ratio"], r.get("content"), r.get("style")]
+        cells = [r["flicker"], r["flicker_input"], r["flicker_ratio"], r["flicker_ratio_farneback"], r.get("content"), r.get("style")]
         print(f"{Path(r['video']).name[:23]:<24}{r['label'][:27]:<28}" + "".join(f"{v:>14.4g}" if v is not None else f"{'-':>14}" for v in cells))
     return records
 

@@ -23,6 +23,7 @@ from fststyle.errors import first_line
 from fststyle.images import find_files, is_image_file, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.flicker import FlickerMeter
+from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.video import frame_count, is_video, stylize_video
 
 
@@ -122,6 +123,7 @@ def infer(cfg: DictConfig) -> int:
                "style": None if cfg.style is None else str(cfg.style)}
     stylizer.stroke_factor(cfg.stroke, (1, 1))  # bad values fail before any work
     stylizer.style_weights(options["style"])
+    steadiness = strength_of(cfg.stabilize)
     stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
     images = [(s, d) for s, d in jobs if not is_video(s)]
     videos = [(s, d) for s, d in jobs if is_video(s)]
@@ -160,14 +162,16 @@ def infer(cfg: DictConfig) -> int:
     for src, dst in videos:
         try:  # one unreadable video is reported, the others are still written
             meter = FlickerMeter() if cfg.flicker else None
+            stabilizer = Stabilizer(steadiness)  # one per video: its state is the previous frame
             with tqdm(total=frame_count(src), unit="frame", desc=src.name) as bar:
-                frames += stylize_video(src, dst, stylize, cfg.size, cfg.batch_size, on_frames=bar.update,
-                                        observe=meter.update if meter else None)
+                frames += stylize_video(src, dst, lambda batch, s=stabilizer: s.run(batch, stylize(batch)), cfg.size, cfg.batch_size,
+                                        on_frames=bar.update, observe=meter.update if meter else None)
             written.append(dst)
             if meter and meter.result()["frame_pairs"]:
                 r = meter.result()
                 tqdm.write(f"{dst.name}: flicker {r['flicker']:.2f} (the input video's own: {r['flicker_input']:.2f}, "
-                           f"{r['flicker_ratio']:.2f}x; 8-bit warping error over {r['frame_pairs']} frame pairs)")
+                           f"{r['flicker_ratio']:.2f}x; with Farneback's flow {r['flicker_ratio_farneback']:.2f}x; "
+                           f"8-bit warping error over {r['frame_pairs']} frame pairs)")
         except Exception as err:
             fail(src, err)
 

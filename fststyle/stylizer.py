@@ -20,6 +20,7 @@ from fststyle.errors import UserError
 from fststyle.model_file import load_network, style_names
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
+from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
@@ -273,6 +274,25 @@ class Stylizer:
         if strength < 1.0:
             out = strength * out + (1.0 - strength) * photo
         return out
+
+    def stream(self, stabilize: bool | float | str = True, **options: Any) -> Callable[[ImageLike], ImageLike]:
+        """For a caller's own frame loop (a webcam, a video decoder): a function that stylizes one frame
+        after another (PIL images or uint8 (H, W, 3) arrays, in order) and steadies each against the
+        previous one (fststyle.stabilize; ``stabilize`` false, a strength in [0, 1] or true). ``options``
+        as for a call. Take a new stream for each new video."""
+        stabilizer = Stabilizer(strength_of(stabilize))
+        self.stroke_factor(options.get("stroke", 1.0), (1, 1))  # bad options fail here, not at the first frame
+        self.style_weights(options.get("style"))
+
+        def next_frame(frame: ImageLike) -> ImageLike:
+            array = np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else frame
+            if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+                raise ValueError("a stream takes PIL images or uint8 (H, W, 3) arrays")
+            styled = self.run(torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255, **options)[0]
+            out = to_uint8(torch.from_numpy(stabilizer(array, styled.permute(1, 2, 0).cpu().numpy())).permute(2, 0, 1))
+            return Image.fromarray(out) if isinstance(frame, Image.Image) else out
+
+        return next_frame
 
     def __call__(self, image: ImageLike, **options: Any) -> ImageLike:
         if isinstance(image, Image.Image):

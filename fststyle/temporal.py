@@ -4,6 +4,11 @@ A video's next frame is, locally, the previous one moved a little, plus noise. S
 stable over time gives, for a slightly moved and noisier photo, the same picture moved the same way:
 the loss is the mean squared difference between ``net(move(photo) + noise)`` and ``move(net(photo))``,
 away from the borders (where a move brings in pixels the photo never had).
+
+Two kinds of motion (``loss.temporal_motion``): ``affine``, a small random shift, rotation and zoom of
+the whole photo; ``smooth``, the motions of the authors' released code: a random flow field smoothed
+at low resolution (things moving differently in one picture) plus a global shift of up to SMOOTH_SHIFT
+px, with far less noise.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ MAX_ROTATION = math.radians(1.0)
 MAX_ZOOM = 0.02
 NOISE = 0.02  # standard deviation of the added noise, in [0, 1] pixel units
 BORDER = 0.05  # share of each side left out of the loss
+MOTIONS = ("affine", "smooth")
+SMOOTH_SHIFT = 10.0  # px, the largest global shift of a smooth motion
+SMOOTH_FLOW = 2.0  # px, the standard deviation of its local flow (after smoothing)
+SMOOTH_GRID = 4  # the local flow is drawn on a grid of this many cells per side, then smoothed and enlarged
+SMOOTH_NOISE = 0.0015
 
 
 def random_motion(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -30,19 +40,40 @@ def random_motion(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
 
 
+def random_flow(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, height, width, 2) sampling grids (grid_sample's convention) of smooth random flows: a
+    Gaussian-smoothed random field of SMOOTH_FLOW px plus a global shift of up to SMOOTH_SHIFT px."""
+    device = generator.device
+    field = torch.randn(n, 2, SMOOTH_GRID, SMOOTH_GRID, generator=generator, device=device)
+    kernel = torch.tensor([0.25, 0.5, 0.25], device=device)
+    kernel = (kernel[:, None] * kernel[None, :]).expand(2, 1, 3, 3)
+    field = F.conv2d(F.pad(field, (1, 1, 1, 1), mode="replicate"), kernel, groups=2)
+    field = field / field.flatten(1).std(1).clamp_min(1e-6).view(n, 1, 1, 1) * SMOOTH_FLOW
+    flow = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=False)
+    flow = flow + (torch.rand(n, 2, 1, 1, generator=generator, device=device) * 2 - 1) * SMOOTH_SHIFT
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    x = (xs + flow[:, 0] + 0.5) / width * 2 - 1  # pixel centres, align_corners=False
+    y = (ys + flow[:, 1] + 0.5) / height * 2 - 1
+    return torch.stack([x, y], -1)
+
+
 def move(images: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
-    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)
+    """``images`` moved by (n, 2, 3) affine maps or resampled on (n, H, W, 2) grids."""
+    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False) if motion.dim() == 3 else motion.to(images.dtype)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def temporal_loss(net: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor, stylized: torch.Tensor,
-                  generator: torch.Generator) -> torch.Tensor:
+                  generator: torch.Generator, motion_kind: str = "affine") -> torch.Tensor:
     """The compound regularisation of ``net`` at ``photos`` (whose stylization is ``stylized``), float32;
-    the motions and the noise drawn from ``generator`` (on the photos' device)."""
-    motion = random_motion(photos.shape[0], generator)
+    the motions (``affine`` or ``smooth``) and the noise drawn from ``generator`` (on the photos' device)."""
+    if motion_kind not in MOTIONS:
+        raise ValueError(f"unknown temporal motion {motion_kind!r}; choose {', '.join(MOTIONS)}")
+    n, _, h, w = photos.shape
+    motion = random_motion(n, generator) if motion_kind == "affine" else random_flow(n, h, w, generator)
     noise = torch.randn(photos.shape, generator=generator, device=photos.device, dtype=photos.dtype)
-    moved = (move(photos, motion) + NOISE * noise).clamp(0, 1)
+    moved = (move(photos, motion) + (NOISE if motion_kind == "affine" else SMOOTH_NOISE) * noise).clamp(0, 1)
     difference = (net(moved).float() - move(stylized.float(), motion)).square()
-    h, w = photos.shape[-2:]
-    dy, dx = math.ceil(h * BORDER), math.ceil(w * BORDER)
+    reach = 0 if motion_kind == "affine" else math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)  # what a smooth motion can bring in
+    dy, dx = max(reach, math.ceil(h * BORDER)), max(reach, math.ceil(w * BORDER))
     return difference[..., dy : h - dy, dx : w - dx].mean()

@@ -35,6 +35,7 @@ from fststyle.module import StyleTransferModule
 from fststyle.net import ConditionalInstanceNorm2d, TransformerNet
 from fststyle.styles import PAINTINGS, SAFE_NAME, STYLE_CONFIGS, resolve_style_image, sha256_of, style_name
 from fststyle.stylizer import pick_device
+from fststyle.temporal import MOTIONS
 from fststyle.vgg import CONFIGS, LossNetwork, layer_names
 
 log = logging.getLogger("fststyle.train")
@@ -212,6 +213,7 @@ def validate(cfg: DictConfig) -> None:
         (loss.arch in CONFIGS, f"loss.arch={loss.arch} is not one of {', '.join(CONFIGS)}"),
         (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight, loss.temporal_weight)), "loss weights must be >= 0"),
         (not loss.style_layer_weights or all(w >= 0 for w in loss.style_layer_weights), "loss.style_layer_weights must be >= 0"),
+        (loss.get("temporal_motion", "affine") in MOTIONS, f"loss.temporal_motion must be one of {', '.join(MOTIONS)}"),
         (not unknown, f"unknown layer(s) {', '.join(unknown)} for {loss.arch}; names look like relu2_2"),
         (cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
@@ -332,7 +334,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
                                  schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
-                                 held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight, seed=cfg.seed)
+                                 held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight,
+                                 temporal_motion=cfg.loss.temporal_motion, seed=cfg.seed)
     return module, datamodule, style_paths
 
 

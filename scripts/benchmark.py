@@ -3,7 +3,7 @@
     python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [--profile N] [KEY=VALUE ...]
     python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
-    python scripts/benchmark.py video --video CLIP [--model PATH] [--sizes 640 native] [--precisions auto bf16]
+    python scripts/benchmark.py video --video CLIP [--model PATH] [--sizes 640 native] [--precisions auto bf16] [--stabilize 0 0.8]
     python scripts/benchmark.py web --photo P.jpg [--model PATH] [--sizes 512x512 1024x1024] [--runtime DIR]
 
 train: builds exactly what `python -m fststyle.train KEY=VALUE ...` builds (the GPU fast path or the
@@ -26,7 +26,8 @@ the speed: without --model a default TransformerNet is timed.
 
 video: a clip through the path `fststyle.infer` takes (decoding, the network in batches, encoding with
 the audio copied): frames/s end to end and the share of the time spent in the network, per output
-size (`native`: the clip's own) and precision.
+size (`native`: the clip's own), precision and `--stabilize` strength (0: off; the stabilizer's optical
+flow runs on the CPU, so its cost is the ratio of the frames/s with and without).
 
 web: the page of `fststyle.export format=web` in headless Chromium (onnxruntime-web), ms per photo per
 size; needs Chromium and onnxruntime-web (scripts/get_browser_test_deps.sh).
@@ -80,6 +81,7 @@ def main() -> None:
     video_args.add_argument("--device", default="auto")
     video_args.add_argument("--sizes", nargs="+", type=long_side, default=[640, None], help="output long sides in px, or native")
     video_args.add_argument("--precisions", nargs="+", default=["auto"], help="auto, fp32, bf16, fp16 (as fststyle.infer precision=)")
+    video_args.add_argument("--stabilize", nargs="+", type=float, default=[0.0], help="stabilize strengths (0: off), as fststyle.infer stabilize=")
     video_args.add_argument("--batch-size", type=int, default=4, help="frames per network call, as fststyle.infer batch_size=")
     video_args.add_argument("--json", default="benchmark_video.json")
     web_args = sub.add_parser("web", help="the browser page's speed in headless Chromium")

@@ -8,7 +8,7 @@ import torch
 from conftest import REPO, run_cli, tiny_args
 
 from fststyle.images import load_tensor
-from fststyle.temporal import NOISE, move, random_motion, temporal_loss
+from fststyle.temporal import NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
 
 
 def test_motions_are_small_and_no_motion_changes_nothing(photos_dir):
@@ -20,13 +20,30 @@ def test_motions_are_small_and_no_motion_changes_nothing(photos_dir):
     torch.testing.assert_close(move(photo, identity), photo, atol=1e-5, rtol=0)
 
 
-def test_the_loss_is_the_noise_for_a_stable_network_and_more_for_an_unstable_one(photos_dir):
+def test_smooth_flows_shift_the_whole_picture_and_bend_it_smoothly():
+    n, h, w = 32, 96, 128
+    grid = random_flow(n, h, w, torch.Generator().manual_seed(0))
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    flow_x = (grid[..., 0] + 1) / 2 * w - 0.5 - xs  # back to pixels
+    flow_y = (grid[..., 1] + 1) / 2 * h - 0.5 - ys
+    shift = torch.stack([flow_x.mean((1, 2)), flow_y.mean((1, 2))], 1)
+    assert shift.abs().max() <= SMOOTH_SHIFT + 2 * SMOOTH_FLOW and shift.std() > SMOOTH_SHIFT / 4  # global shifts of up to ~10 px
+    local = flow_x - flow_x.mean((1, 2), keepdim=True)
+    assert local.std() == pytest.approx(SMOOTH_FLOW, rel=0.3)  # a local field of about SMOOTH_FLOW px ...
+    assert (local[:, :, 1:] - local[:, :, :-1]).abs().max() < 0.3  # ... that changes little from one pixel to the next
+
+
+@pytest.mark.parametrize(("kind", "noise"), [("affine", NOISE), ("smooth", SMOOTH_NOISE)])
+def test_the_loss_is_the_noise_for_a_stable_network_and_more_for_an_unstable_one(photos_dir, kind, noise):
     torch.manual_seed(0)
     photos = load_tensor(photos_dir / "dog.jpg", 96)[None].repeat(4, 1, 1, 1)
-    stable = temporal_loss(lambda x: x, photos, photos, torch.Generator().manual_seed(1))  # the identity moves with its input: only the noise remains
-    assert stable.item() == pytest.approx(NOISE**2, rel=0.25)
-    shaky = temporal_loss(lambda x: (x + 0.1 * torch.randn_like(x)), photos, photos, torch.Generator().manual_seed(1))
+    # The identity moves with its input: only the noise remains.
+    stable = temporal_loss(lambda x: x, photos, photos, torch.Generator().manual_seed(1), kind)
+    assert stable.item() == pytest.approx(noise**2, rel=0.25)
+    shaky = temporal_loss(lambda x: (x + 0.1 * torch.randn_like(x)), photos, photos, torch.Generator().manual_seed(1), kind)
     assert shaky.item() > 10 * stable.item()
+    with pytest.raises(ValueError, match="unknown temporal motion"):
+        temporal_loss(lambda x: x, photos, photos, torch.Generator(), "wobbly")
 
 
 def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, starry_night):

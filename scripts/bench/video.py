@@ -1,5 +1,5 @@
 """Video through `fststyle.infer` (`scripts/benchmark.py video`): frames/s end to end (decoding, the
-network, encoding, the audio copied) and the network's share of that time."""
+network, stabilization when asked, encoding, the audio copied) and the network's share of that time."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from bench.common import device_name
 from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
+from fststyle.stabilize import Stabilizer
 from fststyle.stylizer import Stylizer, pick_device
 from fststyle.video import output_size, stylize_video
 
@@ -21,18 +22,19 @@ def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     net = load_network(args.model)[0] if args.model else TransformerNet().eval()
     results = []
-    print(f"{'precision':<10} {'size':>9} {'frames':>7} {'frames/s':>9} {'network share':>14}")
+    print(f"{'precision':<10} {'size':>9} {'stabilize':>10} {'frames':>7} {'frames/s':>9} {'network share':>14}")
     for precision in args.precisions:
         stylizer = Stylizer(net, device=device, precision=precision)
-        for long_side in args.sizes:
+        for long_side, strength in ((s, k) for s in args.sizes for k in args.stabilize):
             network_s = 0.0
+            stabilizer = Stabilizer(strength)
 
             def stylize(batch: torch.Tensor) -> torch.Tensor:
                 nonlocal network_s
                 start = time.perf_counter()
                 out = stylizer.run(batch).cpu()  # .cpu() waits for the device, so the time is the network's
                 network_s += time.perf_counter() - start
-                return out
+                return stabilizer.run(batch, out)
 
             with tempfile.TemporaryDirectory() as tmp:
                 # One untimed pass over the first frames: thread pools, cuDNN autotuning, codec start-up.
@@ -43,9 +45,9 @@ def run(args: argparse.Namespace) -> dict:
                 total = time.perf_counter() - start
             size = "x".join(map(str, output_size(*_video_size(args.video), long_side)))
             row = {"precision": stylizer.dtype.__repr__().removeprefix("torch."), "long_side": long_side, "size": size,
-                   "frames": frames, "frames_per_s": round(frames / total, 2), "network_share": round(network_s / total, 3)}
+                   "stabilize": strength, "frames": frames, "frames_per_s": round(frames / total, 2), "network_share": round(network_s / total, 3)}
             results.append(row)
-            print(f"{row['precision']:<10} {size:>9} {frames:>7} {row['frames_per_s']:>9.2f} {row['network_share']:>14.0%}", flush=True)
+            print(f"{row['precision']:<10} {size:>9} {strength:>10g} {frames:>7} {row['frames_per_s']:>9.2f} {row['network_share']:>14.0%}", flush=True)
     return {"device": device_name(device), "video": str(args.video), "model": args.model or "default TransformerNet (untrained)",
             "batch_size": args.batch_size, "results": results}
 

@@ -1,0 +1,114 @@
+"""Stabilized video (fststyle.stabilize): steady where the input's flow explains the motion, the
+model's own output where it does not (new objects, scene cuts), through the CLI and Stylizer.stream."""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import SHARED, run_cli
+from media import panning, probe
+from PIL import Image
+
+from fststyle.flicker import FlickerMeter
+from fststyle.stabilize import DEFAULT_STRENGTH, MARGIN, Stabilizer, strength_of
+from fststyle.stylizer import Stylizer
+
+VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
+
+
+def flickering(frames: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A "style" that follows the content (the negative) plus fresh noise every frame: what a network
+    that paints each frame on its own does to a video."""
+    rng = np.random.default_rng(seed)
+    return np.clip(255.0 - frames + rng.normal(0, 12, frames.shape), 0, 255).astype(np.uint8)
+
+
+def stabilized(frames: np.ndarray, styled: np.ndarray, strength: float) -> tuple[np.ndarray, Stabilizer]:
+    stabilizer = Stabilizer(strength)
+    out = [stabilizer(frame, image) for frame, image in zip(frames, styled)]
+    return (np.stack(out) * 255).round().astype(np.uint8), stabilizer
+
+
+def flicker(frames: np.ndarray, styled: np.ndarray) -> np.ndarray:
+    """The flicker under DIS and under Farneback (8-bit steps)."""
+    meter = FlickerMeter()
+    meter.update(frames, styled)
+    result = meter.result()
+    return np.array([result["flicker"], result["flicker_farneback"]])
+
+
+def test_a_pan_is_stabilized_to_near_the_floor_under_both_flows(photos_dir):
+    frames = panning(photos_dir / "stata.jpg", frames=12)
+    styled = flickering(frames)
+    floor, plain = flicker(frames, frames), flicker(frames, styled)
+    strong = flicker(frames, stabilized(frames, styled, 1.0)[0])
+    default = flicker(frames, stabilized(frames, styled, DEFAULT_STRENGTH)[0])
+    assert (floor < 0.5).all() and (plain > 12).all()  # the flows explain the pan; the noise is 12 steps
+    # Carried along DIS's flow, the noise stays put: within 2 steps of the floor under either flow
+    # (DIS's own small errors, and the contrast step following the fresh frame's local contrast).
+    assert (strong < floor + 2).all() and (strong < 0.15 * plain).all()
+    assert (default < 0.5 * plain).all() and (strong < default).all()
+    assert flicker(frames, stabilized(frames, styled, 0.0)[0]) == pytest.approx(plain)  # 0: off, frame for frame
+
+
+def test_an_object_that_appears_gets_the_models_output_not_the_previous_frame(photos_dir):
+    frames = panning(photos_dir / "stata.jpg", frames=6)
+    square = np.asarray(Image.open(photos_dir / "dog.jpg").convert("RGB").resize((40, 40)))
+    frames[4:, 40:80, 60:100] = square  # appears in frame 4 and stays
+    styled = flickering(frames)
+    out, stabilizer = stabilized(frames, styled, 1.0)
+    inside = (slice(40 + MARGIN, 80 - MARGIN), slice(60 + MARGIN, 100 - MARGIN))
+    assert np.abs(out[4][inside].astype(int) - styled[4][inside]).max() <= 1  # new there: the model's own output
+    background = (slice(5, 30), slice(5, 150))
+    assert np.abs(out[4][background].astype(int) - styled[4][background]).mean() > 4  # elsewhere the last output carried on
+    assert np.abs(out[5][inside].astype(int) - styled[5][inside]).mean() > 4  # one frame later the square is known: carried on
+    assert stabilizer.cuts == 0
+
+
+def test_a_scene_cut_starts_afresh(photos_dir):
+    frames = np.concatenate([panning(photos_dir / "stata.jpg", frames=3), panning(photos_dir / "horses.jpg", frames=3)])
+    styled = flickering(frames)
+    out, stabilizer = stabilized(frames, styled, 1.0)
+    assert stabilizer.cuts == 1
+    assert np.abs(out[3].astype(int) - styled[3]).max() <= 1  # the first frame after the cut is the model's own
+    assert np.abs(out[4].astype(int) - styled[4]).mean() > 2  # and the next is steadied again
+
+
+@pytest.mark.parametrize(("value", "strength"), [(False, 0.0), ("false", 0.0), (None, 0.0), (0, 0.0), (True, DEFAULT_STRENGTH),
+                                                 ("true", DEFAULT_STRENGTH), (1, 1.0), ("0.5", 0.5)])
+def test_the_option_reads_as_a_strength(value, strength):
+    assert strength_of(value) == strength
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "strong"])
+def test_a_bad_strength_is_refused(value):
+    with pytest.raises(ValueError, match="stabilize must be"):
+        strength_of(value)
+
+
+def test_stylizer_stream_stabilizes_a_callers_frame_loop(model_path, photos_dir):
+    stylizer = Stylizer.load(model_path, device="cpu")
+    frames = panning(photos_dir / "stata.jpg", frames=4)
+    off = stylizer.stream(stabilize=False)
+    assert all(np.array_equal(off(f), stylizer(f)) for f in frames)  # off: the plain stylization, frame for frame
+    steady = stylizer.stream(stabilize=1.0)
+    out = [steady(Image.fromarray(f)) for f in frames]
+    assert all(isinstance(o, Image.Image) and o.size == (160, 120) for o in out)
+    assert np.asarray(out[0]).tolist() == stylizer(frames[0]).tolist()  # the first frame has nothing before it
+    assert not np.array_equal(np.asarray(out[3]), stylizer(frames[3]))
+    with pytest.raises(ValueError, match="stabilize must be"):
+        stylizer.stream(stabilize=2)
+
+
+def test_infer_stabilizes_a_real_clip_and_keeps_its_frames(model_path, tmp_path):
+    ratios = {}
+    for strength in ("false", "true"):
+        out = tmp_path / f"{strength}.mp4"
+        proc = run_cli("fststyle.infer", f"model={model_path}", f"input={VIDEO}", f"output={out}", "size=64", "flicker=true",
+                       f"stabilize={strength}")
+        line = next(x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith(f"{out.name}: flicker"))
+        ratios[strength] = [float(x) for x in re.findall(r"(\d+\.\d+)x", line)]  # DIS, Farneback
+        assert probe(out)["frames"] == probe(VIDEO)["frames"] == 120 and probe(out)["audio"] == probe(VIDEO)["audio"]
+    assert all(steady < 0.9 * plain for steady, plain in zip(ratios["true"], ratios["false"]))  # at 64 px: 2.5x -> 2.1x
+    bad = run_cli("fststyle.infer", f"model={model_path}", f"input={VIDEO}", f"output={tmp_path / 'x.mp4'}", "stabilize=3", expect=2)
+    assert "stabilize must be" in bad.stderr and not (tmp_path / "x.mp4").exists()
