@@ -36,13 +36,10 @@ class Correspondence:
     map_y: np.ndarray
     visible: np.ndarray
 
-    def warp(self, previous: np.ndarray, nearest: bool = False) -> np.ndarray:
-        """``previous`` ((H, W) or (H, W, C), any dtype) carried onto the current frame, float32;
-        interpolated bilinearly, or ``nearest``: each pixel copied from the nearest one (no blur, however
-        often a picture is carried on)."""
+    def warp(self, previous: np.ndarray) -> np.ndarray:
+        """``previous`` ((H, W) or (H, W, C), any dtype) carried onto the current frame (bilinear), float32."""
         cv2 = cv2_module()
-        mode = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-        return cv2.remap(previous.astype(np.float32), self.map_x, self.map_y, mode, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(previous.astype(np.float32), self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class Flow:
