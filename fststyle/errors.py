@@ -11,3 +11,14 @@ def first_line(err: BaseException) -> str:
     """An error as one line: its message's first line, or its type's name when it has no message."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def float_in(value: object, low: float, high: float, message: str) -> float:
+    """``value`` (a number or its text) as a float in [low, high]; otherwise ValueError(``message``)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not low <= number <= high:
+        raise ValueError(message)
+    return number

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fststyle.errors import float_in
 from fststyle.flow import Flow, cv2_module, gray
 
 # Per pixel, the input's own change after the flow's warp (mean over RGB, 8-bit steps): up to LOW the
@@ -47,13 +48,7 @@ def strength_of(stabilize: bool | float | str | None) -> float:
         return DEFAULT_STRENGTH
     if str(stabilize).lower() == "false":
         return 0.0
-    try:
-        value = float(stabilize)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"stabilize must be true, false or a strength in [0, 1] (1 strongest), got {stabilize}")
-    return value
+    return float_in(stabilize, 0.0, 1.0, f"stabilize must be true, false or a strength in [0, 1] (1 strongest), got {stabilize}")
 
 
 def with_contrast_of(blend: np.ndarray, styled: np.ndarray) -> np.ndarray:

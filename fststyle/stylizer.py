@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from fststyle import banded
-from fststyle.errors import UserError
+from fststyle.errors import UserError, float_in
 from fststyle.model_file import load_network, style_names
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
@@ -173,13 +173,7 @@ class Stylizer:
         1024 px version, not as a recolouring); never below 1 (smaller photos are not enlarged)."""
         if stroke == "auto":
             return max(1.0, max(size) / AUTO_LONG_SIDE)
-        try:
-            factor = float(stroke)
-        except ValueError:
-            factor = float("nan")
-        if not 0.125 <= factor <= 64:
-            raise ValueError(f"stroke must be auto or a factor in [0.125, 64], got {stroke}")
-        return factor
+        return float_in(stroke, 0.125, 64, f"stroke must be auto or a factor in [0.125, 64], got {stroke}")
 
     @property
     def styles(self) -> list[str]:
