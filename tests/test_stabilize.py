@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 from conftest import SHARED, run_cli
-from media import panning, probe
+from media import make_video, panning, probe
 from PIL import Image
 
 from fststyle.flicker import FlickerMeter
@@ -110,5 +110,9 @@ def test_infer_stabilizes_a_real_clip_and_keeps_its_frames(model_path, tmp_path)
         ratios[strength] = [float(x) for x in re.findall(r"(\d+\.\d+)x", line)]  # DIS, Farneback
         assert probe(out)["frames"] == probe(VIDEO)["frames"] == 120 and probe(out)["audio"] == probe(VIDEO)["audio"]
     assert all(steady < 0.9 * plain for steady, plain in zip(ratios["true"], ratios["false"]))  # at 64 px: 2.5x -> 2.1x
+    with_sound = make_video(tmp_path / "sound.mp4", frames=8, fps=8)
+    run_cli("fststyle.infer", f"model={model_path}", f"input={with_sound}", f"output={tmp_path / 'sound_out.mkv'}", "stabilize=true")
+    out, src = probe(tmp_path / "sound_out.mkv"), probe(with_sound)
+    assert (out["frames"], out["audio"]) == (src["frames"], src["audio"]) == (8, "aac")
     bad = run_cli("fststyle.infer", f"model={model_path}", f"input={VIDEO}", f"output={tmp_path / 'x.mp4'}", "stabilize=3", expect=2)
     assert "stabilize must be" in bad.stderr and not (tmp_path / "x.mp4").exists()
