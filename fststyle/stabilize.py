@@ -36,7 +36,8 @@ MARGIN = 2
 DETAIL_SIGMA = 2.0
 # A scene cut: less than this share of the frame is trusted.
 CUT_TRUSTED = 0.3
-# stabilize=true: the strength measured to keep the picture while removing most flicker (README, "Video").
+# stabilize=true (README, "Video without flicker"): on the two shared clips 38-55% of the flicker taken
+# away at +25-28% in the image objective; 0.6 takes 24-38% at +9-11%.
 DEFAULT_STRENGTH = 0.8
 
 
