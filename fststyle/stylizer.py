@@ -279,7 +279,7 @@ class Stylizer:
         self.style_weights(options.get("style"))
 
         def next_frame(frame: ImageLike) -> ImageLike:
-            array = np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else frame
+            array = np.array(frame.convert("RGB")) if isinstance(frame, Image.Image) else frame  # a writable copy for torch
             if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
                 raise ValueError("a stream takes PIL images or uint8 (H, W, 3) arrays")
             styled = self.run(torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255, **options)[0]
