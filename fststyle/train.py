@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import sys
 import warnings
@@ -252,6 +251,17 @@ def held_styles(metadata: dict) -> list[dict]:
         return [dict(entry) for entry in metadata["styles"]]
     return [{"name": metadata.get("style_name"), "image": metadata.get("style_image"), "sha256": metadata.get("style_sha256"),
              "size": metadata.get("style_size")}]
+
+
+def model_criterion(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> PerceptualLoss:
+    """The training objective a model was trained on (its recorded loss and painting): for ``style`` of a
+    model of several styles, else its first. Raises ValueError for a style the model does not hold."""
+    entries = held_styles(metadata)
+    entry = next((e for e in entries if style is None or e["name"] == style), None)
+    if entry is None:
+        raise ValueError(f"style {style}: the model holds {', '.join(e['name'] for e in entries)}")
+    painting = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), style_cache)
+    return build_criterion(OmegaConf.create(metadata["loss"]), load_style_image(painting, entry.get("size") or 512))
 
 
 def conditional_norm_params(net: TransformerNet) -> list[str]:

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
@@ -23,8 +22,7 @@ from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
 from fststyle.optimize import optimize_image  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
-from fststyle.styles import resolve_style_image  # noqa: E402
-from fststyle.train import build_criterion, load_style_image  # noqa: E402
+from fststyle.train import model_criterion  # noqa: E402
 
 
 def main() -> None:
@@ -38,9 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
-    meta = stylizer.metadata
-    painting = resolve_style_image(meta["style_image"], meta["style_name"], meta.get("style_sha256"), args.style_cache)
-    criterion = build_criterion(OmegaConf.create(meta["loss"]), load_style_image(painting, meta.get("style_size") or 512))
+    criterion = model_criterion(stylizer.metadata, style_cache=args.style_cache)
     photo = load_tensor(args.photo)[None]
     pictures = {"photo": photo, "stroke=1": stylizer.run(photo), "stroke=auto": stylizer.run(photo, stroke="auto")}
     if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)

@@ -21,13 +21,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor, save_image  # noqa: E402
-from fststyle.styles import resolve_style_image  # noqa: E402
 from fststyle.stylizer import Stylizer, resample  # noqa: E402
-from fststyle.train import build_criterion, load_style_image  # noqa: E402
+from fststyle.train import model_criterion  # noqa: E402
 
 
 def sharpness(image: torch.Tensor) -> float:
@@ -48,9 +46,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
-    meta = stylizer.metadata
-    style_path = resolve_style_image(meta["style_image"], meta["style_name"], meta.get("style_sha256"), args.style_cache)
-    criterion = build_criterion(OmegaConf.create(meta["loss"]), load_style_image(style_path, meta.get("style_size") or 512))
+    criterion = model_criterion(stylizer.metadata, style_cache=args.style_cache)
 
     photo = load_tensor(args.photo)[None]
     scale = args.size / max(photo.shape[-2:])

@@ -25,16 +25,14 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.common import device_name  # noqa: E402
 from fststyle.flicker import FlickerMeter  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
 from fststyle.stabilize import Stabilizer  # noqa: E402
-from fststyle.styles import resolve_style_image  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.train import build_criterion, held_styles, load_style_image  # noqa: E402
+from fststyle.train import model_criterion  # noqa: E402
 from fststyle.video import output_size  # noqa: E402
 
 
@@ -80,9 +78,7 @@ def main() -> None:
     print(f"{'model':<22}{'video':<18}{'stabilize':>10}{'DIS x input':>13}{'Farneback x':>13}{'objective':>12}{'vs S=0':>8}{'ms/frame':>10}")
     for model in args.models:
         stylizer = Stylizer.load(model, device="cpu", precision="fp32")
-        entry = held_styles(stylizer.metadata)[0]
-        painting = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"))
-        criterion = build_criterion(OmegaConf.create(stylizer.metadata["loss"]), load_style_image(painting, entry["size"]))
+        criterion = model_criterion(stylizer.metadata)
         for video in args.videos:
             frames = frames_of(video, args.size)
             styled, network_s = stylize(stylizer, frames)
