@@ -275,7 +275,7 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
         where = run_dir / "videos" / video.resolve().parent.relative_to(root)  # two videos of one name in two folders: two files
         for column in columns:
             meter, losses, seen = FlickerMeter(), [], [0]
-            stabilizer = Stabilizer(strength_of(cfg.stabilize))
+            stabilizer = Stabilizer(cfg.stabilize)
             criterion = criteria[column.painting]
 
             def observe(frames: np.ndarray, styled: np.ndarray, meter: FlickerMeter = meter, losses: list = losses, seen: list = seen,

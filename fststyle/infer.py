@@ -121,8 +121,7 @@ def infer(cfg: DictConfig) -> int:
     stylizer.notify = lambda message: tqdm.write(message, file=sys.stderr)  # Hydra's disabled logging would swallow it
     options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke,
                "style": None if cfg.style is None else str(cfg.style)}
-    stylizer.stroke_factor(cfg.stroke, (1, 1))  # bad values fail before any work
-    stylizer.style_weights(options["style"])
+    stylizer.check_options(**options)  # bad values fail before any work
     steadiness = strength_of(cfg.stabilize)
     stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
     images = [(s, d) for s, d in jobs if not is_video(s)]

@@ -75,7 +75,7 @@ class Stabilizer:
     returns the output to show, float32 in [0, 1]. ``reset()`` before another stream; a change of frame
     size resets by itself. ``cuts`` counts the scene cuts met."""
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH):
+    def __init__(self, strength: bool | float | str | None = DEFAULT_STRENGTH):
         self.strength = strength_of(strength)
         self.flow = Flow("dis")
         self.cuts = 0
@@ -97,7 +97,7 @@ class Stabilizer:
     def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
         styled = styled.astype(np.float32) / 255 if styled.dtype == np.uint8 else styled.astype(np.float32)
         frame_gray = gray(frame)
-        out = styled
+        carried = shown = styled  # what the next frame is blended with, and what is shown now
         if self.strength > 0 and self._previous is not None and self._previous[0].shape == frame.shape:
             previous, previous_gray, previous_out = self._previous
             trusted, match = self.trust(previous, previous_gray, frame, frame_gray)
@@ -105,11 +105,10 @@ class Stabilizer:
                 self.cuts += 1
             else:
                 weight = (self.strength * trusted)[..., None]
-                out = weight * match.warp(previous_out) + (1 - weight) * styled
-                self._previous = (frame, frame_gray, out)
-                return np.where(weight > 0, with_contrast_of(out, styled), styled)
-        self._previous = (frame, frame_gray, out)
-        return out
+                carried = weight * match.warp(previous_out) + (1 - weight) * styled
+                shown = np.where(weight > 0, with_contrast_of(carried, styled), styled)
+        self._previous = (frame, frame_gray, carried)
+        return shown
 
     def run(self, frames: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
         """A batch of consecutive frames: ``frames`` (N, 3, H, W) in [0, 1] (the input, as

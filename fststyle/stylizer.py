@@ -20,7 +20,7 @@ from fststyle.errors import UserError, float_in
 from fststyle.model_file import load_network, style_names
 from fststyle.images import to_pil, to_uint8
 from fststyle.net import TransformerNet
-from fststyle.stabilize import Stabilizer, strength_of
+from fststyle.stabilize import Stabilizer
 from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
@@ -206,6 +206,11 @@ class Stylizer:
             raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
         return weights / weights.sum()
 
+    def check_options(self, stroke: float | str = 1.0, style: str | dict[str, float] | None = None, **_: Any) -> None:
+        """Raise ValueError now for a ``stroke`` or ``style`` that ``run`` would refuse at the first image."""
+        self.stroke_factor(stroke, (1, 1))
+        self.style_weights(style)
+
     def memory_plan(self, n: int, h: int, w: int) -> tuple[str, int | None]:
         """How a batch of n h x w images is run under ``max_memory``: ("whole", None) when the batch
         fits, ("one by one", None) when one image does, ("bands", rows) when banded inference fits
@@ -274,9 +279,8 @@ class Stylizer:
         after another (PIL images or uint8 (H, W, 3) arrays, in order) and steadies each against the
         previous one (fststyle.stabilize; ``stabilize`` false, a strength in [0, 1] or true). ``options``
         as for a call. Take a new stream for each new video."""
-        stabilizer = Stabilizer(strength_of(stabilize))
-        self.stroke_factor(options.get("stroke", 1.0), (1, 1))  # bad options fail here, not at the first frame
-        self.style_weights(options.get("style"))
+        stabilizer = Stabilizer(stabilize)
+        self.check_options(**options)
 
         def next_frame(frame: ImageLike) -> ImageLike:
             array = np.array(frame.convert("RGB")) if isinstance(frame, Image.Image) else frame  # a writable copy for torch
