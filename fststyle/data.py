@@ -10,10 +10,9 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import functional as TF
 
 from fststyle.errors import UserError
-from fststyle.images import find_files, open_rgb, square_crop
+from fststyle.images import find_files, open_rgb, square_crop, to_tensor
 from fststyle.prepared import PreparedDataset, prepared_path, prepared_rows, write_prepared
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class PhotoDataset(Dataset):
 
     def crop(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        return TF.to_tensor(square_crop(image, self.size, generator, centre=not self.train, scale=self.scale, flip=self.flip))
+        return to_tensor(square_crop(image, self.size, generator, centre=not self.train, scale=self.scale, flip=self.flip))
 
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         """``item``: an index, or (index, crop seed) from EpochSampler."""

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision.transforms import functional as TF
 
 from fststyle.files import atomic_write
 
@@ -79,9 +78,15 @@ def square_crop(image: Image.Image, size: int, generator: torch.Generator | None
     return square
 
 
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a (3, H, W) float tensor in [0, 1] (as torchvision's to_tensor, whose import
+    alone costs inference a second of torch._dynamo)."""
+    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1).contiguous().float().div_(255)
+
+
 def load_tensor(path: str | Path, long_side: int | None = None) -> torch.Tensor:
     """An image file as a (3, H, W) float tensor in [0, 1]."""
-    return TF.to_tensor(resize_long_side(open_rgb(path), long_side))
+    return to_tensor(resize_long_side(open_rgb(path), long_side))
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

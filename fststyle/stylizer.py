@@ -13,12 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.transforms import functional as TF
 
 from fststyle import banded
 from fststyle.errors import UserError, float_in
-from fststyle.model_file import load_network, style_names
-from fststyle.images import to_pil, to_uint8
+from fststyle.model_file import PACKAGED_MODEL_NAME, load_network, style_names
+from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.stabilize import Stabilizer
 from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
@@ -150,7 +149,8 @@ class Stylizer:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False,
              max_memory: str | int | None = "auto") -> "Stylizer":
-        """Load an exported ``.pth``, a training ``.ckpt`` or an exported ``.onnx`` model."""
+        """Load an exported ``.pth``, a training ``.ckpt``, an exported ``.onnx`` model, or ``packaged``: the
+        model of the six packaged paintings that ships with fststyle (``python -m fststyle.styles``)."""
         dev = pick_device(device) if isinstance(device, str) else device
         if Path(path).suffix.lower() == ".onnx":
             if not Path(path).is_file():
@@ -198,7 +198,9 @@ class Stylizer:
                 raise ValueError(f"style={style}: give NAME or NAME:WEIGHT,NAME:WEIGHT") from err
         unknown = [n for n in style if n not in names]
         if unknown:
-            raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}")
+            train = (f"; for another painting, train a model: python -m fststyle.train style={unknown[0]} (or style=custom "
+                     "style.image=PATH)") if self.metadata.get("style_name") == PACKAGED_MODEL_NAME else ""
+            raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}{train}")
         if len(names) == 1:
             return None
         weights = torch.tensor([[max(0.0, float(style.get(n, 0.0))) for n in names]])
@@ -294,7 +296,7 @@ class Stylizer:
 
     def __call__(self, image: ImageLike, **options: Any) -> ImageLike:
         if isinstance(image, Image.Image):
-            return to_pil(self.run(TF.to_tensor(image.convert("RGB"))[None], **options)[0])
+            return to_pil(self.run(to_tensor(image)[None], **options)[0])
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
