@@ -60,3 +60,20 @@ def test_the_small_model_preset_is_narrower_and_shallower():
     assert (small.width, len(small.residuals), default.width, len(default.residuals)) == (16, 3, 32, 5)
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     assert count(small) < count(default) / 6
+
+
+def test_the_manuals_configuration_reference_holds_every_config_file_as_it_is():
+    """docs/configuration.md is filled from fststyle/conf/ when the manual is built (scripts/mkdocs_hooks.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", CONF.parents[1] / "scripts" / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    reference = hooks.config_reference(CONF)
+    files = sorted(CONF.rglob("*.yaml"))
+    assert len(files) > 30 and reference.count("```yaml\n") == len(files)
+    for path in files:
+        assert f"### `{path.relative_to(CONF).as_posix()}`\n\n```yaml\n{path.read_text().rstrip()}\n```" in reference
+    page = type("Page", (), {"file": type("File", (), {"src_uri": "configuration.md"})()})()
+    written = hooks.on_page_markdown((CONF.parents[1] / "docs" / "configuration.md").read_text(), page)
+    assert hooks.MARKER not in written and reference in written
