@@ -24,6 +24,14 @@ OUT_OF_MEMORY_HINT = ("out of memory: training needs a smaller data.batch_size o
                       "inference a smaller size= or tile=, or device=cpu")
 
 
+def one_value(args: list[str], key: str, brackets: str) -> list[str]:
+    """``key=a,b`` is a sweep to Hydra; where the command means one value, the value is wrapped in
+    ``brackets`` ("''": one quoted string, "[]": a list), unless it is quoted or a list already."""
+    prefix = f"{key}="
+    return [f"{prefix}{brackets[0]}{a[len(prefix):]}{brackets[1]}" if a.startswith(prefix) and "," in a and a[len(prefix):][:1] not in "'\"["
+            else a for a in args]
+
+
 def unknown_choice(conf_dir: Path, args: list[str]) -> str | None:
     """A one-line message for the first ``group=option`` argument whose option does not exist
     (Hydra would say it in many lines), else None."""

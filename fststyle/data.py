@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fststyle.errors import UserError
 from fststyle.images import find_files, open_rgb, square_crop, to_tensor
-from fststyle.prepared import PreparedDataset, prepared_path, prepared_rows, write_prepared
+from fststyle.prepared_file import PreparedDataset, prepared_path, prepared_rows, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,6 @@ def sample_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError("data=sample needs scikit-image: pip install scikit-image")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def find_images(root: str | Path) -> list[Path]:
-    """All image files below ``root`` (recursive, any letter case of the extension), sorted."""
-    return find_files(root)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -122,7 +117,7 @@ def split_photos(files: list[Path], val_root: str | None, val_files: list[str] |
     named in ``val_files``, else the last ``num_val`` files in sorted order. ``include`` limits the
     training photos to those names."""
     if val_root is not None:
-        train, val = files, find_images(val_root)
+        train, val = files, find_files(val_root)
     elif val_files is not None:
         held = set(val_files)
         train, val = [f for f in files if f.name not in held], [f for f in files if f.name in held]
@@ -206,7 +201,7 @@ class StyleDataModule(pl.LightningDataModule):
             root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.root = Path(root)
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
-        self.train_files, self.val_files = split_photos(find_images(self.root), val_root, val_files, num_val, include)
+        self.train_files, self.val_files = split_photos(find_files(self.root), val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
         check_some_readable(self.train_files)

@@ -27,17 +27,17 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
 
 from fststyle import CONF_DIR
-from fststyle.cli import check_choices, run_cli
+from fststyle.cli import check_choices, one_value, run_cli
 from fststyle.dashboard import init_run
 from fststyle.errors import first_line
 from fststyle.flicker import FlickerMeter
 from fststyle.stabilize import Stabilizer, strength_of
-from fststyle.images import find_files, is_image_file, load_tensor, open_rgb, resize_long_side, save_image, to_pil
+from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.quality import equivalent_iterations, objective, reference
 from fststyle.styles import PACKAGED, is_url, resolve_style_image, safe_file_name, sha256_of
 from fststyle.stylizer import Stylizer
-from fststyle.video import is_video, stylize_video
+from fststyle.video import find_media, is_video, stylize_video
 
 METRICS = ("content", "style", "tv", "ssim", "ms")
 CELL = 256  # contact sheet cell size in pixels
@@ -157,14 +157,14 @@ def columns_for(cfg: DictConfig, paths: list[Path], labels: list[str]) -> list[C
     return columns
 
 
-def find_media(content: Any, limit: int | None) -> tuple[list[Path], list[Path]]:
+def photos_and_videos(content: Any, limit: int | None) -> tuple[list[Path], list[Path]]:
     """The photos and the videos ``content`` names (a list, a file or a folder, searched recursively)."""
     if OmegaConf.is_list(content) or isinstance(content, list):
         media = [Path(p) for p in content]
     elif Path(content).is_file():
         media = [Path(content)]
     else:
-        media = find_files(Path(content), lambda name: is_image_file(name) or is_video(name))
+        media = find_media(content)
     photos, videos = [p for p in media if not is_video(p)], [p for p in media if is_video(p)]
     if not photos and not videos:
         raise FileNotFoundError(f"no photos or videos found in {content}")
@@ -182,7 +182,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         labels = plain_labels(paths)
     strength_of(cfg.stabilize)  # a bad value fails before any work
     columns = columns_for(cfg, paths, labels)
-    photos, videos = find_media(cfg.content, cfg.limit)
+    photos, videos = photos_and_videos(cfg.content, cfg.limit)
     device = columns[0].stylizer.device
     paintings = list(dict.fromkeys(c.painting for c in columns))
     criteria = {p: evaluation_loss(load_tensor(p, EVAL_STYLE_SIZE)[None]).to(device) for p in paintings}
@@ -336,8 +336,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """``python -m fststyle.eval`` and the ``fststyle-eval`` command."""
-    # `model=a.pth,b.pth` is a sweep to Hydra; as a list it is one run comparing both models.
-    sys.argv = [f"model=[{a[6:]}]" if a.startswith("model=") and "," in a and not a.startswith("model=[") else a for a in sys.argv]
+    sys.argv = one_value(sys.argv, "model", "[]")  # model=a.pth,b.pth: one run comparing both models
     check_choices(CONF_DIR / "cli")
     main()
 

@@ -18,18 +18,13 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from fststyle import CONF_DIR
-from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
+from fststyle.cli import OUT_OF_MEMORY_HINT, one_value, run_cli
 from fststyle.errors import first_line
-from fststyle.images import find_files, is_image_file, load_tensor, save_image
+from fststyle.images import load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.flicker import FlickerMeter
 from fststyle.stabilize import Stabilizer, strength_of
-from fststyle.video import frame_count, is_video, stylize_video
-
-
-def find_media(root: Path) -> list[Path]:
-    """Images and videos below ``root``, recursively, sorted."""
-    return find_files(root, lambda name: is_image_file(name) or is_video(name))
+from fststyle.video import find_media, frame_count, is_media, is_video, stylize_video
 
 
 def plan(input: str, output: str) -> list[tuple[Path, Path]]:
@@ -44,12 +39,12 @@ def plan(input: str, output: str) -> list[tuple[Path, Path]]:
         if src.is_dir():
             base, files = src, find_media(src)
         elif glob.has_magic(input):
-            files = sorted(Path(p) for p in glob.glob(input, recursive=True) if is_image_file(p) or is_video(p))
+            files = sorted(Path(p) for p in glob.glob(input, recursive=True) if is_media(p))
             prefix = input[: min(input.index(c) for c in "*?[" if c in input)]
             base = Path(prefix if prefix.endswith(("/", "\\")) else Path(prefix).parent or ".")
         else:
             raise FileNotFoundError(f"input not found: {src.resolve()}")
-        if out.suffix and (is_image_file(out) or is_video(out)):
+        if out.suffix and is_media(out):
             raise ValueError(f"output={output} is a file name, but input={input} has several files: give a folder")
         if out.resolve() != base.resolve():  # the same folder: refused below, file by file
             files = [f for f in files if not f.resolve().is_relative_to(out.resolve())]
@@ -194,8 +189,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """``python -m fststyle.infer`` and the ``fststyle-infer`` command."""
-    # A blend, style=a:0.7,b:0.3, is one value, not a Hydra sweep: quoted for Hydra.
-    sys.argv = [f"style='{a[6:]}'" if a.startswith("style=") and "," in a and a[6:7] not in "'\"" else a for a in sys.argv]
+    sys.argv = one_value(sys.argv, "style", "''")  # a blend, style=a:0.7,b:0.3, is one value
     main()
 
 

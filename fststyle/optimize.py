@@ -100,7 +100,7 @@ def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int 
 
 def optimize(cfg: DictConfig) -> Path:
     from fststyle.styles import resolve_style_image
-    from fststyle.train import build_criterion, load_style_image
+    from fststyle.criterion import build_criterion, load_style_image
 
     device = pick_device(cfg.device)
     content = load_tensor(cfg.content, cfg.size)[None].to(device)

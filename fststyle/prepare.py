@@ -1,5 +1,5 @@
 """``python -m fststyle.prepare data=coco``: decode and resize a folder's photos once into the
-prepared file that training memory-maps (``data.prepared``; the format is in fststyle.prepared).
+prepared file that training memory-maps (``data.prepared``; the format is in fststyle.prepared_file).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from omegaconf import DictConfig
 
 from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
-from fststyle.data import find_images
-from fststyle.prepared import prepared_path, write_prepared
+from fststyle.images import find_files
+from fststyle.prepared_file import prepared_path, write_prepared
 
 
 def prepare(cfg: DictConfig) -> Path:
     root = Path(cfg.data.root)
-    files = find_images(root)
+    files = find_files(root)
     if not files:
         raise FileNotFoundError(f"no images found under {root.resolve()}")
     out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)

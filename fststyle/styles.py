@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from fststyle import CONF_DIR
 from fststyle.files import atomic_write
@@ -128,6 +129,24 @@ def style_configs(folder: Path = STYLE_CONFIGS) -> list[dict]:
     """The named styles (conf/style/*.yaml, but the `custom` template), sorted by name."""
     configs = (yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml")))
     return [c for c in configs if c.get("name") != "???"]
+
+
+def style_entries(cfg: DictConfig) -> list[DictConfig]:
+    """The styles a run trains: ``style`` alone, or each of ``styles`` (a conf/style/ name, or a path or
+    address of a painting, named after its file, at style.size)."""
+    if not cfg.get("styles"):
+        return [cfg.style]
+    entries = []
+    for item in cfg.styles:
+        config = STYLE_CONFIGS / f"{item}.yaml"
+        if SAFE_NAME.fullmatch(str(item)) and config.is_file():
+            entries.append(OmegaConf.load(config))
+        else:
+            entries.append(OmegaConf.create({"name": style_name(item), "image": str(item), "sha256": None, "size": cfg.style.size}))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names) or not all(SAFE_NAME.fullmatch(str(n)) for n in names):
+        raise ValueError(f"styles={list(cfg.styles)}: each style needs its own plain name, got {names}")
+    return entries
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import torch
 
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
-from fststyle.images import to_uint8
+from fststyle.images import find_files, is_image_file, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ AUDIO_COPYABLE: dict[str, set[str] | None] = {
 
 def is_video(path: str | Path) -> bool:
     return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def is_media(path: str | Path) -> bool:
+    """An image or a video, by its file name."""
+    return is_image_file(path) or is_video(path)
+
+
+def find_media(root: str | Path) -> list[Path]:
+    """The images and videos below ``root``, recursively, sorted."""
+    return find_files(root, is_media)
 
 
 def _av():

@@ -22,7 +22,7 @@ from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
 from fststyle.optimize import optimize_image  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
-from fststyle.train import model_criterion  # noqa: E402
+from fststyle.criterion import model_criterion  # noqa: E402
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E
 from fststyle.quality import as_8bit, equivalent_iterations, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.train import build_criterion, held_styles, load_style_image  # noqa: E402
+from fststyle.criterion import build_criterion, held_styles, load_style_image  # noqa: E402
 
 
 def train(overrides: list[str], run_dir: Path) -> float:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor, save_image  # noqa: E402
 from fststyle.stylizer import Stylizer, resample  # noqa: E402
-from fststyle.train import model_criterion  # noqa: E402
+from fststyle.criterion import model_criterion  # noqa: E402
 
 
 def sharpness(image: torch.Tensor) -> float:

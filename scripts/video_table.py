@@ -32,7 +32,7 @@ from fststyle.flicker import FlickerMeter  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
 from fststyle.stabilize import Stabilizer  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.train import model_criterion  # noqa: E402
+from fststyle.criterion import model_criterion  # noqa: E402
 from fststyle.video import output_size  # noqa: E402
 
 

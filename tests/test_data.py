@@ -4,7 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule, find_images
+from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule
+from fststyle.images import find_files
 from fststyle.errors import UserError
 
 
@@ -14,13 +15,13 @@ def _photo(path, size=(40, 30), color=(200, 30, 30)):
     return path
 
 
-def test_find_images_is_recursive_and_ignores_case(tmp_path):
+def test_find_files_is_recursive_and_ignores_case(tmp_path):
     _photo(tmp_path / "a.JPG")
     _photo(tmp_path / "sub" / "deeper" / "b.png")
     _photo(tmp_path / "c.WebP")
     (tmp_path / "notes.txt").write_text("not an image")
     _photo(tmp_path / ".hidden" / "d.jpg")
-    names = [p.name for p in find_images(tmp_path)]
+    names = [p.name for p in find_files(tmp_path)]
     assert sorted(names) == ["a.JPG", "b.png", "c.WebP"]
 
 
@@ -32,7 +33,7 @@ def test_linked_folders_are_followed_once_and_a_cycle_ends(tmp_path):
     (root / "sub").mkdir()
     (root / "sub" / "up").symlink_to(root)  # a cycle: photos/sub/up/sub/up/...
     (root / "sub" / "again").symlink_to(tmp_path / "elsewhere")  # the same folder by a second link
-    found = find_images(root)
+    found = find_files(root)
     assert sorted(p.resolve().name for p in found) == ["a.jpg", "b.jpg"]
 
 

@@ -78,7 +78,7 @@ def test_style_norm_gram_gives_every_painting_the_reference_magnitude(starry_nig
     from conftest import STYLES
     from fststyle.images import load_tensor
     from fststyle.styles import PAINTINGS
-    from fststyle.train import build_criterion, gram_magnitudes
+    from fststyle.criterion import build_criterion, gram_magnitudes
 
     cfg = OmegaConf.load(PAINTINGS.parent / "conf" / "loss" / "vgg19.yaml")
     cfg.style_layers = ["relu1_2", "relu3_3"]

@@ -9,7 +9,7 @@ from conftest import photo_folder, run_cli
 
 from fststyle.data import PhotoDataset, StyleDataModule
 from fststyle.module import StyleTransferModule
-from fststyle.prepared import PreparedDataset, prepared_path
+from fststyle.prepared_file import PreparedDataset, prepared_path
 
 
 def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):

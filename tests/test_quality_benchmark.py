@@ -34,7 +34,7 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
     from fststyle.images import load_tensor
     from fststyle.optimize import optimize_image
     from fststyle.quality import as_8bit
-    from fststyle.train import build_criterion
+    from fststyle.criterion import build_criterion
 
     loss = OmegaConf.load(tmp_path / "a" / "run" / ".hydra" / "config.yaml").loss
     criterion = build_criterion(loss, load_tensor(starry_night, 128)[None])

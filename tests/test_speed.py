@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from fststyle.losses import PerceptualLoss
 from fststyle.module import StyleTransferModule
 from fststyle.net import TransformerNet
-from fststyle.train import apply_preset
+from fststyle.presets import apply_preset
 from fststyle.vgg import LossNetwork
 
 CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
@@ -184,10 +184,10 @@ def test_training_steps_do_not_wait_for_the_device(tmp_path, monkeypatch, photos
 
 @pytest.mark.parametrize("native,given", [(True, set()), (False, set()), (True, {"trainer.precision"})])
 def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, given):
-    import fststyle.train
+    import fststyle.presets
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(fststyle.train, "native_bf16_cpu", lambda: native)
+    monkeypatch.setattr(fststyle.presets, "native_bf16_cpu", lambda: native)
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)

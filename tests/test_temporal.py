@@ -54,7 +54,7 @@ def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, 
 
     from fststyle.module import StyleTransferModule
     from fststyle.net import TransformerNet
-    from fststyle.train import build_criterion
+    from fststyle.criterion import build_criterion
 
     loss_cfg = OmegaConf.load(REPO / "fststyle" / "conf" / "loss" / "vgg19.yaml")
     loss_cfg.weights = "random"

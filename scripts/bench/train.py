@@ -67,7 +67,7 @@ def final_losses(cfg: DictConfig, trained: torch.nn.Module, photos: torch.Tensor
     """Content and style loss of the trained network on held-out photos, measured the same way for
     every run: an uncompiled fp32 copy, the fixed evaluation network of `fststyle.eval`."""
     from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss
-    from fststyle.train import load_style_image
+    from fststyle.criterion import load_style_image
 
     net = instantiate(cfg.model)
     net.load_state_dict(trained.state_dict())

@@ -30,7 +30,7 @@ ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/
 ORT_INTEGRITY = "sha384-5URwgKAGS31PQX06sHDOIB6bk/2FTNB7z3n4trPAWV9sCv5xwV+qiGRxPkuHv6Gf"
 # The bundle with every backend, and the WebAssembly build that it loads (also what WebGPU runs on).
 ORT_FILES = ("ort.all.min.js", "ort-wasm-simd-threaded.jsep.mjs", "ort-wasm-simd-threaded.jsep.wasm")
-PAGE = Path(__file__).with_name("web")
+PAGE = Path(__file__).parent  # the page's files, beside this module
 # What a page folder holds (a folder holding only these may be replaced by a new export).
 PAGE_FILES = ("index.html", "stylize.js", "automate.js", "model.onnx", "ort")
 

@@ -1,0 +1,55 @@
+"""The presets that adapt a training run to its machine (``cpu_preset``, ``cpu_bf16_preset``,
+``gpu_preset`` in conf/train.yaml): applied only to the keys the user did not set on the command line."""
+
+from __future__ import annotations
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from fststyle.stylizer import pick_device
+
+
+def override_keys(overrides: list[str]) -> set[str]:
+    """The config keys that Hydra overrides set (``key=value``, ``+key=value``, ``~key``)."""
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def command_line_keys() -> set[str]:
+    """The config keys the user set on the command line."""
+    return override_keys(HydraConfig.get().overrides.task)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated
+    and slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
+    """``cpu_preset`` (and ``cpu_bf16_preset`` where the CPU has native bf16) on the CPU with
+    trainer=default/cpu, ``gpu_preset`` on a CUDA GPU with trainer=default/gpu/ddp; keys set by hand
+    are left alone. Returns what was applied."""
+    choice = HydraConfig.get().runtime.choices.get("trainer")
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
+        preset = cfg.gpu_preset
+    elif (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
+        preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else [])]
+    else:
+        return []
+    return apply_items(cfg, preset, given)
+
+
+def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:
+    """Set each ``key=value`` of ``items`` whose key was not given on the command line, its value read as
+    the command line reads it (3e-2 is a number); returns those set."""
+    parser, applied = OverridesParser.create(), []
+    for item in items:
+        override = parser.parse_override(item)
+        if override.key_or_group not in given:
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
+            applied.append(item)
+    return applied
