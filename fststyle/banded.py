@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, _pad_amount
+from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, pad_amount
 
 Rows = tuple[int, int]
 
@@ -90,18 +90,33 @@ def _bands(height: int, band: int) -> list[Rows]:
     return [(a, min(a + band, height)) for a in range(0, height, band)]
 
 
-def _statistics(source: _Source, band: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (biased) variance over all rows, summed in float64."""
-    total = squares = None
-    count = 0
-    for a, b in _bands(source.height, band):
-        x = source.rows(a, b).double()
+class ChannelMoments:
+    """Per-channel mean and (biased) variance of a feature map seen in pieces (bands, tiles), summed in
+    float64: the sums over a large image lose too much in float32 for the result to equal one pass."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.squares: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, piece: torch.Tensor) -> None:
+        x = piece.double()
         part, part_squares = x.sum((0, 2, 3)), x.square().sum((0, 2, 3))
-        total = part if total is None else total + part
-        squares = part_squares if squares is None else squares + part_squares
-        count += x.shape[-2] * x.shape[-1]
-    mean = total / count
-    return mean, (squares / count - mean.square()).clamp_min(0)
+        self.total = part if self.total is None else self.total + part
+        self.squares = part_squares if self.squares is None else self.squares + part_squares
+        self.count += x.shape[-2] * x.shape[-1]
+
+    def mean_and_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.total / self.count
+        return mean, (self.squares / self.count - mean.square()).clamp_min(0)
+
+
+def _statistics(source: _Source, band: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (biased) variance over all rows."""
+    moments = ChannelMoments()
+    for a, b in _bands(source.height, band):
+        moments.add(source.rows(a, b))
+    return moments.mean_and_variance()
 
 
 def _materialize(source: _Source, band: int) -> torch.Tensor:
@@ -148,7 +163,7 @@ def supports(net: nn.Module) -> bool:
 def stored_bytes(width: int, h: int, w: int) -> int:
     """The stored maps at their peak (three of 4 x ``width`` channels at a quarter of the resolution:
     3 x width bytes per pixel of float32) plus the padded input and the output (24 bytes per pixel)."""
-    pixels = (h + _pad_amount(h)) * (w + _pad_amount(w))
+    pixels = (h + pad_amount(h)) * (w + pad_amount(w))
     return (3 * width + 24) * pixels
 
 
@@ -157,7 +172,7 @@ def band_bytes(width: int, w: int, rows: int) -> int:
     pass's: fststyle.tiling.FORWARD_COPIES maps of ``width`` channels)."""
     from fststyle.tiling import FORWARD_COPIES
 
-    return FORWARD_COPIES * width * 4 * rows * (w + _pad_amount(w))
+    return FORWARD_COPIES * width * 4 * rows * (w + pad_amount(w))
 
 
 @torch.no_grad()
@@ -168,7 +183,7 @@ def stylize_banded(net: TransformerNet, image: torch.Tensor, band: int, style: t
         raise ValueError("banded inference takes one image and a network with instance norms and nearest upsampling")
     band = max(16, band)
     h, w = image.shape[-2:]
-    x = F.pad(image.float(), (0, _pad_amount(w), 0, _pad_amount(h)), mode="replicate")
+    x = F.pad(image.float(), (0, pad_amount(w), 0, pad_amount(h)), mode="replicate")
 
     def rows(scale: int) -> int:  # a band's rows at 1/scale of the resolution
         return max(4, band // scale)

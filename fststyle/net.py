@@ -24,13 +24,13 @@ UPSAMPLES = ("nearest", "transpose")
 # residual blocks' 1/4 scale: 1 px), so at least 16 px. Rounding up to a multiple of 16 gives both
 # with integer arithmetic alone: a separate minimum (a max()) made torch.compile's symbolic shape
 # reasoning about 4x slower, and Python branches or modulo break traced, exported or compiled graphs.
-_MULTIPLE = 16
+MULTIPLE = 16
 
 
-def _pad_amount(size):
+def pad_amount(size: int | torch.SymInt | torch.Tensor) -> int | torch.SymInt | torch.Tensor:
     """Padding that rounds ``size`` up to a multiple of 16. ``size`` is an int (eager), a SymInt
     (torch.export, torch.compile) or a tensor (torch.jit.trace): the graphs stay dynamic in it."""
-    return (size + _MULTIPLE - 1) // _MULTIPLE * _MULTIPLE - size
+    return (size + MULTIPLE - 1) // MULTIPLE * MULTIPLE - size
 
 
 class ConditionalInstanceNorm2d(nn.Module):
@@ -152,6 +152,6 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]
-        x = F.pad(x, (0, _pad_amount(w), 0, _pad_amount(h)), mode="replicate")
+        x = F.pad(x, (0, pad_amount(w), 0, pad_amount(h)), mode="replicate")
         y = self.decoder(self.residuals(self.encoder(x, style), style), style)
         return torch.sigmoid(y[..., :h, :w])

@@ -31,11 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fststyle.banded import ChannelMoments
+from fststyle.net import MULTIPLE, pad_amount
+
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 
 # The network pads its input to a multiple of 16 and downsamples by 4: tiles that are multiples of 16
 # and start on one see exactly what the whole padded image shows it.
-ALIGN = 16
+ALIGN = MULTIPLE
 
 # Peak working memory of a forward pass, in copies of the first layer's feature map (``width`` channels
 # of 4-byte floats at the padded image size): measured 8.0 to 8.8 on the CPU in fp32 (256 to 1024 px,
@@ -49,7 +52,7 @@ UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2
 
 
 def _padded_pixels(h: int, w: int) -> int:
-    return (-(-h // ALIGN) * ALIGN) * (-(-w // ALIGN) * ALIGN)
+    return (h + pad_amount(h)) * (w + pad_amount(w))
 
 
 def forward_bytes(width: int, h: int, w: int) -> int:
@@ -182,8 +185,7 @@ def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overla
     rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
     stats: Stats = {}
     for norm in instance_norms(net):
-        total = squares = None
-        count = 0
+        moments = ChannelMoments()
 
         def reach(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             raise _Reached(args[0])
@@ -200,15 +202,11 @@ def tiled_instance_stats(net: nn.Module, padded: torch.Tensor, tile: int, overla
                         except _Reached as reached:
                             features = reached.features
                         scale = (y1 - y0) // features.shape[-2]
-                        core = features[..., (cy0 - y0) // scale : (cy1 - y0) // scale, (cx0 - x0) // scale : (cx1 - x0) // scale].double()
-                        part, part_squares = core.sum((0, 2, 3)), core.square().sum((0, 2, 3))
-                        total = part if total is None else total + part
-                        squares = part_squares if squares is None else squares + part_squares
-                        count += core.shape[-2] * core.shape[-1]
+                        moments.add(features[..., (cy0 - y0) // scale : (cy1 - y0) // scale, (cx0 - x0) // scale : (cx1 - x0) // scale])
         finally:
             handle.remove()
-        mean = total / count
-        stats[norm] = (mean.float().view(1, -1, 1, 1), (squares / count - mean.square()).clamp_min(0).float().view(1, -1, 1, 1))
+        mean, variance = moments.mean_and_variance()
+        stats[norm] = (mean.float().view(1, -1, 1, 1), variance.float().view(1, -1, 1, 1))
     return stats
 
 
@@ -254,7 +252,7 @@ def stylize_tiled(
         raise ValueError(f"tile must be >= 32 px and overlap at most tile/2, got tile={tile}, overlap={overlap}")
     margin = min(radius, max(0, overlap - 8) // 2)  # keep a blend of 8 px or more
     _, _, h, w = image.shape
-    padded = F.pad(image, (0, -w % ALIGN, 0, -h % ALIGN), mode="replicate")
+    padded = F.pad(image, (0, pad_amount(w), 0, pad_amount(h)), mode="replicate")
     ph, pw = padded.shape[-2:]
     if max(h, w) <= stats_size:
         stats = measure_instance_stats(net, padded, style)
