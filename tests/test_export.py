@@ -76,7 +76,7 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
     largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a
     check above the tolerance removes the file."""
     from fststyle.errors import UserError
-    from fststyle.export import check_int8
+    from fststyle.formats import check_int8
     from fststyle.model_file import load_network
     from fststyle.images import load_tensor
 
@@ -214,7 +214,7 @@ def test_the_pinned_runtimes_hash_is_the_npm_packages(tmp_path):
 
 
 def test_calibration_takes_a_bounded_spread_of_a_large_folder(tmp_path, capsys):
-    from fststyle.export import MAX_CALIBRATION_PHOTOS, calibration_photos
+    from fststyle.formats import MAX_CALIBRATION_PHOTOS, calibration_photos
 
     for i in range(40):
         (tmp_path / f"{i:02d}.jpg").write_bytes(b"")  # only listed, never read here

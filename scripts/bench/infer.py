@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.common import device_name, time_fn
-from fststyle.export import calibration_photos, export_onnx, quantize_onnx
+from fststyle.formats import calibration_photos, export_onnx, quantize_onnx
 from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer, pick_device

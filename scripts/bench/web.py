@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.browser import open_page
-from fststyle.export import export_onnx
+from fststyle.formats import export_onnx
 from fststyle.model_file import load_network, style_names
 from fststyle.net import TransformerNet
 from fststyle.web import write_page
