@@ -7,8 +7,9 @@ Trains with `python -m fststyle.train KEY=VALUE ...` (any Hydra overrides: the b
 `trainer.max_steps=`), then judges the exported model by its own training objective (its loss network,
 layers and weights; the style image at its `style.size`) on the held-out photos at `--size`, against
 L-BFGS image optimization of that same objective from each photo (`--reference-steps` iterations).
-`--run` scores the model of a finished training run instead (no training); `--style NAME` judges one
-style of a model of several (e.g. one added with train=norms).
+`--run` scores the model of a finished training run instead (no training), `--model PATH` an exported
+model file (or `packaged`; its loss and paintings from its metadata); `--style NAME` judges one style of
+a model of several (e.g. one added with train=norms).
 Prints a table (content, style, total, each as a ratio to the reference; training minutes; images/s)
 and writes `quality.json` and `contact_sheet.png` (photo | model | optimization) into `--out`.
 
@@ -66,32 +67,36 @@ def main() -> None:
     parser.add_argument("--out", default=f"benchmarks/quality/{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}")
     parser.add_argument("--cache", default="benchmarks/quality/references")
     parser.add_argument("--run", help="score the model of this finished training run (a run folder with csv logs) instead of training")
+    parser.add_argument("--model", help="score this exported model (.pth, or packaged) instead of training: its loss and paintings from its metadata")
     parser.add_argument("--style", help="a model of several styles: the style to judge (against its own painting)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     args = parser.parse_args()
     out, cache = Path(args.out), Path(args.cache)
-    if args.run and args.overrides:
-        parser.error("--run scores a finished run: no overrides")
+    if (args.run or args.model) and args.overrides:
+        parser.error("--run and --model score a finished model: no overrides")
 
     out.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(args.run) if args.run else out / "run"
-    minutes = None if args.run else train(args.overrides, run_dir)
-    rate = images_per_s(run_dir)
-    cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-    stylizer = Stylizer.load(run_dir / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
-    entry = cfg["style"]
+    run_dir = Path(args.run) if args.run else None if args.model else out / "run"
+    minutes = train(args.overrides, run_dir) if not (args.run or args.model) else None
+    rate = images_per_s(run_dir) if run_dir else None
+    if run_dir:
+        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+        stylizer = Stylizer.load(run_dir / "export" / f"{cfg['style']['name']}.pth", device="auto", precision="fp32")
+        entry, loss, style_cache = cfg["style"], cfg["loss"], cfg["style_cache"]
+    else:
+        stylizer = Stylizer.load(args.model, device="auto", precision="fp32")
+        entry, loss, style_cache = held_styles(stylizer.metadata)[0], stylizer.metadata["loss"], "data/styles"
     if args.style:
         entry = next((e for e in held_styles(stylizer.metadata) if e["name"] == args.style), None)
         if entry is None:
             parser.error(f"--style {args.style}: the model holds {', '.join(stylizer.styles)}")
-    style_path = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), cfg["style_cache"])
-    loss_cfg = OmegaConf.create(cfg["loss"])
-    criterion = build_criterion(loss_cfg, load_style_image(style_path, entry["size"])).to(stylizer.device)
+    style_path = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), style_cache)
+    criterion = build_criterion(OmegaConf.create(loss), load_style_image(style_path, entry["size"])).to(stylizer.device)
 
     rows, records, cached = [], [], 0
     for photo_path in map(Path, args.photos):
         photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
-        key = reference_key(photo_path, sha256_of(style_path), args.size, cfg["loss"], entry["size"], args.reference_steps)
+        key = reference_key(photo_path, sha256_of(style_path), args.size, loss, entry["size"], args.reference_steps)
         best = reference(photo, criterion, args.reference_steps, cache, key)
         cached += best.cached
         stylized = as_8bit(stylizer.run(photo, style=args.style))
@@ -105,8 +110,8 @@ def main() -> None:
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
     # The median: one photo better than the whole reference run (inf) does not swamp the others.
     matched = statistics.median(r["equivalent_iterations"] for r in records)
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
-    report = {"overrides": overrides, "run": str(run_dir), "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) if run_dir else None
+    report = {"overrides": overrides, "run": str(run_dir) if run_dir else None, "model": args.model, "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
               "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios,
               "median_equivalent_iterations": matched, "per_photo": records,
               "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
@@ -118,7 +123,7 @@ def main() -> None:
         print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total"))
               + f"{r['equivalent_iterations']:>12.1f}")
     print(f"{'mean (iterations: median)':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")) + f"{matched:>12.1f}")
-    took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir}, "
+    took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir or args.model}, "
     took += f"{rate:.1f} images/s" if rate else "images/s not logged"
     print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")
 

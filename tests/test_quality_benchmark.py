@@ -55,6 +55,10 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
     second = run("b", "--run", str(tmp_path / "a" / "run"))
     assert second["references_cached"] == 2 and second["minutes"] is None and second["overrides"] == first["overrides"]
     assert [(r["model"], r["reference"]) for r in second["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
+    # The exported model file alone (its loss and painting from its metadata): the same key, the same scores.
+    third = run("c", "--model", str(tmp_path / "a" / "run" / "export" / "starry_night.pth"))
+    assert third["references_cached"] == 2 and third["run"] is None and third["overrides"] is None
+    assert [(r["model"], r["reference"]) for r in third["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
 
 
 def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, photos_dir, starry_night):
