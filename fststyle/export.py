@@ -15,7 +15,7 @@ from fststyle import CONF_DIR
 from fststyle.cli import run_cli
 from fststyle.errors import UserError
 from fststyle.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
-from fststyle.model_file import load_network, style_names
+from fststyle.model_file import PACKAGED_MODEL, load_network, model_path, style_names
 from fststyle.net import TransformerNet
 
 EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web"}
@@ -25,12 +25,13 @@ def export(cfg: DictConfig) -> Path:
     if cfg.format not in EXPORT_FORMATS:
         raise ValueError(f"format={cfg.format} is not one of {', '.join(EXPORT_FORMATS)}")
     net, metadata = load_network(cfg.model)
-    model = Path(cfg.model)
+    source = model_path(cfg.model)
+    model = Path(source.name) if source == PACKAGED_MODEL else source  # never write into the installed package
     output = Path(cfg.output) if cfg.output else model.with_name(model.stem + EXPORT_FORMATS[cfg.format]) if cfg.format == "web" \
         else model.with_suffix(EXPORT_FORMATS[cfg.format])
-    if output.resolve() == Path(cfg.model).resolve():
+    if output.resolve() == source.resolve():
         raise ValueError(f"output={output} would overwrite the model; give another output=")
-    metadata = {**metadata, "source": str(Path(cfg.model).resolve())}
+    metadata = {**metadata, "source": str(source.resolve())}
     if cfg.format == "web":
         return export_web(cfg, net, metadata, output)
     if cfg.format == "onnx":

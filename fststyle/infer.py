@@ -1,4 +1,5 @@
-"""``python -m fststyle.infer model=PATH input=PATH output=PATH``: stylize images, folders and videos."""
+"""``python -m fststyle.infer [model=PATH] input=PATH output=PATH``: stylize images, folders and videos
+(without ``model=``: the packaged model, ``style=NAME``)."""
 
 from __future__ import annotations
 

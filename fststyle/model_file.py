@@ -7,6 +7,12 @@ The format: a plain ``torch.save`` dict, loadable with ``torch.load(path, weight
      "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"},
      "state_dict": {...},            # TransformerNet's parameters and buffers
      "metadata": {"style_name", "style_sha256", "loss", "steps", "fststyle_version", ...}}
+
+Floating-point tensors may be stored as float16 (``save_model(..., half=True)``; the metadata then says
+``"weights": "float16"``): half the file, read back as float32.
+
+``packaged`` names the model of the six packaged paintings that ships inside the package
+(``fststyle/models/packaged.pth``): every loader here takes it where it takes a path.
 """
 
 from __future__ import annotations
@@ -21,18 +27,29 @@ from fststyle.net import TransformerNet
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
+PACKAGED_MODEL_NAME = "packaged"
+PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "packaged.pth"
 
 
-def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any]) -> Path:
+def model_path(model: str | Path) -> Path:
+    """The file ``model`` names: ``packaged`` is the model that ships with fststyle, anything else a path."""
+    return PACKAGED_MODEL if str(model) == PACKAGED_MODEL_NAME else Path(model).expanduser()
+
+
+def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any],
+               half: bool = False) -> Path:
     """Write the exported model atomically (temporary file, flushed to the disk, renamed): a crash
-    leaves no half file."""
+    leaves no half file. ``half``: floating-point tensors stored as float16."""
     path = Path(path)
+    stored = torch.float16 if half else torch.float32
+    state = {k: v.detach().cpu().to(stored if v.is_floating_point() else v.dtype).contiguous().clone()
+             for k, v in net.state_dict().items()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": dict(model_config),
-        "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()},
-        "metadata": dict(metadata),
+        "state_dict": state,
+        "metadata": {**metadata, "weights": "float16"} if half else dict(metadata),
     }
     with atomic_write(path, sync=True) as tmp:
         torch.save(payload, tmp)
@@ -42,7 +59,7 @@ def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, An
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
     """Load an exported model (safely: no pickled code runs). Returns the network in eval mode and
     the metadata."""
-    path = Path(path)
+    path = model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path.resolve()}")
     try:
@@ -54,7 +71,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer fststyle (format {payload['format_version']}); upgrade fststyle")
     net = TransformerNet(**payload["model"])
-    net.load_state_dict(payload["state_dict"])
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     return net.eval(), payload.get("metadata", {})
 
 
@@ -90,7 +107,7 @@ def style_metadata(name: str, held: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
-    """An exported ``.pth`` or a training ``.ckpt``, as a network in eval mode plus metadata."""
+    """An exported ``.pth`` (or ``packaged``) or a training ``.ckpt``, as a network in eval mode plus metadata."""
     if Path(path).suffix.lower() == ".ckpt":
         return load_checkpoint(path, map_location)
     return load_model(path, map_location)

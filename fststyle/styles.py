@@ -1,6 +1,7 @@
 """Style images: a painting that ships with the package (``packaged:NAME.jpg``, fststyle/paintings/),
 a local path, or an http(s) address downloaded once into the style cache with its sha256 checked.
-``conf/style/<name>.yaml`` names each style's source; ``python -m fststyle.styles`` lists them.
+``conf/style/<name>.yaml`` names each style's source; ``python -m fststyle.styles`` lists them (and
+which ones the packaged model holds).
 
 Names and addresses can come from a model file's metadata (``fststyle.eval``), which is untrusted
 input: only http and https are fetched, and the cached file's name is reduced to a plain file name
@@ -131,6 +132,13 @@ def style_configs(folder: Path = STYLE_CONFIGS) -> list[dict]:
     return [c for c in configs if c.get("name") != "???"]
 
 
+def packaged_model_styles() -> list[str]:
+    """The styles the packaged model holds (none when the package ships no model)."""
+    from fststyle.model_file import PACKAGED_MODEL, load_model, style_names
+
+    return style_names(load_model(PACKAGED_MODEL)[1]) if PACKAGED_MODEL.is_file() else []
+
+
 def style_entries(cfg: DictConfig) -> list[DictConfig]:
     """The styles a run trains: ``style`` alone, or each of ``styles`` (a conf/style/ name, or a path or
     address of a painting, named after its file, at style.size)."""
@@ -150,13 +158,17 @@ def style_entries(cfg: DictConfig) -> list[DictConfig]:
 
 
 def main() -> None:
-    """``python -m fststyle.styles``: the styles that ``style=NAME`` names, and where each comes from."""
+    """``python -m fststyle.styles``: the styles that ``style=NAME`` names, where each painting comes
+    from, and which ones the packaged model holds."""
+    trained = packaged_model_styles()
     for style in style_configs():
         where = "packaged" if str(style["image"]).startswith(PACKAGED) else "download"
-        print(f"{style['name']:<16} {where:<9} {style.get('title') or ''}")
-        print(f"{'':<26} source: {style.get('source') or style['image']}")
-    print(f"packaged: ships with fststyle, no download ({PAINTINGS / 'SOURCES.md'}); download: fetched once into style_cache.\n"
-          "Any other painting: style=custom style.image=PATH_OR_URL style.name=NAME")
+        model = "model" if style["name"] in trained else ""
+        print(f"{style['name']:<16} {where:<9} {model:<6} {style.get('title') or ''}")
+        print(f"{'':<33} source: {style.get('source') or style['image']}")
+    print(f"packaged: the painting ships with fststyle, no download ({PAINTINGS / 'SOURCES.md'}); download: fetched once into style_cache.\n"
+          "model: the packaged model holds it, ready to stylize: python -m fststyle.infer style=NAME input=PHOTO output=OUT.jpg\n"
+          "Train a model for any style: python -m fststyle.train style=NAME; any other painting: style=custom style.image=PATH_OR_URL style.name=NAME")
 
 
 if __name__ == "__main__":

@@ -20,15 +20,18 @@ def conditional_norm_params(net: TransformerNet) -> list[str]:
 
 def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, add_styles: bool = False) -> None:
     """Load the weights of ``source`` (the model at ``path``) into ``net``, refusing, in one line, a
-    model of another architecture. ``add_styles``: ``net`` holds more styles than ``source``; the
-    source's styles keep their scales and shifts, the new ones start from their mean."""
+    model of another architecture. Where ``net`` holds another number of styles than ``source`` (e.g.
+    one new painting from the packaged model of six), its styles' scales and shifts start from the mean
+    of the source's; ``add_styles``: ``net`` holds the source's styles first, which keep theirs."""
     ours, theirs = net.state_dict(), source.state_dict()
-    if add_styles:
-        for key in conditional_norm_params(net):
-            old = theirs.get(key)
-            if old is not None and old.shape[-1] == ours[key].shape[-1]:
-                old = old if old.dim() == 2 else old[None]
-                theirs[key] = torch.cat([old, old.mean(0, keepdim=True).expand(ours[key].shape[0] - old.shape[0], -1)])
+    for key in set(conditional_norm_params(net)) | set(conditional_norm_params(source)):
+        old, new = theirs.get(key), ours.get(key)
+        if old is None or new is None or old.shape == new.shape or old.shape[-1] != new.shape[-1]:
+            continue  # the same shape loads as it is; another width is a misfit, refused below
+        rows = old if old.dim() == 2 else old[None]
+        mean = rows.mean(0, keepdim=True)
+        kept = rows if add_styles else rows[:0]
+        theirs[key] = mean[0] if new.dim() == 1 else torch.cat([kept, mean.expand(new.shape[0] - len(kept), -1)])
     misfits = sorted(k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
     if misfits:
         first = misfits[0]

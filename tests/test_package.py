@@ -13,8 +13,9 @@ from PIL import Image
 
 
 def test_stylizer_imports_no_training_or_command_line_stack():
+    """Nor torchvision, whose import costs a stylizing command about a second (it loads torch._dynamo)."""
     code = ("import sys; from fststyle import Stylizer; Stylizer; "
-            "print(sorted(m for m in ('hydra', 'omegaconf', 'pytorch_lightning', 'lightning') if m in sys.modules))")
+            "print(sorted(m for m in ('hydra', 'omegaconf', 'pytorch_lightning', 'lightning', 'torchvision') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert proc.stdout.strip() == "[]"
 
@@ -22,7 +23,7 @@ def test_stylizer_imports_no_training_or_command_line_stack():
 def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_path, photos_dir, starry_night):
     """Build the wheel, install it into a folder of its own, and from a folder that is not the checkout:
     list the styles, train a few steps (the configs come from the wheel), and stylize a photo with the
-    console script."""
+    console script, with the trained model and with the packaged one."""
     # Built from a copy of the sources: setuptools writes build/ beside them.
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "outputs", "*.egg-info", "__pycache__", "docs"))
@@ -31,7 +32,7 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     wheel = next((tmp_path / "dist").glob("fststyle-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"fststyle/conf/train.yaml", "fststyle/conf/cli/infer.yaml", "fststyle/conf/style/great_wave.yaml",
-            "fststyle/paintings/great_wave.jpg", "fststyle/web/stylize.js", "fststyle/web/automate.js"} <= set(names)
+            "fststyle/paintings/great_wave.jpg", "fststyle/web/stylize.js", "fststyle/web/automate.js", "fststyle/models/packaged.pth"} <= set(names)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
@@ -54,6 +55,9 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     assert proc.stdout.strip().splitlines()[-1] == f"exported: {model}"
     out = tmp_path / "styled.png"
     run(str(site / "bin" / "fststyle-infer"), f"model={model}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=40")
+    with Image.open(out) as image:
+        assert max(image.size) == 40
+    run(str(site / "bin" / "fststyle-infer"), "style=udnie", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=40")  # packaged
     with Image.open(out) as image:
         assert max(image.size) == 40
     for command, arg, key in (("fststyle-export", "model=m.pth", "format: onnx"), ("fststyle-eval", "model=m.pth", "reference: false"),

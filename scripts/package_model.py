@@ -1,0 +1,107 @@
+"""Build the model that ships with fststyle (``fststyle/models/packaged.pth``) from a finished training run.
+
+    python scripts/package_model.py --run RUN_FOLDER --quality QUALITY_DIR ... --photos P1.jpg P2.jpg ...
+        [--output fststyle/models/packaged.pth]
+
+Stores the run's exported model with float16 weights (half the file) after measuring what that costs:
+each style's training objective on the held-out ``--photos`` (at 256 px), float16 weights against
+float32 (the network still runs in float32). Into the file's metadata go the training command, the
+training data, steps and date, and each style's quality as ``scripts/quality_benchmark.py --run RUN
+--style NAME`` measured it (the ``quality.json`` of each ``--quality`` folder): the ratio of its
+objective to 300 L-BFGS iterations and the iteration count it matches, on photos it never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
+from fststyle.images import load_tensor  # noqa: E402
+from fststyle.model_file import PACKAGED_MODEL, load_model, save_model, style_names  # noqa: E402
+from fststyle.quality import objective  # noqa: E402
+from fststyle.criterion import model_criterion  # noqa: E402
+
+
+def training_record(run: Path) -> dict:
+    """What the run was: its command, the photos it trained on (from its log) and when it ended."""
+    overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+    command = "python -m fststyle.train " + " ".join(o for o in overrides if not o.startswith(("hydra.", "ckpt_path")))
+    # "training NAME on N photos from FOLDER; run folder RUN": the count and the folder's last two parts
+    # (no local path ships inside the package).
+    line = next(line for line in (run / "train.log").read_text().splitlines() if " - training " in line)
+    count, folder = re.search(r" on (\d+) photos from (.+?); run folder", line).groups()
+    data = f"{count} photos from {Path(folder).parent.name}/{Path(folder).name}"
+    ended = datetime.date.fromtimestamp((run / "export").stat().st_mtime).isoformat()
+    return {"command": command, "data": data, "date": ended}
+
+
+def quality_of(folders: list[Path], styles: list[str]) -> dict[str, dict]:
+    """Each style's quality.json summary (scripts/quality_benchmark.py --style NAME), by style."""
+    found = {}
+    for folder in folders:
+        report = json.loads((folder / "quality.json").read_text())
+        found[report["style"]] = {"ratio": round(report["mean_ratio"]["total"], 3),
+                                  "equivalent_iterations": round(report["median_equivalent_iterations"], 1),
+                                  "photos": [Path(p).name for p in report["photos"]], "size": report["size"],
+                                  "reference_steps": report["reference_steps"], "date": report["date"]}
+    missing = [s for s in styles if s not in found]
+    if missing:
+        raise SystemExit(f"no quality.json for {', '.join(missing)}: run scripts/quality_benchmark.py --run RUN --style NAME first")
+    return found
+
+
+@torch.inference_mode()
+def half_cost(model: Path, photos: list[Path]) -> dict[str, float]:
+    """Per style: the relative change of its objective on ``photos`` when the weights are rounded to
+    float16 (mean over the photos; positive: worse)."""
+    net, metadata = load_model(model)
+    rounded, _ = load_model(model)
+    for param in rounded.parameters():
+        param.copy_(param.half().float())
+    costs = {}
+    for index, style in enumerate(style_names(metadata)):
+        criterion = model_criterion(metadata, style)
+        weights = torch.nn.functional.one_hot(torch.tensor([index]), len(style_names(metadata))).float()
+        changes = []
+        for path in photos:
+            photo = load_tensor(path, 256)[None]
+            full, half = (objective(criterion, n(photo, weights), photo)["total"] for n in (net, rounded))
+            changes.append(half / full - 1)
+        costs[style] = statistics.fmean(changes)
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="the finished training run folder")
+    parser.add_argument("--quality", type=Path, nargs="+", required=True, help="quality_benchmark.py output folders, one per style")
+    parser.add_argument("--photos", type=Path, nargs="+", required=True, help="held-out photos for the float16 check")
+    parser.add_argument("--output", type=Path, default=PACKAGED_MODEL)
+    args = parser.parse_args()
+
+    config = yaml.safe_load((args.run / ".hydra" / "config.yaml").read_text())
+    exported = args.run / "export" / f"{config['style']['name']}.pth"
+    net, metadata = load_model(exported)
+    styles = style_names(metadata)
+    costs = half_cost(exported, args.photos)
+    for style, cost in costs.items():
+        print(f"{style:<16} float16 weights change the objective by {100 * cost:+.3f}% on {len(args.photos)} photos")
+    metadata = {**metadata, "training": training_record(args.run), "quality": quality_of(args.quality, styles),
+                "float16_cost": {s: round(c, 5) for s, c in costs.items()}}
+    model_config = {**config["model"], "num_styles": len(styles)}
+    model_config.pop("_target_", None)
+    written = save_model(args.output, net, model_config, metadata, half=True)
+    print(f"wrote {written} ({written.stat().st_size / 2**20:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The model of the six packaged paintings that ships with fststyle: stylize with no model file, blend,
+list, export for the browser, warm-start a new painting from it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import PHOTOS, run_cli, tiny_args
+from PIL import Image
+
+from fststyle.data import SAMPLE_PHOTOS
+from fststyle.images import load_tensor, to_uint8
+from fststyle.model_file import PACKAGED_MODEL, load_model, save_model, style_names
+from fststyle.net import TransformerNet
+from fststyle.stylizer import Stylizer
+
+SIX = ["starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck", "udnie"]
+
+
+@pytest.fixture(scope="module")
+def packaged() -> Stylizer:
+    return Stylizer.load("packaged", device="cpu")
+
+
+def test_the_packaged_model_holds_the_six_paintings_in_float16_with_its_record():
+    assert PACKAGED_MODEL.stat().st_size <= 4 * 2**20  # the wheel grows by at most 4 MB
+    payload = torch.load(PACKAGED_MODEL, weights_only=True)
+    assert {v.dtype for v in payload["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    net, metadata = load_model("packaged")
+    assert style_names(metadata) == SIX and metadata["weights"] == "float16"
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert metadata["training"]["command"].startswith("python -m fststyle.train styles=[starry_night,great_wave,")
+    for style in SIX:  # judged on photos it never saw, against the fixed reference
+        quality = metadata["quality"][style]
+        assert quality["ratio"] > 1 and quality["equivalent_iterations"] > 0 and quality["reference_steps"] == 300
+        assert not set(quality["photos"]) & set(SAMPLE_PHOTOS)
+        assert abs(metadata["float16_cost"][style]) < 0.01
+
+
+def test_infer_without_a_model_uses_the_packaged_one(tmp_path, photos_dir, packaged):
+    photo = photos_dir / "dog.jpg"
+    for style in ("great_wave", "great_wave:0.6,udnie:0.4"):
+        out = tmp_path / f"{style.replace(':', '_').replace(',', '_')}.png"
+        run_cli("fststyle.infer", f"style={style}", f"input={photo}", f"output={out}", "size=64")
+        expected = to_uint8(packaged.run(load_tensor(photo, 64)[None], style=style)[0]).astype(np.int16)
+        got = np.asarray(Image.open(out), dtype=np.int16)
+        assert got.shape == expected.shape and np.abs(got - expected).max() <= 1  # PNG: lossless
+    wave, blend = (np.asarray(Image.open(p), dtype=np.float32) for p in sorted(tmp_path.glob("*.png")))
+    assert np.abs(wave - blend).mean() > 5  # the blend is not the one style
+
+
+def test_the_packaged_model_names_its_styles_when_the_style_is_missing_or_unknown(tmp_path, photos_dir):
+    photo, out = photos_dir / "dog.jpg", tmp_path / "out.png"
+    proc = run_cli("fststyle.infer", "style=mosaic", f"input={photo}", f"output={out}", expect=2)
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: style mosaic is not in this model, which holds: {', '.join(SIX)}; for another painting")
+    proc = run_cli("fststyle.infer", f"input={photo}", f"output={out}", expect=2)
+    assert "this model holds 6 styles (" in proc.stderr and "pick one with style=NAME" in proc.stderr
+    assert not out.exists()
+
+
+def test_styles_listing_says_which_styles_the_packaged_model_holds():
+    proc = run_cli("fststyle.styles")
+    rows = {w[0]: w[2] == "model" for w in map(str.split, proc.stdout.splitlines()) if len(w) > 2 and w[1] in ("packaged", "download")}
+    assert rows == {**{name: True for name in SIX}, "mosaic": False, "candy": False}
+
+
+def test_web_export_of_the_packaged_model_has_the_six_styles_in_its_menu(tmp_path):
+    run_cli("fststyle.export", "model=packaged", "format=web", cwd=tmp_path)  # written where it runs, not into the package
+    page = (tmp_path / "packaged_web" / "index.html").read_text()
+    assert '"styles": ' + json.dumps(SIX) in page  # the menu the page builds
+    assert (tmp_path / "packaged_web" / "model.onnx").stat().st_size > 1e6
+
+
+def test_init_packaged_warm_starts_a_new_painting(tmp_path, photos_dir, starry_night):
+    """A one-style network from the six-style model: every shared weight within one Adam step of lr 1e-3
+    of the packaged one, each norm's scale and shift of the mean of its six styles."""
+    run_dir = tmp_path / "run"
+    run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0"))
+    exported, _ = load_model(run_dir / "export" / "starry_night.pth")
+    source, _ = load_model("packaged")
+    ours, theirs = exported.state_dict(), source.state_dict()
+    means = {k: v.mean(0) for k, v in theirs.items() if v.dim() == 2}
+    assert means and all(ours[k].shape == m.shape for k, m in means.items())
+    assert max((ours[k] - means.get(k, v)).abs().max().item() for k, v in theirs.items()) <= 1.01e-3
+
+
+def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):
+    net = TransformerNet(width=8, num_residual=1).eval()
+    full = save_model(tmp_path / "full.pth", net, {"width": 8, "num_residual": 1}, {"style_name": "x"})
+    half = save_model(tmp_path / "half.pth", net, {"width": 8, "num_residual": 1}, {"style_name": "x"}, half=True)
+    data_bytes = sum(v.numel() * 2 for v in net.state_dict().values() if v.is_floating_point())
+    assert full.stat().st_size - half.stat().st_size >= 0.9 * data_bytes
+    loaded, metadata = load_model(half)
+    assert metadata == {"style_name": "x", "weights": "float16"}
+    for (name, original), value in zip(net.state_dict().items(), loaded.state_dict().values()):
+        assert value.dtype == torch.float32 and torch.equal(value, original.half().float()), name
+    photo = load_tensor(sorted(PHOTOS.glob("*.jpg"))[0], 48)[None]
+    with torch.inference_mode():
+        assert (net(photo) - loaded(photo)).abs().max().item() < 1e-2
