@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from fststyle.stylizer import pick_device
+from fststyle.stylizer import native_bf16_cpu, pick_device
 
 
 def override_keys(overrides: list[str]) -> set[str]:
@@ -19,13 +19,6 @@ def override_keys(overrides: list[str]) -> set[str]:
 def command_line_keys() -> set[str]:
     """The config keys the user set on the command line."""
     return override_keys(HydraConfig.get().overrides.task)
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated
-    and slower than float32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:

@@ -20,7 +20,7 @@ on a GPU) with resize and crop on the device, the alternative to the prepared fi
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
-default precision: bf16 on GPUs, fp32 on the CPU), and onnxruntime on the CPU, float32 and int8
+default precision: bf16 on GPUs and on CPUs with native bf16, fp32 on other CPUs), and onnxruntime on the CPU, float32 and int8
 (`fststyle.export format=onnx-int8`). Weights do not change
 the speed: without --model a default TransformerNet is timed.
 

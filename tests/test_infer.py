@@ -11,7 +11,7 @@ from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.images import load_tensor
-from fststyle.stylizer import to_ycbcr
+from fststyle.stylizer import pick_precision, to_ycbcr
 
 
 @pytest.fixture(scope="module")
@@ -141,17 +141,17 @@ def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, capl
             torch.nn.init.uniform_(norm.weight, 0.5, 1.5), torch.nn.init.uniform_(norm.bias, -0.2, 0.2)
     photo = load_tensor(photos_dir / "stata.jpg", 300)[None]  # 199 x 300
     need = forward_bytes(8, 199, 300)
-    untiled = Stylizer(net, device="cpu", max_memory="none").run(photo)
+    untiled = Stylizer(net, device="cpu", precision="fp32", max_memory="none").run(photo)  # exactness is float32's
     for budget, how, tolerance in ((need // 2, "bands of", 1e-5), (need // 6, "tiles of", 0.25 / 255)):
         caplog.clear()
         with caplog.at_level("WARNING", logger="fststyle.stylizer"):
-            out = Stylizer(net, device="cpu", max_memory=budget).run(photo)
+            out = Stylizer(net, device="cpu", precision="fp32", max_memory=budget).run(photo)
         [warning] = [r.getMessage() for r in caplog.records]
         assert warning.startswith("300x199 px would need about") and f"stylized in {how} " in warning, warning
         assert (out - untiled).abs().max() < tolerance
 
     caplog.clear()
-    one_by_one = Stylizer(net, device="cpu", max_memory=f"{need * 1.5 / 2**20:.2f}MB")
+    one_by_one = Stylizer(net, device="cpu", precision="fp32", max_memory=f"{need * 1.5 / 2**20:.2f}MB")
     assert one_by_one.memory_plan(2, 199, 300) == ("one by one", None) and one_by_one.memory_plan(1, 199, 300) == ("whole", None)
     with caplog.at_level("WARNING", logger="fststyle.stylizer"):
         out = one_by_one.run(torch.cat([photo, photo.flip(-1)]))
@@ -194,6 +194,16 @@ def test_bf16_is_close_to_fp32(model_path, photo):
     assert bf16.dtype == torch.float32 and (bf16 - fp32).abs().mean() < 0.02
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_the_cpu_is_bf16_only_where_it_is_native(monkeypatch, native):
+    import fststyle.stylizer
+
+    monkeypatch.setattr(fststyle.stylizer, "native_bf16_cpu", lambda: native)
+    cpu = torch.device("cpu")
+    assert pick_precision("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    assert pick_precision("fp32", cpu) == torch.float32 and pick_precision("bf16", cpu) == torch.bfloat16
+
+
 def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     """compile=true (dynamic shapes) on photos of different sizes: the size padding must compile
     (a symbolic modulo there made inductor fail on the first image). Tiled too, on two images: each
@@ -204,7 +214,7 @@ def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
 
     config = {"width": 4, "num_residual": 1}  # small: compiles quickly
     path = save_model(tmp_path / "tiny.pth", TransformerNet(**config), config, {"style_name": "tiny"})
-    compiled, eager = Stylizer.load(path, device="cpu", compile=True), Stylizer.load(path, device="cpu")
+    compiled, eager = Stylizer.load(path, device="cpu", precision="fp32", compile=True), Stylizer.load(path, device="cpu", precision="fp32")
     assert isinstance(compiled.net, torch._dynamo.eval_frame.OptimizedModule) and compiled.module is not compiled.net
     for shape in [(2, 3, 150, 203), (2, 3, 161, 190)]:
         x = torch.rand(*shape)

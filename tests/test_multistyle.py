@@ -72,7 +72,7 @@ def test_training_several_styles_writes_one_model_holding_them(multi_run):
 
 
 def test_inference_picks_or_blends_a_style(multi_run, photos_dir):
-    stylizer = Stylizer.load(multi_run / "export" / "three.pth", device="cpu")
+    stylizer = Stylizer.load(multi_run / "export" / "three.pth", device="cpu", precision="fp32")  # tiles: exact in float32
     photo = load_tensor(photos_dir / "dog.jpg", 64)[None]
     wave, night = stylizer.run(photo, style="great_wave"), stylizer.run(photo, style="starry_night")
     assert (wave - night).abs().mean() > 2e-4  # 4 steps: the styles have just begun to differ
