@@ -103,6 +103,22 @@ class StyleTransferModule(pl.LightningModule):
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0])  # a Python float: no host read
         return total
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """A step whose gradients are not all finite leaves the weights as they were instead of making
+        them NaN: its gradients are zeroed on the device (no host read). A flat crop (a constant image)
+        does this to a network that has learnt strong norm scales, e.g. one started from the packaged
+        model: instance norm's gain on featureless maps overflows the first layers' gradients.
+        ``train/skipped_steps`` counts such steps."""
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        if not grads:
+            return
+        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        for g in grads:
+            g.nan_to_num_(0.0, 0.0, 0.0).mul_(finite)
+        self.skipped_steps = getattr(self, "skipped_steps", 0) + (~finite).int()
+        if self.is_logging_step():
+            self.log("train/skipped_steps", self.skipped_steps.float(), sync_dist=self.trainer.world_size > 1, reduce_fx="max")
+
     def batch_styles(self, size: int, device: torch.device) -> torch.Tensor:
         """Each item's style (several styles): round robin over the global batch, so every step trains
         every style (batch permitting) in equal shares, the same on every process count and on resume."""

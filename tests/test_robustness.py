@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import read_metric, run_cli
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -107,6 +107,21 @@ def test_training_skips_and_reports_bad_files(zoo, tmp_path, starry_night):
     skipped = sorted(Path(w.split(": ")[0]).relative_to(zoo).as_posix() for w in warnings)
     assert skipped == sorted([*(f"bad/{name}" for name in BAD), "bomb.png"])  # each bad file once, no good one
     assert (tmp_path / "export" / "zoo.pth").is_file()
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_not_fatal(zoo, tmp_path, starry_night):
+    """Started from the packaged model, the zoo's flat crops (a constant image, a one-pixel-high one
+    enlarged) give non-finite gradients in the first layers: those steps leave the weights as they were
+    and are counted, and the run ends with a finite model instead of stopping at a NaN loss."""
+    steps = 5
+    run_cli("fststyle.train", "trainer=cpu", "logger=csv", "data=folder", f"data.root={zoo}", "data.val_files=[dog.jpg]",
+            "data.image_size=32", "data.batch_size=4", "data.num_workers=0", f"style.image={starry_night}", "style.name=zoo",
+            "style.size=64", f"trainer.max_steps={steps}", "trainer.log_every_n_steps=1", "sample_every=0", "init=packaged",
+            f"hydra.run.dir={tmp_path}", env={"FSTSTYLE_MAX_PIXELS": "1000000"})
+    skipped = read_metric(tmp_path, "train/skipped_steps")
+    assert len(skipped) == steps and 1 <= skipped[-1] < steps and skipped == sorted(skipped)
+    state = torch.load(tmp_path / "export" / "zoo.pth", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
 def test_inference_writes_the_good_and_reports_the_bad(zoo, model_path, tmp_path):
