@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from fststyle.model_file import PACKAGED_MODEL
 from fststyle.stylizer import native_bf16_cpu, pick_device
 
 
@@ -21,16 +22,23 @@ def command_line_keys() -> set[str]:
     return override_keys(HydraConfig.get().overrides.task)
 
 
+def fits_packaged(cfg: DictConfig) -> bool:
+    """Whether the packaged model can start this run: the whole network trains (train=all) and it has
+    the packaged model's architecture."""
+    packaged = torch.load(PACKAGED_MODEL, map_location="cpu", weights_only=True, mmap=True)["model"]
+    return cfg.train == "all" and all(cfg.model.get(key) == value for key, value in packaged.items() if key != "num_styles")
+
+
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
-    """``cpu_preset`` (and ``cpu_bf16_preset`` where the CPU has native bf16) on the CPU with
-    trainer=default/cpu, ``gpu_preset`` on a CUDA GPU with trainer=default/gpu/ddp; keys set by hand
-    are left alone. Returns what was applied."""
+    """``cpu_preset`` (and ``cpu_bf16_preset`` where the CPU has native bf16, ``cpu_init_preset`` where
+    the packaged model fits the network) on the CPU with trainer=default/cpu, ``gpu_preset`` on a CUDA
+    GPU with trainer=default/gpu/ddp; keys set by hand are left alone. Returns what was applied."""
     choice = HydraConfig.get().runtime.choices.get("trainer")
     accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
         preset = cfg.gpu_preset
     elif (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
-        preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else [])]
+        preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else []), *(cfg.cpu_init_preset if fits_packaged(cfg) else [])]
     else:
         return []
     return apply_items(cfg, preset, given)

@@ -6,9 +6,11 @@ import sys
 
 import torch
 from conftest import REPO, STEPS, read_metric, run_cli, tiny_args
+from omegaconf import OmegaConf
 from PIL import Image
 
 from fststyle import Stylizer
+from fststyle.presets import fits_packaged
 from fststyle.styles import sha256_of
 
 def test_training_lowers_the_loss(trained):
@@ -81,8 +83,24 @@ def test_cpu_preset_applies_except_to_keys_given(tmp_path, photos_dir, starry_ni
     proc = run_cli("fststyle.train", *args, "trainer.max_steps=2")
     announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
     assert "sample_every=200" in announced and "checkpoint_every=400" in announced
-    assert "trainer.max_steps" not in announced and "data.image_size" not in announced
+    assert "trainer.max_steps" not in announced and "data.image_size" not in announced and "init=" not in announced
     assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["steps"] == 2
+
+
+def test_cpu_preset_starts_the_packaged_models_network_from_it(tmp_path, photos_dir, starry_night):
+    """The default network on the CPU starts from the packaged model (init=packaged, announced and
+    recorded); another architecture, train=norms or init given by hand (the test above) are left alone."""
+    run_dir = tmp_path / "preset"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=2", "sample_every=0") if not a.startswith("init=")]
+    proc = run_cli("fststyle.train", *args)
+    announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
+    assert "init=packaged" in announced
+    assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["init"] == "packaged"
+    cfg = OmegaConf.create({"train": "all", "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"}})
+    assert fits_packaged(cfg)
+    assert not fits_packaged(OmegaConf.merge(cfg, {"model": {"width": 16}}))
+    assert not fits_packaged(OmegaConf.merge(cfg, {"model": {"upsample": "transpose"}}))
+    assert not fits_packaged(OmegaConf.merge(cfg, {"train": "norms"}))
 
 
 def test_a_packaged_painting_trains_with_no_network_and_no_file_placed(tmp_path, photos_dir, starry_night):
