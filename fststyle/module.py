@@ -54,6 +54,8 @@ class StyleTransferModule(pl.LightningModule):
         # A buffer (not saved): it moves to the device with the module, no copy per step.
         self.register_buffer("train_styles", torch.tensor(train_styles if train_styles is not None else range(net.num_styles)),
                              persistent=False)
+        # Steps whose non-finite gradients were dropped (on_before_optimizer_step); counted on the device.
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.int64), persistent=False)
         self.net = net
         self.criterion = criterion
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -115,7 +117,7 @@ class StyleTransferModule(pl.LightningModule):
         finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
         for g in grads:
             g.nan_to_num_(0.0, 0.0, 0.0).mul_(finite)
-        self.skipped_steps = getattr(self, "skipped_steps", 0) + (~finite).int()
+        self.skipped_steps += ~finite
         if self.is_logging_step():
             self.log("train/skipped_steps", self.skipped_steps.float(), sync_dist=self.trainer.world_size > 1, reduce_fx="max")
 
