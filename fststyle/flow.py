@@ -36,10 +36,12 @@ class Correspondence:
     map_y: np.ndarray
     visible: np.ndarray
 
-    def warp(self, previous: np.ndarray) -> np.ndarray:
-        """``previous`` ((H, W) or (H, W, C), any dtype) carried onto the current frame (bilinear), float32."""
+    def warp(self, previous: np.ndarray, sharp: bool = False) -> np.ndarray:
+        """``previous`` ((H, W) or (H, W, C), any dtype) carried onto the current frame, float32: bilinear,
+        or with ``sharp`` Lanczos (8x8 taps), which blurs fine texture far less but may overshoot."""
         cv2 = cv2_module()
-        return cv2.remap(previous.astype(np.float32), self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        method = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
+        return cv2.remap(previous.astype(np.float32), self.map_x, self.map_y, method, borderMode=cv2.BORDER_REPLICATE)
 
 
 class Flow:

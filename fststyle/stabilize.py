@@ -9,12 +9,13 @@ Where the flow cannot be trusted, the model's own output is kept: pixels that we
 light going on: the warped previous input differs from the current one). A scene cut (most of the
 frame untrusted) starts afresh. Only the previous frame is held, so memory does not grow with the video.
 
-Blending two frames' strokes washes them out (and every bilinear warp blurs a little more), and the
-loss the model was trained on punishes that first; so the fine detail of what is shown is brought back
-to the contrast of the model's own frame (``with_contrast_of``). Measured on bigbuckbunny (README,
-"Video"): with it, strength 0.8 leaves 3.19x the input's flicker at +28% in the image objective; the
-plain blend left 3.47x at +32% (strength 0.5). Nearest-pixel copies instead of bilinear warps made no
-better trade (at equal cost, as much flicker or more).
+Blending two frames' strokes washes them out, and the loss the model was trained on punishes that
+first; so the fine detail of what is shown is brought back to the contrast of the model's own frame
+(``with_contrast_of``). The previous output is carried by a Lanczos warp: a bilinear one blurs the
+strokes a little every frame, and that blur compounds. Measured on bigbuckbunny (docs/inference.md,
+"Video"): strength 0.8 leaves 3.10x the input's flicker at +21% in the image objective (bilinear
+warps: 3.19x at +28%; the plain blend without the contrast step: 3.47x at +32% at strength 0.5).
+Nearest-pixel copies made no better trade (at equal cost, as much flicker or more).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ MARGIN = 2
 DETAIL_SIGMA = 2.0
 # A scene cut: less than this share of the frame is trusted.
 CUT_TRUSTED = 0.3
-# stabilize=true (README, "Video without flicker"): on the two shared clips 38-55% of the flicker taken
-# away at +25-28% in the image objective; 0.6 takes 24-38% at +9-11%.
+# stabilize=true (docs/inference.md, "Video without flicker"): on the two shared clips 40-57% of the
+# flicker taken away (DIS) at +14-21% in the image objective; 0.6 takes 25-41% at +7%.
 DEFAULT_STRENGTH = 0.8
 
 
@@ -105,7 +106,7 @@ class Stabilizer:
                 self.cuts += 1
             else:
                 weight = (self.strength * trusted)[..., None]
-                carried = weight * match.warp(previous_out) + (1 - weight) * styled
+                carried = weight * match.warp(previous_out, sharp=True).clip(0.0, 1.0) + (1 - weight) * styled
                 shown = np.where(weight > 0, with_contrast_of(carried, styled), styled)
         self._previous = (frame, frame_gray, carried)
         return shown
