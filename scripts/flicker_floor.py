@@ -1,0 +1,87 @@
+"""What the flicker metric reads for a perfectly steady stylization: a check of the yardstick.
+
+    python scripts/flicker_floor.py --model M --photos A.jpg B.jpg [--width 480] [--frames 12] \
+        [--motion 2.37 0.61] [--json flicker_floor.json]
+
+A camera pans over each photo by a fraction of a pixel per frame (--motion, px per frame in x and
+y; bicubic resampling, so no frame is a plain crop). Three videos of that pan are judged by
+fststyle.flicker under both flows:
+- the input itself: the metric's floor, what its flows and warps cannot explain;
+- a perfectly steady stylization: the photo stylized once, and the same moving window cut from the
+  stylized picture (every stroke moves exactly with the scene);
+- the model on each frame, as inference does.
+The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest
+any stylization with its strokes can read: the warps' interpolation and the flows' errors cost more
+on sharp strokes than on the photo's own texture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from fststyle.flicker import FlickerMeter
+from fststyle.stylizer import Stylizer
+
+
+def pan(picture: np.ndarray, width: int, frames: int, motion: tuple[float, float]) -> np.ndarray:
+    """(frames, H, width, 3) uint8: a window of 16:9 moving by ``motion`` px per frame (bicubic)."""
+    height = round(width * 9 / 16)
+    windows = []
+    for i in range(frames):
+        shift = np.float32([[1, 0, 8 + motion[0] * i], [0, 1, 8 + motion[1] * i]])
+        windows.append(cv2.warpAffine(picture.astype(np.float32), shift, (width, height),
+                                      flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP))
+    return np.stack(windows).round().clip(0, 255).astype(np.uint8)
+
+
+def stylize(stylizer: Stylizer, images: np.ndarray) -> np.ndarray:
+    out = stylizer.run(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    return (out.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def flicker(frames: np.ndarray, video: np.ndarray) -> dict:
+    meter = FlickerMeter()
+    meter.update(frames, video)
+    return meter.result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--photos", nargs="+", required=True)
+    parser.add_argument("--width", type=int, default=480)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--motion", nargs=2, type=float, default=[2.37, 0.61])
+    parser.add_argument("--json", default="flicker_floor.json")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
+    margin = int(args.width + 16 + args.frames * max(map(abs, args.motion)))
+    rows = []
+    print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'Farneback':>11}{'x input':>9}")
+    for photo in args.photos:
+        image = Image.open(photo).convert("RGB")
+        picture = np.array(image.resize((margin, round(margin * image.height / image.width)), Image.LANCZOS))
+        frames = pan(picture, args.width, args.frames, tuple(args.motion))
+        videos = {"input": frames, "steady stylization": pan(stylize(stylizer, picture[None])[0], args.width, args.frames, tuple(args.motion)),
+                  "model on each frame": stylize(stylizer, frames)}
+        for label, video in videos.items():
+            row = {"photo": photo, "video": label, **flicker(frames, video)}
+            rows.append(row)
+            print(f"{Path(photo).name[:15]:<16}{label:<24}{row['flicker']:>10.2f}{row['flicker_ratio']:>9.2f}"
+                  f"{row['flicker_farneback']:>11.2f}{row['flicker_ratio_farneback']:>9.2f}", flush=True)
+    Path(args.json).write_text(json.dumps({"model": args.model, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+                                           "args": vars(args), "rows": rows}, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
