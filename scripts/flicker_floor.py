@@ -33,18 +33,10 @@ from fststyle.stylizer import Stylizer
 
 def pan(picture: np.ndarray, width: int, frames: int, motion: tuple[float, float]) -> np.ndarray:
     """(frames, H, width, 3) uint8: a window of 16:9 moving by ``motion`` px per frame (bicubic)."""
-    height = round(width * 9 / 16)
-    windows = []
-    for i in range(frames):
-        shift = np.float32([[1, 0, 8 + motion[0] * i], [0, 1, 8 + motion[1] * i]])
-        windows.append(cv2.warpAffine(picture.astype(np.float32), shift, (width, height),
-                                      flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP))
+    height, source = round(width * 9 / 16), picture.astype(np.float32)
+    windows = [cv2.warpAffine(source, np.float32([[1, 0, 8 + motion[0] * i], [0, 1, 8 + motion[1] * i]]), (width, height),
+                              flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP) for i in range(frames)]
     return np.stack(windows).round().clip(0, 255).astype(np.uint8)
-
-
-def stylize(stylizer: Stylizer, images: np.ndarray) -> np.ndarray:
-    out = stylizer.run(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
-    return (out.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8)
 
 
 def flicker(frames: np.ndarray, video: np.ndarray) -> dict:
@@ -64,15 +56,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
-    margin = int(args.width + 16 + args.frames * max(map(abs, args.motion)))
+    picture_width = int(args.width + 16 + args.frames * max(map(abs, args.motion)))  # the window's whole path
     rows = []
     print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'Farneback':>11}{'x input':>9}")
     for photo in args.photos:
         image = Image.open(photo).convert("RGB")
-        picture = np.array(image.resize((margin, round(margin * image.height / image.width)), Image.LANCZOS))
+        picture = np.array(image.resize((picture_width, round(picture_width * image.height / image.width)), Image.LANCZOS))
         frames = pan(picture, args.width, args.frames, tuple(args.motion))
-        videos = {"input": frames, "steady stylization": pan(stylize(stylizer, picture[None])[0], args.width, args.frames, tuple(args.motion)),
-                  "model on each frame": stylize(stylizer, frames)}
+        videos = {"input": frames, "steady stylization": pan(stylizer(picture), args.width, args.frames, tuple(args.motion)),
+                  "model on each frame": np.stack([stylizer(frame) for frame in frames])}
         for label, video in videos.items():
             row = {"photo": photo, "video": label, **flicker(frames, video)}
             rows.append(row)
