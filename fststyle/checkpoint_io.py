@@ -53,6 +53,8 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
 # from the checkpoint, so a different painting or list of paintings, loss, architecture or set of
 # trained parameters would train one thing and name another. (Data, schedule and speed settings may change.)
 RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "styles", "train", "loss", "model")
+# Keys added to those sections after the first release, with the value a checkpoint without them meant.
+ADDED_KEYS = {"loss.style_norm": "none", "loss.temporal_motion": "affine", "loss.temporal_target": "steady"}
 
 
 def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUME_MUST_MATCH) -> list[str]:
@@ -72,6 +74,7 @@ def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUM
     differences = []
     for key in keys:
         old, new = leaves(lookup(saved, key), key), leaves(lookup(current, key), key)
+        old = {k: v for k, v in ADDED_KEYS.items() if k in new and k not in old} | old
         differences += [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
     return differences
 

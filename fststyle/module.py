@@ -35,7 +35,8 @@ class StyleTransferModule(pl.LightningModule):
     def __init__(self, net: TransformerNet, criterion: PerceptualLoss, lr: float = 1e-3, lr_scaling: str = "none",
                  batch_size: int = 4, channels_last: bool = False, compile: bool | str = False, config: dict[str, Any] | None = None,
                  schedule: str = "constant", warmup_steps: int = 0, final_lr: float = 0.0, held_styles: list[dict] | None = None,
-                 train_styles: list[int] | None = None, temporal_weight: float = 0.0, temporal_motion: str = "affine", seed: int = 0):
+                 train_styles: list[int] | None = None, temporal_weight: float = 0.0, temporal_motion: str = "affine", temporal_target: str = "steady",
+                 seed: int = 0):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {lr}")
@@ -48,7 +49,7 @@ class StyleTransferModule(pl.LightningModule):
         self.save_hyperparameters({"lr": lr, "lr_scaling": lr_scaling, "batch_size": batch_size, "channels_last": channels_last,
                                    "compile": compile, "config": config or {}, "schedule": schedule, "warmup_steps": warmup_steps,
                                    "final_lr": final_lr, "held_styles": held_styles or [], "temporal_weight": temporal_weight,
-                                   "temporal_motion": temporal_motion})
+                                   "temporal_motion": temporal_motion, "temporal_target": temporal_target})
         # The network's styles that train, in the loss's order (all of them, or the ones train=norms adds).
         self.seed = seed
         # A buffer (not saved): it moves to the device with the module, no copy per step.
@@ -95,7 +96,7 @@ class StyleTransferModule(pl.LightningModule):
             # Its random numbers depend only on the seed, the step and the process: exact on resume.
             generator = torch.Generator(batch.device).manual_seed((self.seed * 1_000_003 + self.global_step) * 4099 + self.global_rank)
             losses["temporal"] = temporal_loss(lambda x: self.net(x) if weights is None else self.net(x, weights), batch, stylized, generator,
-                                               self.hparams.temporal_motion)
+                                               self.hparams.temporal_motion, self.hparams.temporal_target)
             total = total + self.hparams.temporal_weight * losses["temporal"]
         if self.is_logging_step():
             # Under DDP the logged values are averaged over the processes: the loss of the global batch.

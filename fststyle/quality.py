@@ -57,7 +57,7 @@ class Reference(NamedTuple):
 def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
     """The cache key of a reference: only what changes the optimized picture, and the method."""
     # The temporal term exists only in training; style_norm's default is what configs without it meant.
-    loss = {k: v for k, v in loss.items() if k not in ("temporal_weight", "temporal_motion") and not (k == "style_norm" and v == "none")}
+    loss = {k: v for k, v in loss.items() if k not in ("temporal_weight", "temporal_motion", "temporal_target") and not (k == "style_norm" and v == "none")}
     text = json.dumps([REFERENCE_METHOD, CHECKPOINTS, _file_sha(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

@@ -9,6 +9,12 @@ Two kinds of motion (``loss.temporal_motion``): ``affine``, a small random shift
 the whole photo; ``smooth``, the motions of the authors' released code: a random flow field smoothed
 at low resolution (things moving differently in one picture) plus a global shift of up to SMOOTH_SHIFT
 px, with far less noise.
+
+Two targets (``loss.temporal_target``): ``steady``, the moved photo's output must be the output moved
+(Wang et al.); ``difference``, the frame-difference loss of ReCoNet (Gao et al. 2018, "luminance-wise"):
+the output may change between the two frames exactly as the input's luminance does. A steady target
+asks the network to suppress the input's noise; the difference target lets it pass the noise through,
+but not amplify it, which is how a plain network flickers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ MAX_ZOOM = 0.02
 NOISE = 0.02  # standard deviation of the added noise, in [0, 1] pixel units
 BORDER = 0.05  # share of each side left out of the loss
 MOTIONS = ("affine", "smooth")
+TARGETS = ("steady", "difference")
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luminance weights of R, G, B
 SMOOTH_SHIFT = 10.0  # px, the largest global shift of a smooth motion
 SMOOTH_FLOW = 2.0  # px, the standard deviation of its local flow (after smoothing)
 SMOOTH_GRID = 4  # the local flow is drawn on a grid of this many cells per side, then smoothed and enlarged
@@ -64,16 +72,23 @@ def move(images: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
 
 
 def temporal_loss(net: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor, stylized: torch.Tensor,
-                  generator: torch.Generator, motion_kind: str = "affine") -> torch.Tensor:
+                  generator: torch.Generator, motion_kind: str = "affine", target: str = "steady") -> torch.Tensor:
     """The compound regularisation of ``net`` at ``photos`` (whose stylization is ``stylized``), float32;
-    the motions (``affine`` or ``smooth``) and the noise drawn from ``generator`` (on the photos' device)."""
+    the motions (``affine`` or ``smooth``) and the noise drawn from ``generator`` (on the photos' device);
+    ``target`` ``steady`` or ``difference`` (module docstring)."""
     if motion_kind not in MOTIONS:
         raise ValueError(f"unknown temporal motion {motion_kind!r}; choose {', '.join(MOTIONS)}")
+    if target not in TARGETS:
+        raise ValueError(f"unknown temporal target {target!r}; choose {', '.join(TARGETS)}")
     n, _, h, w = photos.shape
     motion = random_motion(n, generator) if motion_kind == "affine" else random_flow(n, h, w, generator)
     noise = torch.randn(photos.shape, generator=generator, device=photos.device, dtype=photos.dtype)
-    moved = (move(photos, motion) + (NOISE if motion_kind == "affine" else SMOOTH_NOISE) * noise).clamp(0, 1)
-    difference = (net(moved).float() - move(stylized.float(), motion)).square()
+    moved_photos = move(photos, motion)
+    moved = (moved_photos + (NOISE if motion_kind == "affine" else SMOOTH_NOISE) * noise).clamp(0, 1)
+    change = net(moved).float() - move(stylized.float(), motion)
+    if target == "difference":  # the input's own change between the frames, in luminance, is allowed
+        luma = torch.tensor(LUMA, device=photos.device).view(1, 3, 1, 1)
+        change = change - ((moved - moved_photos).float() * luma).sum(1, keepdim=True)
     reach = 0 if motion_kind == "affine" else math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)  # what a smooth motion can bring in
     dy, dx = max(reach, math.ceil(h * BORDER)), max(reach, math.ceil(w * BORDER))
-    return difference[..., dy : h - dy, dx : w - dx].mean()
+    return change[..., dy : h - dy, dx : w - dx].square().mean()

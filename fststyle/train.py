@@ -33,7 +33,7 @@ from fststyle.module import StyleTransferModule
 from fststyle.presets import apply_items, apply_preset, command_line_keys
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
 from fststyle.surgery import train_only_new_styles, warm_start
-from fststyle.temporal import MOTIONS
+from fststyle.temporal import MOTIONS, TARGETS
 from fststyle.vgg import CONFIGS, layer_names
 
 log = logging.getLogger("fststyle.train")
@@ -49,6 +49,7 @@ def validate(cfg: DictConfig) -> None:
         (all(w >= 0 for w in (loss.content_weight, loss.style_weight, loss.tv_weight, loss.temporal_weight)), "loss weights must be >= 0"),
         (not loss.style_layer_weights or all(w >= 0 for w in loss.style_layer_weights), "loss.style_layer_weights must be >= 0"),
         (loss.get("temporal_motion", "affine") in MOTIONS, f"loss.temporal_motion must be one of {', '.join(MOTIONS)}"),
+        (loss.get("temporal_target", "steady") in TARGETS, f"loss.temporal_target must be one of {', '.join(TARGETS)}"),
         (not unknown, f"unknown layer(s) {', '.join(unknown)} for {loss.arch}; names look like relu2_2"),
         (cfg.optim.lr > 0, f"optim.lr must be > 0, got {cfg.optim.lr}"),
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
@@ -100,7 +101,7 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
                                  schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
                                  held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight,
-                                 temporal_motion=cfg.loss.temporal_motion, seed=cfg.seed)
+                                 temporal_motion=cfg.loss.temporal_motion, temporal_target=cfg.loss.temporal_target, seed=cfg.seed)
     return module, datamodule, style_paths
 
 

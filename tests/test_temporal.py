@@ -8,7 +8,7 @@ import torch
 from conftest import REPO, run_cli, tiny_args
 
 from fststyle.images import load_tensor
-from fststyle.temporal import NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
+from fststyle.temporal import LUMA, NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
 
 
 def test_motions_are_small_and_no_motion_changes_nothing(photos_dir):
@@ -44,6 +44,26 @@ def test_the_loss_is_the_noise_for_a_stable_network_and_more_for_an_unstable_one
     assert shaky.item() > 10 * stable.item()
     with pytest.raises(ValueError, match="unknown temporal motion"):
         temporal_loss(lambda x: x, photos, photos, torch.Generator(), "wobbly")
+
+
+def test_the_difference_target_lets_the_output_follow_the_inputs_luminance_and_nothing_more(photos_dir):
+    """loss.temporal_target=difference: a network whose output changes exactly as its input's luminance
+    does (here: the luminance itself, in all three channels) pays nothing, where the steady target
+    charges it the noise's luminance; a network that amplifies the input's changes pays for it."""
+    photos = load_tensor(photos_dir / "dog.jpg", 96)[None].repeat(4, 1, 1, 1)
+    luma = torch.tensor(LUMA).view(1, 3, 1, 1)
+
+    def gray(x: torch.Tensor) -> torch.Tensor:
+        return (x * luma).sum(1, keepdim=True).expand_as(x)
+
+    def loss(net, target: str) -> float:
+        return temporal_loss(net, photos, net(photos), torch.Generator().manual_seed(1), "affine", target).item()
+
+    assert loss(gray, "difference") < 1e-10
+    assert loss(gray, "steady") == pytest.approx(NOISE**2 * sum(c * c for c in LUMA), rel=0.25)
+    assert loss(lambda x: 4 * gray(x), "difference") == pytest.approx(9 * loss(gray, "steady"), rel=0.1)  # (4 - 1)^2
+    with pytest.raises(ValueError, match="unknown temporal target"):
+        temporal_loss(gray, photos, photos, torch.Generator(), "affine", "still")
 
 
 def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, starry_night):
@@ -83,12 +103,14 @@ def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, 
 
 
 def test_fine_tuning_a_model_logs_the_temporal_term(tmp_path, photos_dir, starry_night, model_path):
-    """Fine-tuning a trained model for video (init= plus the term) through the command: the term is
-    logged every step, and the logged loss is content + style + weight x temporal."""
+    """Fine-tuning a trained model for video (init= plus the term, the frame-difference target) through
+    the command: the term is logged every step, and the logged loss is content + style + weight x temporal."""
     run_dir = tmp_path / "run"
     run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=3", "sample_every=0",
-                                          "loss.temporal_weight=1e6", f"init={model_path}"))
-    assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["init"] == str(model_path)
+                                          "loss.temporal_weight=1e6", "loss.temporal_target=difference",
+                                          f"init={model_path}"))
+    metadata = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]
+    assert metadata["init"] == str(model_path) and metadata["loss"]["temporal_target"] == "difference"
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/temporal")]
     assert len(rows) == 3 and all(float(r["train/temporal"]) > 0 for r in rows)

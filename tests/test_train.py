@@ -178,6 +178,18 @@ def test_resuming_with_another_style_or_loss_is_refused(trained, tmp_path, photo
     assert not (tmp_path / "run" / "export").exists()
 
 
+def test_a_checkpoint_older_than_a_loss_key_resumes_when_the_key_keeps_its_meaning():
+    """A checkpoint written before loss.temporal_target existed meant `steady`: resuming it with the
+    default is no difference; asking for `difference` is one."""
+    from fststyle.checkpoint_io import config_differences
+
+    saved = {"loss": {"style_weight": 1.0, "temporal_weight": 0.0}}
+    current = {"loss": {"style_weight": 1.0, "temporal_weight": 0.0, "temporal_target": "steady"}}
+    assert config_differences(saved, current, ("loss",)) == []
+    current["loss"]["temporal_target"] = "difference"
+    assert config_differences(saved, current, ("loss",)) == ["loss.temporal_target: steady -> difference"]
+
+
 def test_a_new_run_in_an_old_run_folder_starts_from_scratch(tmp_path, photos_dir, starry_night):
     """Only ckpt_path= resumes: without it, a run folder that holds a last.ckpt is trained anew."""
     run_dir = tmp_path / "run"
