@@ -75,6 +75,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     return net.eval(), payload.get("metadata", {})
 
 
+def model_architecture(path: str | Path) -> dict[str, Any]:
+    """The network's configuration (``model``: width, num_residual, ..., num_styles) of an exported model
+    or ``packaged``, without reading its weights (the file is mapped, not loaded)."""
+    return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)["model"])
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
     """The transformer network of a training checkpoint (``checkpoints/*.ckpt`` of a run folder)."""
     path = Path(path)

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from fststyle.model_file import PACKAGED_MODEL
+from fststyle.model_file import PACKAGED_MODEL_NAME, model_architecture
 from fststyle.stylizer import native_bf16_cpu, pick_device
 
 
@@ -25,7 +25,7 @@ def command_line_keys() -> set[str]:
 def fits_packaged(cfg: DictConfig) -> bool:
     """Whether the packaged model can start this run: the whole network trains (train=all) and it has
     the packaged model's architecture."""
-    packaged = torch.load(PACKAGED_MODEL, map_location="cpu", weights_only=True, mmap=True)["model"]
+    packaged = model_architecture(PACKAGED_MODEL_NAME)
     return cfg.train == "all" and all(cfg.model.get(key) == value for key, value in packaged.items() if key != "num_styles")
 
 
