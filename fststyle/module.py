@@ -114,11 +114,13 @@ class StyleTransferModule(pl.LightningModule):
         by about scale / sqrt(eps) (300-1000x); measured on the packaged model, 7e-5 at the last norm
         becomes 3e32 at the first and the loss's weights take it past float32. A fresh network is
         spared only because its norm shifts start at zero and ReLU(0) passes no gradient.
-        ``train/skipped_steps`` counts such steps."""
+        ``train/skipped_steps`` counts such steps. The test is one fused norm of all the gradients (a
+        gradient so large that the norm overflows float32 counts as non-finite too): a check per tensor
+        cost about 9 ms of a 450 ms CPU step, this one 0.5 ms."""
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
         if not grads:
             return
-        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        finite = torch.isfinite(torch.nn.utils.get_total_norm(grads))
         for g in grads:
             g.nan_to_num_(0.0, 0.0, 0.0).mul_(finite)
         self.skipped_steps += ~finite

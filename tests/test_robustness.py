@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import read_metric, run_cli
+from conftest import REPO, read_metric, run_cli
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -122,6 +122,35 @@ def test_a_step_with_non_finite_gradients_is_skipped_not_fatal(zoo, tmp_path, st
     assert len(skipped) == steps and 1 <= skipped[-1] < steps and skipped == sorted(skipped)
     state = torch.load(tmp_path / "export" / "zoo.pth", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_the_gradient_guard_zeroes_a_non_finite_step_and_leaves_a_finite_one_alone(starry_night):
+    """on_before_optimizer_step: one NaN or inf anywhere zeroes every gradient of the step (and counts
+    it); finite gradients pass bit for bit."""
+    from omegaconf import OmegaConf
+
+    from fststyle.criterion import build_criterion
+    from fststyle.images import load_tensor
+    from fststyle.module import StyleTransferModule
+    from fststyle.net import TransformerNet
+
+    loss_cfg = OmegaConf.load(REPO / "fststyle" / "conf" / "loss" / "vgg19.yaml")
+    loss_cfg.weights = "random"
+    module = StyleTransferModule(TransformerNet(width=8, num_residual=1), build_criterion(loss_cfg, load_tensor(starry_night, 32)[None]))
+    module.is_logging_step = lambda: False  # no trainer attached: nothing to log
+    params = list(module.net.parameters())
+    for bad in (None, float("nan"), float("inf")):
+        grads = [torch.randn_like(p) for p in params]
+        if bad is not None:
+            grads[3].view(-1)[0] = bad
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        module.on_before_optimizer_step(None)
+        if bad is None:
+            assert all(torch.equal(p.grad, g) for p, g in zip(params, grads))
+        else:
+            assert all(not p.grad.any() for p in params)
+    assert module.skipped_steps.item() == 2
 
 
 def test_inference_writes_the_good_and_reports_the_bad(zoo, model_path, tmp_path):
