@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import REPO, photo_folder, run_cli
+from omegaconf import DictConfig, OmegaConf
 
 from fststyle import Stylizer
 from fststyle.model_file import load_model, save_model
@@ -137,8 +138,7 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     assert np.abs(page - python).max() <= 1 and (page != python).mean() < 0.01
 
 
-def web_config(model: Path, **keys) -> "DictConfig":  # noqa: F821
-    from omegaconf import OmegaConf
+def web_config(model: Path, **keys) -> DictConfig:
 
     return OmegaConf.create({"model": str(model), "format": "web", "output": None, "opset": 18, "check": True, "tolerance": 1e-3,
                              "web_runtime": None, **keys})
