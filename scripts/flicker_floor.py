@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from fststyle.flicker import FlickerMeter
+from fststyle.images import open_rgb
 from fststyle.stylizer import Stylizer
 
 
@@ -60,7 +61,7 @@ def main() -> None:
     rows = []
     print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'Farneback':>11}{'x input':>9}")
     for photo in args.photos:
-        image = Image.open(photo).convert("RGB")
+        image = open_rgb(photo)
         picture = np.array(image.resize((picture_width, round(picture_width * image.height / image.width)), Image.LANCZOS))
         frames = pan(picture, args.width, args.frames, tuple(args.motion))
         videos = {"input": frames, "steady stylization": pan(stylizer(picture), args.width, args.frames, tuple(args.motion)),

@@ -12,6 +12,7 @@ from PIL import Image
 
 from bench.browser import open_page
 from fststyle.formats import export_onnx
+from fststyle.images import open_rgb
 from fststyle.model_file import load_network, style_names
 from fststyle.net import TransformerNet
 from fststyle.web import write_page
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> dict:
         site = Path(tmp)
         write_page(site / "page", style_names(metadata), "benchmark", args.runtime)
         export_onnx(net, site / "page" / "model.onnx", metadata)
-        photo = Image.open(args.photo).convert("RGB")
+        photo = open_rgb(args.photo)
         for size in args.sizes:
             w, h = map(int, size.lower().split("x"))
             photo.resize((w, h), Image.BICUBIC).save(site / f"{size}.png")
