@@ -1,7 +1,7 @@
 """What the flicker metric reads for a perfectly steady stylization: a check of the yardstick.
 
-    python scripts/flicker_floor.py --model M --photos A.jpg B.jpg [--width 480] [--frames 12] \
-        [--motion 2.37 0.61] [--json flicker_floor.json]
+    python scripts/flicker_floor.py --model M --photos A.jpg B.jpg [--style NAME] [--width 480] \
+        [--frames 12] [--motion 2.37 0.61] [--json flicker_floor.json]
 
 A camera pans over each photo by a fraction of a pixel per frame (--motion, px per frame in x and
 y; bicubic resampling, so no frame is a plain crop). Three videos of that pan are judged by
@@ -10,9 +10,10 @@ fststyle.flicker under both flows:
 - a perfectly steady stylization: the photo stylized once, and the same moving window cut from the
   stylized picture (every stroke moves exactly with the scene);
 - the model on each frame, as inference does.
-The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest
-any stylization with its strokes can read: the warps' interpolation and the flows' errors cost more
-on sharp strokes than on the photo's own texture.
+The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest any
+stylization with its strokes can read: the warps' interpolation and the flows' errors cost more on
+sharp strokes than on the photo's own texture. --style picks one painting of a model of several (the
+packaged model: --model packaged --style great_wave), as style= does for fststyle.infer.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--photos", nargs="+", required=True)
+    parser.add_argument("--style", default=None, help="a painting of a model of several styles")
     parser.add_argument("--width", type=int, default=480)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--motion", nargs=2, type=float, default=[2.37, 0.61])
@@ -57,6 +59,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
+    try:
+        stylizer.check_options(style=args.style)  # an unknown or missing style stops here, before any work
+    except ValueError as error:
+        parser.error(f"--style: {error}")
     picture_width = int(args.width + 16 + args.frames * max(map(abs, args.motion)))  # the window's whole path
     rows = []
     print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'Farneback':>11}{'x input':>9}")
@@ -64,8 +70,8 @@ def main() -> None:
         image = open_rgb(photo)
         picture = np.array(image.resize((picture_width, round(picture_width * image.height / image.width)), Image.LANCZOS))
         frames = pan(picture, args.width, args.frames, tuple(args.motion))
-        videos = {"input": frames, "steady stylization": pan(stylizer(picture), args.width, args.frames, tuple(args.motion)),
-                  "model on each frame": np.stack([stylizer(frame) for frame in frames])}
+        videos = {"input": frames, "steady stylization": pan(stylizer(picture, style=args.style), args.width, args.frames, tuple(args.motion)),
+                  "model on each frame": np.stack([stylizer(frame, style=args.style) for frame in frames])}
         for label, video in videos.items():
             row = {"photo": photo, "video": label, **flicker(frames, video)}
             rows.append(row)

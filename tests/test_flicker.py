@@ -1,11 +1,13 @@
 """The flicker metric (warping error with the input's optical flow) and its reports in eval and infer."""
 
+import importlib.util
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, run_cli
+from conftest import REPO, SHARED, run_cli
 from media import panning
 
 from fststyle.flicker import FlickerMeter, warping_errors
@@ -65,3 +67,25 @@ def test_infer_prints_the_flicker_when_asked(model_path, tmp_path):
     again = meter.result()
     assert pairs == again["frame_pairs"] >= 110 and floor == pytest.approx(again["flicker_input"], abs=0.006)
     assert flicker == pytest.approx(again["flicker"], rel=0.1) and flicker > floor and ratio == pytest.approx(flicker / floor, abs=0.01)
+
+
+def _flicker_floor(monkeypatch, *args: str) -> None:
+    spec = importlib.util.spec_from_file_location("flicker_floor", REPO / "scripts" / "flicker_floor.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["flicker_floor.py", *args])
+    script.main()
+
+
+def test_flicker_floor_reads_the_steady_stylization_between_input_and_model(monkeypatch, tmp_path, photos_dir, capsys):
+    """scripts/flicker_floor.py with one painting of the packaged model (--style): the input is its own
+    floor, a perfectly steady stylization reads more (sharp strokes) and the model on each frame more still."""
+    out = tmp_path / "floor.json"
+    _flicker_floor(monkeypatch, "--model", "packaged", "--style", "great_wave", "--photos", str(photos_dir / "rocket.jpg"),
+                   "--width", "96", "--frames", "4", "--json", str(out))
+    rows = {row["video"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["input"]["flicker_ratio"] == pytest.approx(1) and rows["input"]["frame_pairs"] == 3
+    assert 1 < rows["steady stylization"]["flicker_ratio"] < rows["model on each frame"]["flicker_ratio"]
+    with pytest.raises(SystemExit) as stop:
+        _flicker_floor(monkeypatch, "--model", "packaged", "--style", "nope", "--photos", str(photos_dir / "rocket.jpg"))
+    assert stop.value.code == 2 and "style nope is not in this model" in capsys.readouterr().err
