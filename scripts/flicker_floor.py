@@ -47,6 +47,7 @@ def flicker(frames: np.ndarray, video: np.ndarray) -> dict:
     return meter.result()
 
 
+@torch.no_grad()  # a decorator, not set_grad_enabled(False): a caller's grad mode is back when main returns
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
@@ -57,7 +58,6 @@ def main() -> None:
     parser.add_argument("--motion", nargs=2, type=float, default=[2.37, 0.61])
     parser.add_argument("--json", default="flicker_floor.json")
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
     try:
         stylizer.check_options(style=args.style)  # an unknown or missing style stops here, before any work

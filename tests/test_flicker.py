@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, SHARED, run_cli
 from media import panning
 
@@ -83,6 +84,7 @@ def test_flicker_floor_reads_the_steady_stylization_between_input_and_model(monk
     out = tmp_path / "floor.json"
     _flicker_floor(monkeypatch, "--model", "packaged", "--style", "great_wave", "--photos", str(photos_dir / "rocket.jpg"),
                    "--width", "96", "--frames", "4", "--json", str(out))
+    assert torch.is_grad_enabled()  # the script leaves the caller's grad mode (here: the next tests') alone
     rows = {row["video"]: row for row in json.loads(out.read_text())["rows"]}
     assert rows["input"]["flicker_ratio"] == pytest.approx(1) and rows["input"]["frame_pairs"] == 3
     assert 1 < rows["steady stylization"]["flicker_ratio"] < rows["model on each frame"]["flicker_ratio"]
