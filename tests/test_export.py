@@ -139,7 +139,6 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
 
 
 def web_config(model: Path, **keys) -> DictConfig:
-
     return OmegaConf.create({"model": str(model), "format": "web", "output": None, "opset": 18, "check": True, "tolerance": 1e-3,
                              "web_runtime": None, **keys})
 
