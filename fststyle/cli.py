@@ -13,6 +13,7 @@ from hydra.errors import InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
 from fststyle.errors import UserError, first_line
+from fststyle.malloc import reuse_freed_memory
 
 T = TypeVar("T")
 
@@ -77,7 +78,9 @@ def is_compiler_failure(err: BaseException) -> bool:
 def run_cli(main: Callable[[], T]) -> T:
     """Run ``main``; a user error prints ``error: <message>`` and exits with status 2
     (``HYDRA_FULL_ERROR=1`` shows the traceback instead). Out of memory and torch.compile failures
-    print a one-line hint and keep their traceback, like every other error."""
+    print a one-line hint and keep their traceback, like every other error. The command owns its
+    process, so freed memory is kept for reuse (``fststyle.malloc``)."""
+    reuse_freed_memory()
     try:
         try:
             return main()

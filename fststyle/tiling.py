@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fststyle.banded import ChannelMoments
+from fststyle.malloc import held_free
 from fststyle.net import MULTIPLE, pad_amount
 
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
@@ -78,18 +79,19 @@ def tile_for_budget(width: int, h: int, w: int, budget: int) -> int | None:
 
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new tensors: the GPU's free memory, or the system's available memory (Linux's
-    MemAvailable, else free pages); None where it cannot be told."""
+    MemAvailable, else free pages) plus what this process's malloc holds free; None where it cannot
+    be told."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * 1024 + held_free()
     except OSError:
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") + held_free()
     except (ValueError, OSError, AttributeError):
         return None
 

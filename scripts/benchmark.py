@@ -31,7 +31,8 @@ flow runs on the CPU, so its cost is the ratio of the frames/s with and without)
 
 web: the page of `fststyle.export format=web` in headless Chromium (onnxruntime-web), ms per photo per
 size; needs Chromium and onnxruntime-web (scripts/get_browser_test_deps.sh).
-Prints a table and writes JSON with the device, torch version and date.
+Prints a table and writes JSON with the device, torch version and date. `--malloc default` (before
+the subcommand) measures with glibc's own malloc settings instead of the commands' (`fststyle.malloc`).
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from bench import data, infer, train, video, web  # noqa: E402  (scripts/bench/: one module per benchmark)
+from fststyle.malloc import reuse_freed_memory  # noqa: E402
 from fststyle.web import ORT_WEB_VERSION  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--malloc", choices=["reuse", "default"], default="reuse",
+                        help="reuse: keep freed memory for the next tensor, as the fststyle commands do (fststyle.malloc); "
+                             "default: glibc's own settings, to measure what that is worth")
     sub = parser.add_subparsers(dest="command", required=True)
     train_args = sub.add_parser("train", help="training throughput, end to end")
     train_args.add_argument("--steps", type=int, default=50)
@@ -92,11 +97,12 @@ def main() -> None:
     web_args.add_argument("--runtime", default=f".cache/onnxruntime-web-{ORT_WEB_VERSION}", help="onnxruntime-web's folder")
     web_args.add_argument("--json", default="benchmark_web.json")
     args = parser.parse_args()
+    malloc = "reuse" if args.malloc == "reuse" and reuse_freed_memory() else "default"
 
     report = {"train": train.run, "data": data.run, "infer": infer.run, "video": video.run, "web": web.run}[args.command](args)
-    report.update(torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
+    report.update(malloc=malloc, torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']})")
+    print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']}, malloc {malloc})")
 
 
 def long_side(text: str) -> int | None:

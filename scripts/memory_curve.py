@@ -1,12 +1,13 @@
 """Peak memory and time of stylizing one image, untiled and under a memory budget, per image size.
 
     python scripts/memory_curve.py --model M.pth --photo P.jpg [--sizes 1024x576 1920x1080 3840x2160]
-        [--budgets none 1.5GB] [--out benchmarks/memory]
+        [--budgets none 1.5GB] [--malloc reuse|default] [--out benchmarks/memory]
 
 Each measurement runs in a new process (so that its peak resident memory is its own): it loads the
 model, resizes the photo to the size, stylizes it once to warm up at a small size, then times
 `Stylizer.run` on the full image. `none` is the untiled pass; a size is `max_memory=`, which tiles when
-the pass would not fit. Prints the table and writes memory.json.
+the pass would not fit. `--malloc reuse` (the default) keeps freed memory for reuse as the fststyle
+commands do (`fststyle.malloc`); `default` leaves glibc's settings. Prints the table and writes memory.json.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import torch
 CHILD = """
 import sys, time, torch
 from fststyle.images import load_tensor
+from fststyle.malloc import reuse_freed_memory
 from fststyle.stylizer import Stylizer
-model, photo, w, h, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+model, photo, w, h, budget, malloc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+if malloc == "reuse":
+    reuse_freed_memory()
 image = torch.nn.functional.interpolate(load_tensor(photo)[None], size=(h, w), mode="bicubic").clamp(0, 1)
 stylizer = Stylizer.load(model, device="cpu", precision="fp32", max_memory=budget)
 stylizer.run(image[..., :64, :64])
@@ -37,8 +41,8 @@ print(time.perf_counter() - start, plan[0].replace(' ', '_'), plan[1] or 0)
 """
 
 
-def measure(model: str, photo: str, w: int, h: int, budget: str) -> dict:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, model, photo, str(w), str(h), budget],
+def measure(model: str, photo: str, w: int, h: int, budget: str, malloc: str) -> dict:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, model, photo, str(w), str(h), budget, malloc],
                              stdout=subprocess.PIPE, text=True)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--photo", required=True)
     parser.add_argument("--sizes", nargs="+", default=["1024x576", "1920x1080", "2560x1440", "3840x2160"])
     parser.add_argument("--budgets", nargs="+", default=["none", "1.5GB"])
+    parser.add_argument("--malloc", choices=["reuse", "default"], default="reuse")
     parser.add_argument("--out", default="benchmarks/memory")
     args = parser.parse_args()
     out = Path(args.out)
@@ -64,12 +69,12 @@ def main() -> None:
     for size in args.sizes:
         w, h = map(int, size.lower().split("x"))
         for budget in args.budgets:
-            row = measure(args.model, args.photo, w, h, budget)
+            row = measure(args.model, args.photo, w, h, budget, args.malloc)
             rows.append(row)
             how = f"{row['how']} {row['rows_or_px'] or ''}".strip()
             print(f"{row['size']:>10} {budget:>10} {how:>16} {row['seconds']:>8.2f} {row['peak_gb']:>8.2f}", flush=True)
     report = {"device": f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores", "torch": torch.__version__,
-              "date": datetime.date.today().isoformat(), "model": args.model, "rows": rows}
+              "date": datetime.date.today().isoformat(), "model": args.model, "malloc": args.malloc, "rows": rows}
     (out / "memory.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'memory.json'}")
 

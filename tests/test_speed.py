@@ -1,5 +1,8 @@
 """The fast-path switches take effect, and compute the losses of eager fp32 (timings stay out of tests)."""
 
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +249,27 @@ def test_the_gpu_presets_switches_train_together(tmp_path, photos_dir, starry_ni
     resume = ["compile=false" if a == "compile=true" else a for a in args]
     run_cli("fststyle.train", *resume, "trainer.max_steps=6", "ckpt_path=last", timeout=600)
     assert torch.load(tmp_path / "run" / "export" / "x.pth", weights_only=True)["metadata"]["steps"] == 6
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="fststyle.malloc tunes glibc's malloc only")
+def test_freed_tensors_stay_with_the_process_for_reuse():
+    """By default glibc unmaps a freed 128 MB tensor (the next one pays its page faults again);
+    after reuse_freed_memory the memory stays free in the heap. A fresh process: the entry points
+    that tests run in-process have turned it on in this one."""
+    code = ("import torch\nfrom fststyle.malloc import held_free, reuse_freed_memory\n"
+            "def freed():\n    x = torch.ones(2**25)\n    del x\n    return held_free()\n"
+            "before = freed(); on = reuse_freed_memory(); print(before, on, freed())")
+    before, on, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert on == "True"
+    assert int(before) < 2**25 <= int(after)  # 2**25 floats: 128 MB
+
+
+def test_the_entry_points_keep_freed_memory_and_the_budget_counts_it(monkeypatch):
+    import fststyle.cli
+    import fststyle.tiling
+    calls = []
+    monkeypatch.setattr(fststyle.cli, "reuse_freed_memory", lambda: calls.append(1))
+    assert fststyle.cli.run_cli(lambda: 7) == 7 and calls == [1]
+    held = 10**13  # more than any machine has, so only the held memory can explain the figure
+    monkeypatch.setattr(fststyle.tiling, "held_free", lambda: held)
+    assert fststyle.tiling.available_memory(torch.device("cpu")) >= held
