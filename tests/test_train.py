@@ -1,8 +1,10 @@
 """End-to-end: `python -m fststyle.train` on the shared photos and painting, tiny sizes, on the CPU."""
 
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 
 import torch
 from conftest import REPO, STEPS, read_metric, run_cli, tiny_args
@@ -135,16 +137,46 @@ def test_wandb_logger_runs_offline_without_an_account(tmp_path, photos_dir, star
     assert list(offline_runs[0].glob("files/media/images/samples_*.png")), "the sample grid was not logged"
 
 
+class SilentHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        if self.path.startswith("/sdk/otel/"):
+            self.send_error(404)
+        else:
+            self.server.released.wait(300)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class SilentServer(http.server.ThreadingHTTPServer):
+    """A W&B server that takes the connection and never answers the run's requests. It does answer
+    the SDK's own analytics probe (404: not supported), which wandb otherwise waits for at exit, for
+    about 20 s, after the run is exported."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), SilentHandler)
+        self.released = threading.Event()
+
+    def __enter__(self) -> "SilentServer":
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+
 def test_an_unreachable_wandb_server_turns_the_run_offline(tmp_path, photos_dir, starry_night, monkeypatch):
     """An API key but no answer from the server (a cluster node without internet): after
     logger.init_timeout the run goes on offline, with one warning, and is exported."""
     monkeypatch.delenv("WANDB_MODE")  # as a user has it: not set
-    with socket.socket() as silent:  # accepts connections, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
+    with SilentServer() as silent:
         run_dir = tmp_path / "run"
         env = {"HOME": str(tmp_path), "WANDB_API_KEY": "x" * 40, "WANDB_SILENT": "true",
-               "WANDB_BASE_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+               "WANDB_BASE_URL": f"http://127.0.0.1:{silent.server_address[1]}"}
         args = [a.replace("logger=csv", "logger=wandb") for a in tiny_args(run_dir, photos_dir, starry_night)]
         proc = run_cli("fststyle.train", *args, "trainer.max_steps=2", "sample_every=0", "logger.init_timeout=2", env=env, timeout=240)
     warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "did not take the run" in line]
