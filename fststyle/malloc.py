@@ -28,9 +28,12 @@ def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        return ctypes.CDLL(None)
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
+    if hasattr(libc, "mallinfo2"):  # glibc >= 2.33
+        libc.mallinfo2.restype = _Mallinfo2
+    return libc
 
 
 def reuse_freed_memory() -> bool:
@@ -47,7 +50,6 @@ def held_free() -> int:
     """Bytes that malloc holds free in this process (reusable by the next tensor without asking the
     system), 0 where it cannot be told."""
     libc = _glibc()
-    if libc is None or not hasattr(libc, "mallinfo2"):  # mallinfo2: glibc >= 2.33
+    if libc is None or not hasattr(libc, "mallinfo2"):
         return 0
-    libc.mallinfo2.restype = _Mallinfo2
     return int(libc.mallinfo2().fordblks)
