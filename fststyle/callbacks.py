@@ -3,6 +3,7 @@ on interruption."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import statistics
@@ -18,6 +19,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
+from fststyle.files import json_safe
 from fststyle.images import save_image, to_pil
 
 
@@ -177,27 +179,79 @@ class SampleGrid(Callback):
                 logger.experiment.add_image("samples", grid, step)
 
 
-class QualityCurve(Callback):
-    """Every ``every`` steps and at the end (rank zero): the network's training objective on the
-    held-out photos against the optimization reference (fststyle.quality), logged as ``val/quality``
-    (mean total objective / the reference's) and ``val/equivalent_iterations`` (the median iteration
-    count of the reference run that the network matches). The references are computed once, at the
-    first evaluation, and cached under ``cache`` for later runs of the same photos, painting and loss."""
+def log_spaced(step: int, first: int = 250) -> bool:
+    """Whether ``step`` is one of first, 2 x first, 4 x first, ... (``quality_every=log``)."""
+    return step >= first and step % first == 0 and ((step // first) & (step // first - 1)) == 0
 
-    def __init__(self, photos: torch.Tensor, keys: list[str], every: int, steps: int, cache: str | Path):
-        self.photos, self.keys, self.every, self.steps, self.cache = photos, keys, every, steps, Path(cache)
-        self.references: list[Any] | None = None
+
+class TrainingRecord(Callback):
+    """How much a run has trained, across every resume: steps (Lightning's global step), images (all
+    processes together) and hours of wall time. Its state travels in the checkpoint (Lightning saves a
+    callback's ``state_dict``), so a run stopped and resumed on another machine keeps counting; it is
+    logged as ``train/images_seen`` and ``train/hours`` and written into the exported model's metadata.
+    Counting adds no host read: a batch's size is known without waiting for the device."""
+
+    def __init__(self) -> None:
+        self.images, self.seconds = 0, 0.0
+        self._since: float | None = None
+
+    def hours(self) -> float:
+        running = time.monotonic() - self._since if self._since is not None else 0.0
+        return (self.seconds + running) / 3600
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "seconds": self.hours() * 3600}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.images, self.seconds = int(state_dict["images"]), float(state_dict["seconds"])
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._since = time.monotonic()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seconds, self._since = self.hours() * 3600, None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: torch.Tensor, batch_idx: int) -> None:
+        self.images += batch.shape[0] * trainer.world_size
+        if logs_after(trainer, trainer.global_step) and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics({"train/images_seen": self.images, "train/hours": self.hours()}, step=trainer.global_step)
+
+    def record(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """What the exported model's metadata keeps: steps, images and hours so far."""
+        return {"steps": trainer.global_step, "images": self.images, "hours": round(self.hours(), 4)}
+
+
+class QualityCurve(Callback):
+    """Every ``every`` steps (or at 250, 500, 1000, ... steps: ``every="log"``) and at the end (rank
+    zero): the network's training objective on the held-out photos against the optimization of that
+    objective (fststyle.quality), started from each photo and from white noise. Logged as
+    ``val/quality`` (mean total objective / the photo-start reference's), ``val/quality_content``,
+    ``val/quality_style``, ``val/style_ratio/<layer>``, ``val/equivalent_iterations`` and
+    ``val/equivalent_iterations_noise`` (the median iteration counts matched), and appended to
+    ``log`` (JSON lines, with the run's images and hours: what scripts/learning_curve.py plots). The
+    references are computed once, at the first evaluation, and cached under ``cache`` for later runs
+    of the same photos, painting and loss."""
+
+    def __init__(self, photos: torch.Tensor, names: list[str], keys: dict[str, list[str]], every: int | str, steps: int,
+                 cache: str | Path, log: str | Path | None = None, record: TrainingRecord | None = None):
+        self.photos, self.names, self.keys, self.every, self.steps, self.cache = photos, names, keys, every, steps, Path(cache)
+        self.out, self.record = (Path(log) if log else None), record
+        self.references: list[dict[str, Any]] | None = None
         self._last_step = -1
 
+    def due(self, step: int) -> bool:
+        return log_spaced(step) if self.every == "log" else step % int(self.every) == 0
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.every == 0:
+        if self.due(trainer.global_step):
             self.measure(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.measure(trainer, pl_module)
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from fststyle.quality import equivalent_iterations, objective, reference
+        from fststyle.quality import judge, reference
 
         if not trainer.is_global_zero or trainer.global_step == self._last_step:
             return
@@ -205,15 +259,31 @@ class QualityCurve(Callback):
         criterion, photos = pl_module.criterion, self.photos.to(pl_module.device)
         with torch.autocast(pl_module.device.type, enabled=False):
             if self.references is None:
-                self.references = [reference(photo[None], criterion, self.steps, self.cache, key) for photo, key in zip(photos, self.keys)]
+                self.references = [{start: reference(photo[None], criterion, self.steps, self.cache, keys[i], start=start)
+                                    for start, keys in self.keys.items()} for i, photo in enumerate(photos)]
             net = pl_module.net
             was_training = net.training
             net.eval()
             with torch.no_grad():
                 stylized = net.forward(photos).float()  # forward: see SampleGrid
             net.train(was_training)
-            totals = [objective(criterion, out[None], photo[None])["total"] for out, photo in zip(stylized, photos)]
-        ratios = [total / ref.final["total"] for total, ref in zip(totals, self.references)]
-        median = statistics.median(equivalent_iterations(total, ref.curve) for total, ref in zip(totals, self.references))
+            judged = [judge(criterion, out[None], photo[None], refs) for out, photo, refs in zip(stylized, photos, self.references)]
+        ratios = {k: statistics.fmean(j["ratio"][k] for j in judged) for k in judged[0]["ratio"]}
+        metrics = {"val/quality": ratios["total"], "val/quality_content": ratios["content"], "val/quality_style": ratios["style"],
+                   **{f"val/style_ratio/{k[len('style/'):]}": v for k, v in ratios.items() if k.startswith("style/")}}
+        for name in [k for k in judged[0] if k.startswith("equivalent_iterations")]:
+            metrics[f"val/{name}"] = statistics.median(j[name] for j in judged)
         for logger in trainer.loggers:
-            logger.log_metrics({"val/quality": sum(ratios) / len(ratios), "val/equivalent_iterations": median}, step=trainer.global_step)
+            logger.log_metrics(metrics, step=trainer.global_step)
+        if self.out is not None:
+            self.append(trainer, metrics, judged)
+
+    def append(self, trainer: pl.Trainer, metrics: dict[str, float], judged: list[dict]) -> None:
+        """One JSON line per measurement; a step measured again after a resume replaces nothing, the
+        plot takes the last line of each step. Infinity (better than the reference's last picture) is
+        written as null: strict JSON has no infinity."""
+        line = {"step": trainer.global_step, **(self.record.record(trainer) if self.record else {}),
+                **{k.removeprefix("val/"): v for k, v in metrics.items()}, "per_photo": [{"photo": n, **j} for n, j in zip(self.names, judged)]}
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with self.out.open("a") as out:
+            out.write(json.dumps(json_safe(line), allow_nan=False) + "\n")

@@ -1,9 +1,11 @@
-"""Training photos: any folder tree of images (COCO's train2014 is one), cropped to squares."""
+"""Training photos: any folder tree of images, or COCO's own layout, cropped to squares."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -22,6 +24,57 @@ COCO_HELP = "get COCO with scripts/download_coco.sh (see data/README.md) or trai
 # Real colour photographs shipped inside scikit-image's wheel: `data=sample` needs no download.
 SAMPLE_CROP_SCALE = (0.25, 1.0)  # data.crop_scale for the sample photos when it is not set
 SAMPLE_PHOTOS = ("astronaut.png", "hubble_deep_field.jpg", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg", "chelsea.png", "coffee.png")
+
+
+# COCO's training image folders, in the order one is picked when a dataset folder holds both.
+COCO_SPLITS = ("train2017", "train2014")
+
+
+def coco_photos(root: Path) -> tuple[Path, list[Path]] | None:
+    """COCO's own layout: ``root`` is the dataset folder (``train2017/`` or ``train2014/`` beside
+    ``annotations/``) or one of those image folders. Returns the image folder and its photos, or None
+    when ``root`` is neither. With ``annotations/instances_<split>.json`` the photos are the ones it
+    lists (missing ones are reported and left out); without it, every image in the folder."""
+    if root.name in COCO_SPLITS and root.is_dir():
+        split, images, annotations = root.name, root, root.parent / "annotations"
+    else:
+        split = next((s for s in COCO_SPLITS if (root / s).is_dir()), None)
+        if split is None:
+            return None
+        images, annotations = root / split, root / "annotations"
+    listing = annotations / f"instances_{split}.json"
+    if not listing.is_file():
+        log.info("COCO %s: no %s, training on every image in %s", split, listing, images)
+        return images, find_files(images)
+    start = time.perf_counter()
+    try:
+        names = [entry["file_name"] for entry in json.loads(listing.read_bytes())["images"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{listing} is not COCO's annotation JSON (an 'images' list with file_name entries): "
+                        f"{type(err).__name__}: {err}; move it away to train on every image in {images}") from err
+    files = sorted(images / name for name in set(names) if (images / name).is_file())
+    missing = len(set(names)) - len(files)
+    if missing:
+        log.warning("COCO %s: %d of the %d photos %s lists are not in %s; training on the %d there", split, missing,
+                    len(set(names)), listing.name, images, len(files))
+    log.info("COCO %s: %d photos listed by %s (read in %.1f s)", split, len(files), listing, time.perf_counter() - start)
+    return images, files
+
+
+def as_roots(root: str | Path | list | None) -> list[Path]:
+    """``data.root`` as a list of folders: one folder or a list of them."""
+    return [] if root is None else [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+
+
+def photo_folders(roots: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The image folders and every photo under ``roots`` (COCO's layout where a root has it, else
+    the folder tree), in order, each file once."""
+    folders, files = [], []
+    for root in roots:
+        folder, found = coco_photos(root) or (root, find_files(root))
+        folders.append(folder)
+        files += found
+    return folders, list(dict.fromkeys(files))
 
 
 def sample_root() -> Path:
@@ -145,7 +198,8 @@ def check_some_readable(files: list[Path], sample: int = 64) -> None:
 class StyleDataModule(pl.LightningDataModule):
     """Photos for training, plus a few held-out ones for the sample grid.
 
-    ``root``: a folder of photos (searched recursively); held out and included: see split_photos.
+    ``root``: a folder of photos (searched recursively), COCO's layout (coco_photos), or a list of
+    those; held out and included: see split_photos.
     ``sample``: train on the sample photos that ship with scikit-image instead of ``root``.
     ``fallback_to_sample``: when ``root`` is missing, train on the sample photos (with a warning).
     ``prepared``: ``auto`` trains from the file ``python -m fststyle.prepare`` wrote for this folder and
@@ -157,7 +211,7 @@ class StyleDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str | None,
+        root: str | list[str] | None,
         sample: bool = False,
         image_size: int = 256,
         batch_size: int = 4,
@@ -188,7 +242,8 @@ class StyleDataModule(pl.LightningDataModule):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        few_photos = sample or (fallback_to_sample and not Path(root).is_dir())
+        roots = as_roots(root)
+        few_photos = sample or (fallback_to_sample and not all(r.is_dir() for r in roots))
         # Unset (null), the recipe measured for the source (README, "Quality"): a photo folder as Johnson
         # et al. (whole shorter side, no flips); the six sample photos as random squares of 25-100% of
         # the shorter side, mirrored half the time, which gives far more distinct training images.
@@ -196,12 +251,14 @@ class StyleDataModule(pl.LightningDataModule):
         self.crop_scale, self.flip = (float(low), float(high)), bool(few_photos if flip is None else flip)
         if few_photos:
             if not sample:
+                missing = ", ".join(str(r.resolve()) for r in roots if not r.is_dir())
                 log.warning("\n%s\n!! %s not found: training on the %d sample photos instead.\n!! For real models, %s.\n%s",
-                            "!" * 78, Path(root).resolve(), len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
-            root, include, val_files = str(sample_root()), list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
-        self.root = Path(root)
+                            "!" * 78, missing, len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
+            roots, include, val_files = [sample_root()], list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
+        self.folders, files = photo_folders(roots)
+        self.root = self.folders[0]  # names the prepared file
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
-        self.train_files, self.val_files = split_photos(find_files(self.root), val_root, val_files, num_val, include)
+        self.train_files, self.val_files = split_photos(files, val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
         check_some_readable(self.train_files)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import uuid
@@ -52,3 +54,23 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def json_safe(value: object) -> object:
+    """``value`` with every infinite or NaN float replaced by None: strict JSON has neither, and
+    Python's ``json`` would otherwise write ``Infinity``, which strict parsers reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: str | Path, value: object) -> Path:
+    """Write ``value`` as strict JSON (json_safe), atomically."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(json_safe(value), indent=2, allow_nan=False))
+    return path

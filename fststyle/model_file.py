@@ -81,6 +81,19 @@ def model_architecture(path: str | Path) -> dict[str, Any]:
     return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)["model"])
 
 
+def training_record(path: str | Path) -> dict[str, Any] | None:
+    """How much the model in ``path`` (an exported model, ``packaged`` or a training checkpoint) was
+    trained: its metadata's ``training`` (steps, images, hours, ...), or a checkpoint's step, images and
+    hours; None when the file does not say. Mapped, not read whole."""
+    saved = torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)
+    if "metadata" in saved:
+        return saved["metadata"].get("training")
+    state = next((v for k, v in saved.get("callbacks", {}).items() if k.startswith("TrainingRecord")), None)
+    if state is None:
+        return None
+    return {"steps": int(saved["global_step"]), "images": int(state["images"]), "hours": round(float(state["seconds"]) / 3600, 4)}
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
     """The transformer network of a training checkpoint (``checkpoints/*.ckpt`` of a run folder)."""
     path = Path(path)

@@ -37,9 +37,10 @@ EPS = 1e-3  # sigmoid: how far inside (0, 1) the photo's pixels start
 
 def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int = 300, optimizer: str = "lbfgs",
                    lr: float | None = None, on_step: Callable[[int, float], None] | None = None, parametrization: str = "clamp",
-                   checkpoints: tuple[int, ...] = ()) -> Optimized:
-    """Optimize a picture, starting from ``content`` (1, 3, H, W) in [0, 1], to minimize
-    ``criterion(picture, content)`` over valid pictures for ``steps`` iterations. Returns the picture,
+                   checkpoints: tuple[int, ...] = (), start: torch.Tensor | None = None) -> Optimized:
+    """Optimize a picture, starting from ``content`` (1, 3, H, W) in [0, 1] or from ``start`` (a
+    picture of the same shape, e.g. white noise), to minimize ``criterion(picture, content)`` over
+    valid pictures for ``steps`` iterations. Returns the picture,
     the loss of every evaluation (L-BFGS evaluates one or more times per iteration in its line search;
     Adam once per step), the iterations done, and the pictures after each of ``checkpoints`` iterations
     (for the quality curve: which iteration count a feed-forward model matches)."""
@@ -47,10 +48,13 @@ def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int 
         raise ValueError(f"steps must be >= 1, got {steps}")
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization={parametrization} is not one of {', '.join(PARAMETRIZATIONS)}")
+    first = (content if start is None else start).detach()
+    if first.shape != content.shape:
+        raise ValueError(f"the start picture's shape {tuple(first.shape)} is not the photo's {tuple(content.shape)}")
     if parametrization == "clamp":
-        variables, picture = content.detach().clone(), lambda: variables.clamp(0, 1)
+        variables, picture = first.clone(), lambda: variables.clamp(0, 1)
     else:
-        variables, picture = torch.logit(content.detach().clamp(EPS, 1 - EPS)), lambda: torch.sigmoid(variables)
+        variables, picture = torch.logit(first.clamp(EPS, 1 - EPS)), lambda: torch.sigmoid(variables)
     variables.requires_grad_(True)
     history: list[float] = []
     # The losses are in the 1e4..1e6 range: dividing by the starting loss (a constant: the same

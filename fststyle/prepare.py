@@ -11,16 +11,15 @@ from omegaconf import DictConfig
 
 from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
-from fststyle.images import find_files
+from fststyle.data import as_roots, photo_folders
 from fststyle.prepared_file import prepared_path, write_prepared
 
 
 def prepare(cfg: DictConfig) -> Path:
-    root = Path(cfg.data.root)
-    files = find_files(root)
+    folders, files = photo_folders(as_roots(cfg.data.root))
     if not files:
-        raise FileNotFoundError(f"no images found under {root.resolve()}")
-    out = Path(cfg.output) if cfg.output else prepared_path(root, cfg.data.image_size)
+        raise FileNotFoundError(f"no images found under {', '.join(str(f.resolve()) for f in folders)}")
+    out = Path(cfg.output) if cfg.output else prepared_path(folders[0], cfg.data.image_size)
     _, skipped = write_prepared(files, out, cfg.data.image_size, cfg.workers)
     for path in skipped:
         print(f"skipped unreadable photo: {path}")

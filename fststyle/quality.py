@@ -3,8 +3,12 @@ optimization of that objective over valid pictures (the reference), as a ratio a
 L-BFGS iterations whose picture it matches (the figure Johnson et al. report: their networks match
 50 to 100 iterations).
 
-The reference runs once per photo, painting, size, loss and method; its objective curve (at the
-iteration counts of CHECKPOINTS) and its final picture are cached on disk.
+The reference runs once per photo, cut, painting, size, loss, start and method; its objective curve
+(at the iteration counts of CHECKPOINTS) and its final picture are cached on disk.
+
+Two starts: from the photo (our figure: the stricter one, the optimization starts where the content
+loss is zero) and from white noise (Johnson et al.'s count: "a network matches 50-100 iterations" is
+read off L-BFGS started from noise).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 
+from fststyle.files import atomic_write
 from fststyle.images import load_tensor, save_image
 from fststyle.losses import PerceptualLoss
 from fststyle.optimize import optimize_image
@@ -26,6 +31,12 @@ CHECKPOINTS = (5, 10, 20, 50, 100, 300)
 # Part of every cache key: references of another method (the one before this that optimized pixels
 # outside [0, 1] and clamped once at the end reached objectives about 2x higher) are never reused.
 REFERENCE_METHOD = "lbfgs-strong-wolfe-clamp-inside-v2"
+# Where the optimization starts: the photo itself, or uniform white noise drawn from NOISE_SEED.
+STARTS = ("photo", "noise")
+NOISE_SEED = 0
+# How the judged picture was cut from the file: the centre square (the training curve's held-out
+# photos) or the whole photo (eval, the quality benchmark), each resized to the key's size.
+CUTS = ("centre-square", "whole")
 
 
 def as_8bit(image: torch.Tensor) -> torch.Tensor:
@@ -54,34 +65,54 @@ class Reference(NamedTuple):
         return self.curve[max(self.curve)]
 
 
-def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int) -> str:
-    """The cache key of a reference: only what changes the optimized picture, and the method."""
+def reference_key(photo: Path, style_sha: str, size: int, loss: dict, style_size: int, steps: int, cut: str,
+                  start: str = "photo") -> str:
+    """The cache key of a reference: only what changes the optimized picture (the photo's file and
+    how it was cut, the painting, the loss, the start), and the method."""
+    if cut not in CUTS or start not in STARTS:
+        raise ValueError(f"cut must be one of {', '.join(CUTS)} and start one of {', '.join(STARTS)}, got {cut}, {start}")
     # The temporal term exists only in training; style_norm's default is what configs without it meant.
     loss = {k: v for k, v in loss.items() if k not in ("temporal_weight", "temporal_motion", "temporal_target") and not (k == "style_norm" and v == "none")}
-    text = json.dumps([REFERENCE_METHOD, CHECKPOINTS, _file_sha(photo), style_sha, size, loss, style_size, steps], sort_keys=True)
+    start_seed = start if start == "photo" else f"{start}:{NOISE_SEED}"
+    text = json.dumps([REFERENCE_METHOD, CHECKPOINTS, _file_sha(photo), style_sha, size, loss, style_size, steps, cut, start_seed],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def start_picture(photo: torch.Tensor, start: str) -> torch.Tensor | None:
+    """The optimization's first picture: None (the photo) or white noise of the photo's shape."""
+    if start == "photo":
+        return None
+    generator = torch.Generator().manual_seed(NOISE_SEED)
+    return torch.rand(photo.shape, generator=generator).to(photo.device, photo.dtype)
 
 
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def reference(photo: torch.Tensor, criterion: PerceptualLoss, steps: int, cache: Path | None = None, key: str | None = None) -> Reference:
-    """The optimization of ``criterion`` from ``photo`` for ``steps`` iterations, with its objective at
-    each of CHECKPOINTS below ``steps``; read from ``cache`` (``<key>.json`` and ``<key>.png``) when it
-    holds it, else computed and written there."""
+def reference(photo: torch.Tensor, criterion: PerceptualLoss, steps: int, cache: Path | None = None, key: str | None = None,
+              start: str = "photo") -> Reference:
+    """The optimization of ``criterion`` for ``photo``, started from the photo or from white noise
+    (``start``), for ``steps`` iterations, with its objective at each of CHECKPOINTS below ``steps``
+    (iteration 0: the start picture); read from ``cache`` (``<key>.json`` and ``<key>.png``) when it
+    holds it, else computed and written there (each file atomically, the JSON last: a crash leaves no
+    entry that later runs would read)."""
     if cache is not None and key is not None and (cache / f"{key}.json").is_file() and (cache / f"{key}.png").is_file():
         saved = json.loads((cache / f"{key}.json").read_text())
         curve = {int(k): v for k, v in saved["curve"].items()}
         return Reference(load_tensor(cache / f"{key}.png")[None].to(photo.device), curve, saved["iterations"], True)
-    result = optimize_image(photo, criterion, steps, checkpoints=tuple(c for c in CHECKPOINTS if c < steps))
-    curve = {0: objective(criterion, photo, photo), **{n: objective(criterion, image, photo) for n, image in result.snapshots.items()}}
+    first = start_picture(photo, start)
+    result = optimize_image(photo, criterion, steps, checkpoints=tuple(c for c in CHECKPOINTS if c < steps), start=first)
+    curve = {0: objective(criterion, photo if first is None else first, photo),
+             **{n: objective(criterion, image, photo) for n, image in result.snapshots.items()}}
     curve[steps] = objective(criterion, result.image, photo)
     image = as_8bit(result.image)
     if cache is not None and key is not None:
         save_image(image[0], cache / f"{key}.png")  # PNG, lossless: the cached picture is this one
-        (cache / f"{key}.json").write_text(json.dumps({"method": REFERENCE_METHOD, "steps": steps, "iterations": result.iterations,
-                                                       "curve": curve}, indent=1))
+        with atomic_write(cache / f"{key}.json") as tmp:
+            tmp.write_text(json.dumps({"method": REFERENCE_METHOD, "start": start, "steps": steps, "iterations": result.iterations,
+                                       "curve": curve}, indent=1))
     return Reference(image, curve, result.iterations, False)
 
 
@@ -105,3 +136,16 @@ def equivalent_iterations(total: float, curve: dict[int, dict[str, float]] | dic
             return n0 + share * (n - n0)
         previous = (n, best)
     return math.inf
+
+
+def judge(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor, references: dict[str, Reference]) -> dict:
+    """A model's picture of one photo against that photo's references (by start, ``photo`` required):
+    its objective, the ratio of each part (total, content, style, ``style/<layer>``) to the photo-start
+    reference's last picture, and the iteration count it matches from each start
+    (``equivalent_iterations``, ``equivalent_iterations_noise``)."""
+    model = objective(criterion, stylized, photo)
+    final = references["photo"].final
+    result = {"model": model, "ratio": {k: model[k] / final[k] for k in model if final.get(k, 0) > 0}}
+    for start, ref in references.items():
+        result["equivalent_iterations" if start == "photo" else f"equivalent_iterations_{start}"] = equivalent_iterations(model["total"], ref.curve)
+    return result

@@ -21,14 +21,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import fststyle
 from fststyle import CONF_DIR
-from fststyle.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput
+from fststyle.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput, TrainingRecord
 from fststyle.checkpoint_io import checkpoint_to_resume
 from fststyle.cli import check_choices, run_cli
 from fststyle.criterion import build_criterion, held_styles, load_style_image
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
 from fststyle.errors import UserError
-from fststyle.model_file import load_network, save_model, style_metadata
+from fststyle.model_file import load_network, save_model, style_metadata, training_record
 from fststyle.module import StyleTransferModule
 from fststyle.presets import apply_items, apply_preset, command_line_keys
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
@@ -55,7 +55,9 @@ def validate(cfg: DictConfig) -> None:
         (cfg.trainer.max_steps > 0, f"trainer.max_steps must be > 0, got {cfg.trainer.max_steps}"),
         (cfg.sample_every >= 0 and cfg.checkpoint_every >= 1, "sample_every must be >= 0 and checkpoint_every >= 1"),
         (cfg.checkpoint_keep >= -1, f"checkpoint_keep must be -1 (all) or >= 0, got {cfg.checkpoint_keep}"),
-        (cfg.quality_every >= 0 and cfg.quality_reference_steps >= 1, "quality_every must be >= 0 and quality_reference_steps >= 1"),
+        (cfg.quality_every == "log" or (isinstance(cfg.quality_every, int) and cfg.quality_every >= 0),
+         f"quality_every must be a step count >= 0 or log, got {cfg.quality_every}"),
+        (cfg.quality_reference_steps >= 1, "quality_reference_steps must be >= 1"),
         (cfg.style.size >= 32, f"style.size must be >= 32, got {cfg.style.size}"),
         (SAFE_NAME.fullmatch(str(cfg.style.name)) is not None,
          f"style.name={cfg.style.name} must be a plain name (letters, digits, '.', '_', '-'): it names the run folder and the model file"),
@@ -105,20 +107,25 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     return module, datamodule, style_paths
 
 
-def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: StyleDataModule) -> QualityCurve:
-    """quality_every=N: the quality curve on the held-out photos at data.sample_size, its references
-    cached in ``<style_cache>/references``."""
-    from fststyle.quality import reference_key
+def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: StyleDataModule, run_dir: Path,
+                  record: TrainingRecord) -> QualityCurve:
+    """quality_every=N|log: the quality curve on the held-out photos (centre squares at
+    data.sample_size) against the optimization from each photo and from noise, its references cached
+    in ``<style_cache>/references``, its measurements appended to ``<run>/quality.jsonl``."""
+    from fststyle.quality import STARTS, reference_key
 
     if module.net.num_styles > 1:
         raise ValueError("quality_every= judges a one-style model; for several styles use scripts/quality_benchmark.py --style NAME")
     style = module.hparams.held_styles[0]
     files = datamodule.held_out_files()
-    keys = [reference_key(f, style["sha256"], cfg.data.sample_size, OmegaConf.to_container(cfg.loss, resolve=True), style["size"],
-                          cfg.quality_reference_steps) for f in files]
-    log.info("quality_every=%d: %d held-out photos against %d L-BFGS iterations (computed once, cached in %s/references)",
-             cfg.quality_every, len(files), cfg.quality_reference_steps, cfg.style_cache)
-    return QualityCurve(datamodule.sample_batch(), keys, cfg.quality_every, cfg.quality_reference_steps, Path(cfg.style_cache) / "references")
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    keys = {start: [reference_key(f, style["sha256"], cfg.data.sample_size, loss, style["size"], cfg.quality_reference_steps,
+                                  cut="centre-square", start=start) for f in files] for start in STARTS}
+    log.info("quality_every=%s: %d held-out photos against %d L-BFGS iterations from each photo and from noise (computed once, "
+             "cached in %s/references); written to %s", cfg.quality_every, len(files), cfg.quality_reference_steps, cfg.style_cache,
+             run_dir / "quality.jsonl")
+    return QualityCurve(datamodule.sample_batch(), [f.name for f in files], keys, cfg.quality_every, cfg.quality_reference_steps,
+                        Path(cfg.style_cache) / "references", run_dir / "quality.jsonl", record)
 
 
 def sweep_grouped(logger: DictConfig | None) -> DictConfig | None:
@@ -157,11 +164,13 @@ def train(cfg: DictConfig) -> Path:
                                   every_n_train_steps=cfg.checkpoint_every, save_last=True, monitor="step", mode="max",
                                   save_top_k=cfg.checkpoint_keep)
     interrupt = SaveOnInterrupt(run_dir / "checkpoints" / "last.ckpt")
-    callbacks = [StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt, Throughput(), StepProgressBar()]
+    record = TrainingRecord()
+    callbacks = [StopOnNonFinite(cfg.trainer.log_every_n_steps), checkpoints, samples, interrupt, Throughput(), StepProgressBar(), record]
     if cfg.quality_every:
-        callbacks.append(quality_curve(cfg, module, datamodule))
+        callbacks.append(quality_curve(cfg, module, datamodule, run_dir, record))
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), callbacks=callbacks)
-    log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files), datamodule.root, run_dir)
+    log.info("training %s on %d photos from %s; run folder %s", cfg.style.name, len(datamodule.train_files),
+             ", ".join(map(str, datamodule.folders)), run_dir)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
@@ -180,6 +189,9 @@ def train(cfg: DictConfig) -> Path:
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
         "init": str(cfg.init) if cfg.get("init") else None,
+        # How much training this model saw, across every resume (the training photos' count and folders).
+        "training": {**record.record(trainer), "photos": len(datamodule.train_files), "photo_folders": [f.name for f in datamodule.folders],
+                     **({"init_training": init_training} if cfg.get("init") and (init_training := training_record(cfg.init)) else {})},
         "fststyle_version": fststyle.__version__,
     }
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}

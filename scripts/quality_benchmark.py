@@ -6,7 +6,9 @@
 Trains with `python -m fststyle.train KEY=VALUE ...` (any Hydra overrides: the budget is
 `trainer.max_steps=`), then judges the exported model by its own training objective (its loss network,
 layers and weights; the style image at its `style.size`) on the held-out photos at `--size`, against
-L-BFGS image optimization of that same objective from each photo (`--reference-steps` iterations).
+L-BFGS image optimization of that same objective from each photo and from white noise
+(`--reference-steps` iterations; the iterations matched are reported from both starts: from the photo,
+our stricter count, and from noise, as Johnson et al. count).
 `--run` scores the model of a finished training run instead (no training), `--model PATH` an exported
 model file (or `packaged`; its loss and paintings from its metadata); `--style NAME` judges one style of
 a model of several (e.g. one added with train=norms).
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import statistics
 import subprocess
 import sys
@@ -35,8 +36,9 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.eval import contact_sheet  # noqa: E402
+from fststyle.files import write_json  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E402
-from fststyle.quality import as_8bit, equivalent_iterations, objective, reference, reference_key  # noqa: E402
+from fststyle.quality import STARTS, as_8bit, judge, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
 from fststyle.criterion import build_criterion, held_styles, load_style_image  # noqa: E402
@@ -96,33 +98,36 @@ def main() -> None:
     rows, records, cached = [], [], 0
     for photo_path in map(Path, args.photos):
         photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
-        key = reference_key(photo_path, sha256_of(style_path), args.size, loss, entry["size"], args.reference_steps)
-        best = reference(photo, criterion, args.reference_steps, cache, key)
-        cached += best.cached
+        references = {start: reference(photo, criterion, args.reference_steps, cache, start=start,
+                                       key=reference_key(photo_path, sha256_of(style_path), args.size, loss, entry["size"],
+                                                         args.reference_steps, cut="whole", start=start)) for start in STARTS}
+        cached += sum(r.cached for r in references.values())
+        best = references["photo"]
         stylized = as_8bit(stylizer.run(photo, style=args.style))
-        model, final = objective(criterion, stylized, photo), objective(criterion, best.image, photo)
-        records.append({"photo": str(photo_path), "model": model, "reference": final,
-                        "ratio": {k: model[k] / final[k] for k in model if final[k] > 0},
-                        "equivalent_iterations": equivalent_iterations(model["total"], best.curve),
-                        "reference_curve": {n: v["total"] for n, v in best.curve.items()}})
+        records.append({"photo": str(photo_path), **judge(criterion, stylized, photo, references), "reference": objective(criterion, best.image, photo),
+                        "reference_curve": {n: v["total"] for n, v in best.curve.items()},
+                        "reference_curve_noise": {n: v["total"] for n, v in references["noise"].curve.items()}})
         rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(best.image[0])])
 
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
     # The median: one photo better than the whole reference run (inf) does not swamp the others.
     matched = statistics.median(r["equivalent_iterations"] for r in records)
+    matched_noise = statistics.median(r["equivalent_iterations_noise"] for r in records)
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) if run_dir else None
     report = {"overrides": overrides, "run": str(run_dir) if run_dir else None, "model": args.model, "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
               "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios,
-              "median_equivalent_iterations": matched, "per_photo": records,
+              "median_equivalent_iterations": matched, "median_equivalent_iterations_noise": matched_noise, "per_photo": records,
               "references_cached": cached, "torch": torch.__version__, "date": datetime.date.today().isoformat()}
-    (out / "quality.json").write_text(json.dumps(report, indent=2))
+    # Strict JSON: a photo better than the whole reference run matches "inf" iterations, written as null.
+    write_json(out / "quality.json", report)
     save_image(contact_sheet(open_rgb(style_path), rows, ["photo", "model", "optimization"]), out / "contact_sheet.png")
-    print(f"{'photo':<28}{'content':>10}{'style':>10}{'total':>10}{'iterations':>12}   (model / {args.reference_steps} L-BFGS iterations; "
-          "the iteration count it matches)")
+    print(f"{'photo':<28}{'content':>10}{'style':>10}{'total':>10}{'iterations':>12}{'from noise':>12}   (model / {args.reference_steps} "
+          "L-BFGS iterations; the iteration count it matches from the photo and from noise)")
     for r in records:
         print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total"))
-              + f"{r['equivalent_iterations']:>12.1f}")
-    print(f"{'mean (iterations: median)':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total")) + f"{matched:>12.1f}")
+              + f"{r['equivalent_iterations']:>12.1f}{r['equivalent_iterations_noise']:>12.1f}")
+    print(f"{'mean (iterations: median)':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total"))
+          + f"{matched:>12.1f}{matched_noise:>12.1f}")
     took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir or args.model}, "
     took += f"{rate:.1f} images/s" if rate else "images/s not logged"
     print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")

@@ -1,4 +1,7 @@
+import json
 import logging
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +10,8 @@ from PIL import Image
 from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule
 from fststyle.images import find_files
 from fststyle.errors import UserError
+
+from conftest import SHARED
 
 
 def _photo(path, size=(40, 30), color=(200, 30, 30)):
@@ -134,3 +139,59 @@ def test_missing_or_empty_folder_names_the_path(tmp_path):
         StyleDataModule(str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="batch_size"):
         StyleDataModule(str(tmp_path), batch_size=0)
+
+
+COCO128 = SHARED / "coco128"
+
+
+def _coco_copy(tmp_path, names: list[str], listed: list[str] | None = None) -> Path:
+    """A small COCO dataset folder: train2017/ with links to ``names`` of coco128 and, when ``listed``
+    is given, annotations/instances_train2017.json naming those files."""
+    root = tmp_path / "coco"
+    (root / "train2017").mkdir(parents=True)
+    for name in names:
+        (root / "train2017" / name).symlink_to(COCO128 / "train2017" / name)
+    if listed is not None:
+        (root / "annotations").mkdir()
+        (root / "annotations" / "instances_train2017.json").write_text(
+            json.dumps({"images": [{"id": i, "file_name": n} for i, n in enumerate(listed)], "annotations": []}))
+    return root
+
+
+def test_coco_layout_reads_the_photos_its_annotations_list():
+    """data=coco on COCO's own layout (the shared coco128: train2017/ beside annotations/): the dataset
+    folder and the image folder both give the 128 photos instances_train2017.json lists."""
+    listed = sorted(e["file_name"] for e in json.loads((COCO128 / "annotations" / "instances_train2017.json").read_text())["images"])
+    for root in (COCO128, COCO128 / "train2017"):
+        dm = StyleDataModule(str(root), num_workers=0, num_val=2)
+        assert [f.name for f in dm.train_files + dm.val_files] == listed and len(listed) == 128
+        assert dm.root == COCO128 / "train2017"
+
+
+def test_coco_annotations_decide_which_photos_train(tmp_path, caplog):
+    """A photo in the folder that the JSON does not list is left out; one the JSON lists that is not
+    there is reported once and left out; without the JSON every image in the folder trains."""
+    names = sorted(p.name for p in (COCO128 / "train2017").glob("*.jpg"))[:6]
+    root = _coco_copy(tmp_path, names, listed=names[:4] + ["000000999999.jpg"])
+    with caplog.at_level("WARNING"):
+        dm = StyleDataModule(str(root), num_workers=0, num_val=1)
+    assert [f.name for f in dm.train_files + dm.val_files] == names[:4]
+    assert "1 of the 5 photos instances_train2017.json lists are not in" in caplog.text
+    plain = _coco_copy(tmp_path / "plain", names)
+    assert len(StyleDataModule(str(plain), num_workers=0, num_val=1).train_files) == 5
+
+
+def test_a_broken_coco_annotation_file_is_one_clear_error(tmp_path):
+    root = _coco_copy(tmp_path, ["000000000009.jpg"], listed=[])
+    (root / "annotations" / "instances_train2017.json").write_text('{"images": [{"name": 1}]}')
+    with pytest.raises(UserError, match="is not COCO's annotation JSON .* move it away to train on every image"):
+        StyleDataModule(str(root), num_workers=0)
+
+
+def test_several_roots_train_together_and_hold_out_by_name(photos_dir):
+    """data.root=[COCO, a photo folder]: every photo of both, the named ones held out (and never trained on)."""
+    held = ["chicago.jpg", "dog.jpg", "000000000650.jpg"]
+    dm = StyleDataModule([str(COCO128), str(photos_dir)], num_workers=0, val_files=held)
+    assert sorted(f.name for f in dm.val_files) == sorted(held)
+    assert len(dm.train_files) == 128 + len(list(photos_dir.iterdir())) - 3
+    assert not {f.name for f in dm.train_files} & set(held) and dm.folders == [COCO128 / "train2017", photos_dir]

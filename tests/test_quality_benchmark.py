@@ -1,6 +1,7 @@
 """scripts/quality_benchmark.py on a tiny config: it trains, scores against cached optimization results."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -20,12 +21,13 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
                    "--reference-steps", "3", "--out", str(tmp_path / out), "--cache", str(tmp_path / "refs"), *args]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert "(model / 3 L-BFGS iterations; the iteration count it matches)" in proc.stdout
+        assert "(model / 3 L-BFGS iterations; the iteration count it matches from the photo and from noise)" in proc.stdout
         return json.loads((tmp_path / out / "quality.json").read_text())
 
     first = run("a", *overrides)
     assert len(first["per_photo"]) == 2 and first["references_cached"] == 0 and first["minutes"] > 0
-    assert len(list((tmp_path / "refs").glob("*.png"))) == 2 and len(list((tmp_path / "refs").glob("*.json"))) == 2
+    # Two references per photo: from the photo and from white noise.
+    assert len(list((tmp_path / "refs").glob("*.png"))) == 4 and len(list((tmp_path / "refs").glob("*.json"))) == 4
     # The figures again, here: the run's model on the photo, the optimization run again, each scored by
     # the run's own objective (as a saved picture).
     from omegaconf import OmegaConf
@@ -47,29 +49,53 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
         assert record["model"]["total"] == pytest.approx(model, rel=1e-4) and record["reference"]["total"] == pytest.approx(best, rel=1e-3)
         assert record["ratio"]["total"] == pytest.approx(model / best, rel=2e-3)
         assert record["reference_curve"]["0"] == pytest.approx(criterion(photo, photo)["loss"].item(), rel=1e-4)
-        assert 0 <= record["equivalent_iterations"] <= 3 or record["equivalent_iterations"] == float("inf")
+        # The iterations matched, read off each curve here by hand: its start (0) and its end (3), linear
+        # in the logarithm of the objective between them.
+        noise = torch.rand(photo.shape, generator=torch.Generator().manual_seed(0))
+        noise_curve = {0: criterion(as_8bit(noise), photo)["loss"].item(), 3: record["reference_curve_noise"]["3"]}
+        assert record["reference_curve_noise"]["0"] == pytest.approx(noise_curve[0], rel=1e-4)
+        for name, curve in (("equivalent_iterations", {0: record["reference_curve"]["0"], 3: best}), ("equivalent_iterations_noise", noise_curve)):
+            expected = 0.0 if model >= curve[0] else None if model < curve[3] else 3 * math.log(curve[0] / model) / math.log(curve[0] / curve[3])
+            assert record[name] == (None if expected is None else pytest.approx(expected, rel=1e-3, abs=1e-3)), (name, curve, model)
     with Image.open(tmp_path / "a" / "contact_sheet.png") as sheet:
         assert sheet.size == (3 * 256, 18 + 3 * 256)  # labels, the painting, one row per photo: photo | model | optimization
     # The finished run scored again (no training); same photos, style, size and loss: the references
     # come from the cache, and both scores are the same.
     second = run("b", "--run", str(tmp_path / "a" / "run"))
-    assert second["references_cached"] == 2 and second["minutes"] is None and second["overrides"] == first["overrides"]
+    assert second["references_cached"] == 4 and second["minutes"] is None and second["overrides"] == first["overrides"]
     assert [(r["model"], r["reference"]) for r in second["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
     # The exported model file alone (its loss and painting from its metadata): the same key, the same scores.
     third = run("c", "--model", str(tmp_path / "a" / "run" / "export" / "starry_night.pth"))
-    assert third["references_cached"] == 2 and third["run"] is None and third["overrides"] is None
+    assert third["references_cached"] == 4 and third["run"] is None and third["overrides"] is None
     assert [(r["model"], r["reference"]) for r in third["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
 
 
+def test_quality_every_log_is_250_500_1000_and_on():
+    from fststyle.callbacks import log_spaced
+
+    assert [step for step in range(1, 70_000) if log_spaced(step)] == [250 * 2**k for k in range(9)]
+
+
 def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, photos_dir, starry_night):
-    """quality_every=N: val/quality and val/equivalent_iterations every N steps and at the end; the
-    references are computed once, at the first measurement, and cached in the style cache (one .json
-    and .png per held-out photo; their reuse is tested with the benchmark above)."""
+    """quality_every=N: the quality curve every N steps and at the end, from the photo and from noise,
+    per style layer, in the log and in quality.jsonl with the run's images; the references are
+    computed once, at the first measurement, and cached in the style cache (a .json and .png per
+    held-out photo and start; their reuse is tested with the benchmark above)."""
     from conftest import read_metric, run_cli
 
     cache, run_dir = tmp_path / "styles", tmp_path / "run"
-    run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=4", "sample_every=0", "data.sample_size=32",
-                                         "quality_every=2", "quality_reference_steps=4", f"style_cache={cache}"))
-    assert len(list((cache / "references").glob("*.json"))) == len(list((cache / "references").glob("*.png"))) == 4  # 4 held-out photos
-    quality, matched = read_metric(run_dir, "val/quality"), read_metric(run_dir, "val/equivalent_iterations")
-    assert len(quality) == len(matched) == 2 and all(q > 1 for q in quality) and all(0 <= m <= 4 for m in matched)
+    run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=5", "sample_every=0", "data.sample_size=32",
+                                         "data.num_val=2", "quality_every=2", "quality_reference_steps=4", f"style_cache={cache}"))
+    assert len(list((cache / "references").glob("*.json"))) == len(list((cache / "references").glob("*.png"))) == 4  # 2 photos x 2 starts
+    lines = [json.loads(line) for line in (run_dir / "quality.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4, 5] and [line["images"] for line in lines] == [4, 8, 10]  # batches of 2
+    quality = read_metric(run_dir, "val/quality")
+    assert quality == pytest.approx([line["quality"] for line in lines]) and all(q > 1 for q in quality)
+    assert read_metric(run_dir, "val/equivalent_iterations_noise") == pytest.approx([line["equivalent_iterations_noise"] for line in lines])
+    for line in lines:
+        photos = line["per_photo"]
+        assert [p["photo"] for p in photos] == ["rocket.jpg", "stata.jpg"]  # the held-out photos, by name
+        assert line["quality"] == pytest.approx(sum(p["ratio"]["total"] for p in photos) / 2)
+        assert line["style_ratio/relu3_3"] == pytest.approx(sum(p["ratio"]["style/relu3_3"] for p in photos) / 2)
+        for p in photos:  # a barely trained network: within the 4 iterations of either reference (computed by hand above)
+            assert 0 <= p["equivalent_iterations"] < 4 and 0 <= p["equivalent_iterations_noise"] < 4

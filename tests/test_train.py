@@ -76,6 +76,15 @@ def test_resume_continues_from_a_checkpoint(trained, tmp_path, photos_dir, starr
     meta = torch.load(resumed / "export" / "starry_night.pth", weights_only=True)["metadata"]
     assert meta["steps"] == STEPS + 4
     assert len(read_metric(resumed, "train/loss")) == 4
+    # The training record counts across the resume: images of both runs (batches of 2), hours of both.
+    from fststyle.model_file import training_record
+
+    before = training_record(run_dir / "checkpoints" / "last.ckpt")
+    first = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["training"]
+    assert before["steps"] == STEPS and before["images"] == first["images"] == 2 * STEPS and before["hours"] > 0
+    assert meta["training"]["images"] == 2 * (STEPS + 4) and meta["training"]["steps"] == STEPS + 4
+    assert before["hours"] < meta["training"]["hours"] < before["hours"] + 0.1  # the resumed minutes added, not a fresh clock
+    assert read_metric(resumed, "train/images_seen")[-1] == 2 * (STEPS + 4)
 
 
 def test_cpu_preset_applies_except_to_keys_given(tmp_path, photos_dir, starry_night):
