@@ -11,8 +11,10 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = ["Stylizer", "__version__"]
 
-# The Hydra configs ship inside the package, so that an installed wheel finds them as a checkout does.
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+# The Hydra configs: the top-level conf/ of a checkout (an editable install reads those files), which a
+# wheel installs inside the package as fststyle/conf/ (pyproject.toml's package-dir).
+_INSTALLED_CONF = Path(__file__).resolve().parent / "conf"
+CONF_DIR = _INSTALLED_CONF if _INSTALLED_CONF.is_dir() else Path(__file__).resolve().parent.parent / "conf"
 
 
 def __getattr__(name: str) -> Any:

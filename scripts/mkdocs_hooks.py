@@ -1,12 +1,12 @@
 """mkdocs build hook: the configuration reference (docs/configuration.md) is written from the YAML files
-of fststyle/conf/ at build time, every key with its comment as the files state it, so it cannot drift
+of conf/ at build time, every key with its comment as the files state it, so it cannot drift
 from the configs the commands read."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 MARKER = "<!-- configuration reference -->"
 GROUP_TITLES = {
     ".": "`python -m fststyle.train`, `fststyle.optimize`, `fststyle.prepare`: the top-level configs",

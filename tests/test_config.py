@@ -4,7 +4,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["style", "data", "model", "loss", "optim", "trainer", "logger", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
@@ -63,10 +63,10 @@ def test_the_small_model_preset_is_narrower_and_shallower():
 
 
 def test_the_manuals_configuration_reference_holds_every_config_file_as_it_is():
-    """docs/configuration.md is filled from fststyle/conf/ when the manual is built (scripts/mkdocs_hooks.py)."""
+    """docs/configuration.md is filled from conf/ when the manual is built (scripts/mkdocs_hooks.py)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mkdocs_hooks", CONF.parents[1] / "scripts" / "mkdocs_hooks.py")
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", CONF.parent / "scripts" / "mkdocs_hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
     reference = hooks.config_reference(CONF)
@@ -75,5 +75,5 @@ def test_the_manuals_configuration_reference_holds_every_config_file_as_it_is():
     for path in files:
         assert f"### `{path.relative_to(CONF).as_posix()}`\n\n```yaml\n{path.read_text().rstrip()}\n```" in reference
     page = type("Page", (), {"file": type("File", (), {"src_uri": "configuration.md"})()})()
-    written = hooks.on_page_markdown((CONF.parents[1] / "docs" / "configuration.md").read_text(), page)
+    written = hooks.on_page_markdown((CONF.parent / "docs" / "configuration.md").read_text(), page)
     assert hooks.MARKER not in written and reference in written

@@ -20,6 +20,20 @@ def test_stylizer_imports_no_training_or_command_line_stack():
     assert proc.stdout.strip() == "[]"
 
 
+def test_a_checkout_reads_the_top_level_conf_folder(tmp_path):
+    """One copy of the configs, conf/ at the top of the checkout: the package run from a source tree (as
+    an editable install runs it) reads those files, so an edit there shows in the next command."""
+    assert not (REPO / "fststyle" / "conf").exists()
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "fststyle", source / "fststyle", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "conf", source / "conf")
+    model = source / "conf" / "model" / "johnson.yaml"
+    model.write_text(model.read_text().replace("num_residual: 5", "num_residual: 7"))
+    proc = subprocess.run([sys.executable, "-m", "fststyle.train", "--cfg", "job"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(source)}, cwd=tmp_path, check=True)
+    assert "num_residual: 7" in proc.stdout
+
+
 def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_path, photos_dir, starry_night):
     """Build the wheel, install it into a folder of its own, and from a folder that is not the checkout:
     list the styles, train a few steps (the configs come from the wheel), and stylize a photo with the
@@ -31,6 +45,8 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
                    check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("fststyle-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
+    # Every config of the top-level conf/ is installed inside the package, as fststyle/conf/.
+    assert {f"fststyle/conf/{p.relative_to(REPO / 'conf').as_posix()}" for p in (REPO / "conf").rglob("*.yaml")} <= set(names)
     assert {"fststyle/conf/train.yaml", "fststyle/conf/cli/infer.yaml", "fststyle/conf/style/great_wave.yaml",
             "fststyle/paintings/great_wave.jpg", "fststyle/web/stylize.js", "fststyle/web/automate.js", "fststyle/models/packaged.pth"} <= set(names)
     site = tmp_path / "site"
