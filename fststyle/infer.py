@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import torch
@@ -28,12 +28,20 @@ from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.video import find_media, frame_count, is_media, is_video, stylize_video
 
 
-def plan(input: str, output: str) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs. A folder or glob input mirrors its tree under the output folder;
-    files already inside the output folder are not inputs (an output folder inside the input folder
-    is not stylized again on the next run). No destination may be an input: that would destroy it."""
+class Plan(NamedTuple):
+    jobs: list[tuple[Path, Path]]  # (source, destination)
+    earlier_outputs: list[Path]  # files found under the input that this command writes: not inputs
+
+
+def plan(input: str, output: str) -> Plan:
+    """(source, destination) pairs. A folder or glob input mirrors its tree under the output folder.
+    A file found under the input that is the destination of another input (an earlier run's output,
+    e.g. with the output folder inside the input folder) is no input: it is written again, not
+    stylized again. Every other file is an input, also when the output folder holds the input folder.
+    No destination may be an input: that would destroy it."""
     src = Path(input).expanduser()
     out = Path(output).expanduser()
+    earlier: list[Path] = []
     if src.is_file():
         jobs = [(src, out / src.name if out.is_dir() or output.endswith(("/", "\\")) else out)]
     else:
@@ -47,16 +55,16 @@ def plan(input: str, output: str) -> list[tuple[Path, Path]]:
             raise FileNotFoundError(f"input not found: {src.resolve()}")
         if out.suffix and is_media(out):
             raise ValueError(f"output={output} is a file name, but input={input} has several files: give a folder")
-        if out.resolve() != base.resolve():  # the same folder: refused below, file by file
-            files = [f for f in files if not f.resolve().is_relative_to(out.resolve())]
         if not files:
             raise FileNotFoundError(f"no images or videos found in {input}")
-        jobs = [(f, out / f.relative_to(base)) for f in files]
+        writes = {(out / f.relative_to(base)).resolve(): f for f in files}
+        earlier = [f for f in files if writes.get(f.resolve(), f) != f]
+        jobs = [(f, out / f.relative_to(base)) for f in files if f not in set(earlier)]
     inputs = {s.resolve() for s, _ in jobs}
     clash = next((d for _, d in jobs if d.resolve() in inputs), None)
     if clash is not None:
         raise ValueError(f"output={output} would overwrite the input {clash}: give another output file or folder")
-    return jobs
+    return Plan(jobs, earlier)
 
 
 def check_writable(folder: Path) -> None:
@@ -108,7 +116,11 @@ def _same_size_batches(items: Iterator[tuple[Path, Path, Any]], batch_size: int)
 
 def infer(cfg: DictConfig) -> int:
     """Stylize everything ``cfg.input`` names; returns the number of failed files."""
-    jobs = plan(str(cfg.input), str(cfg.output))
+    jobs, earlier = plan(str(cfg.input), str(cfg.output))
+    if earlier:
+        shown = ", ".join(str(p) for p in earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
+        print(f"note: {len(earlier)} file(s) under the input are this command's own outputs of other inputs (an earlier run): "
+              f"written again, not stylized again: {shown}", file=sys.stderr)
     for folder in sorted({dst.parent for _, dst in jobs}, key=lambda p: len(p.parts))[:1]:
         check_writable(folder)
     if cfg.batch_size < 1:

@@ -340,9 +340,26 @@ def test_plan_never_maps_an_input_onto_itself_and_skips_its_own_outputs(tmp_path
     for input, output in [(photos, photos), (photos, tmp_path / "link"), (photos / "dog.jpg", photos), (f"{photos}/**/*.jpg", photos)]:
         with pytest.raises(ValueError, match="would overwrite the input"):
             plan(str(input), str(output))
-    # An output folder inside the input folder: what is already there is no input (not stylized again).
+    # An output folder inside the input folder: the earlier run's outputs there are no inputs (written
+    # again, not stylized again), and are named; a photo of the user's there is an input.
     styled = photos / "styled"
     (styled / "sub").mkdir(parents=True)
     shutil.copy(photos / "sub" / "eagle.jpg", styled / "sub" / "eagle.jpg")
+    shutil.copy(photos / "dog.jpg", styled / "mine.jpg")
     for input in (str(photos), f"{photos}/**/*.jpg"):
-        assert plan(input, str(styled)) == [(photos / "dog.jpg", styled / "dog.jpg"), (photos / "sub" / "eagle.jpg", styled / "sub" / "eagle.jpg")]
+        assert plan(input, str(styled)) == ([(photos / "dog.jpg", styled / "dog.jpg"), (styled / "mine.jpg", styled / "styled" / "mine.jpg"),
+                                             (photos / "sub" / "eagle.jpg", styled / "sub" / "eagle.jpg")], [styled / "sub" / "eagle.jpg"])
+    # The output folder holds the input folder (output=. or output=its parent): every photo is an input.
+    for output in (tmp_path, photos.parent / "."):
+        assert plan(str(photos / "sub"), str(output)) == ([(photos / "sub" / "eagle.jpg", output / "eagle.jpg")], [])
+    jobs, earlier = plan(str(photos), str(tmp_path))
+    assert len(jobs) == 4 and earlier == [] and jobs[0] == (photos / "dog.jpg", tmp_path / "dog.jpg")
+
+
+def test_infer_into_the_folder_that_holds_the_input(tmp_path, model_path, photos_dir):
+    """input=photos/vacation output=. (the output folder holds the input): the photos are stylized."""
+    vacation = tmp_path / "photos" / "vacation"
+    vacation.mkdir(parents=True)
+    shutil.copy(photos_dir / "dog.jpg", vacation / "dog.jpg")
+    proc = run_cli("fststyle.infer", f"model={model_path}", "input=photos/vacation", "output=.", "size=32", "device=cpu", cwd=tmp_path)
+    assert "1 written, 0 failed" in proc.stdout and (tmp_path / "dog.jpg").is_file()
