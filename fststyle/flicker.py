@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fststyle.flow import FLOWS, Flow, gray
+from fststyle.flow import FLOWS, MIN_SIDE, Flow, gray
 
 
 def warping_errors(previous: np.ndarray, current: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]],
@@ -57,3 +57,23 @@ class FlickerMeter:
                     f"flicker_ratio{suffix}": stylized / floor if floor else None}
         out["frame_pairs"] = len(next(iter(self.errors.values())))
         return out
+
+
+def summary(result: dict[str, float | int | None]) -> str:
+    """One line of a FlickerMeter's result: the stylized video's flicker, the input's own and their
+    ratio under each flow. An input that does not move (a still shot, a black intro) has no error of
+    its own to divide by: the absolute figures are given and the line says so."""
+    if not result["frame_pairs"]:
+        return f"flicker not measured: no pair of frames could be matched (frames under {MIN_SIDE} px have no optical flow; a video needs two frames)"
+    parts = [f"flicker {result['flicker']:.2f}"]
+    if not result["flicker_input"]:
+        parts.append("(no motion in the input: its own warping error is 0, so there is no ratio")
+        if result.get("flicker_farneback") is not None:
+            parts[-1] += f"; with Farneback's flow {result['flicker_farneback']:.2f}"
+        parts[-1] += ")"
+    else:
+        parts.append(f"(the input video's own: {result['flicker_input']:.2f}, {result['flicker_ratio']:.2f}x")
+        if result.get("flicker_ratio_farneback") is not None:
+            parts[-1] += f"; with Farneback's flow {result['flicker_ratio_farneback']:.2f}x"
+        parts[-1] += ")"
+    return " ".join(parts) + f", 8-bit warping error over {result['frame_pairs']} frame pairs"

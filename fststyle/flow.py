@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 FLOWS = ("dis", "farneback")
+# Frames smaller than this on a side get no flow: OpenCV's DIS refuses frames of under 12 px, and a flow
+# over a handful of pixels would be noise anyway. Nothing of such a frame is matched (stabilization keeps
+# the model's frames; the flicker meter counts no pair).
+MIN_SIDE = 16
 
 
 def cv2_module():
@@ -63,11 +67,13 @@ class Flow:
 
     def correspondence(self, previous: np.ndarray, current: np.ndarray) -> Correspondence:
         """Between two gray frames; visibility by the forward-backward check of Sundaram et al. 2010:
-        going back and forth again must return (nearly) to the start."""
+        going back and forth again must return (nearly) to the start. Frames under MIN_SIDE: nothing visible."""
         cv2 = cv2_module()
-        backward, forward = self(current, previous), self(previous, current)
         h, w = current.shape
         xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        if min(h, w) < MIN_SIDE:
+            return Correspondence(xs, ys, np.zeros((h, w), bool))
+        backward, forward = self(current, previous), self(previous, current)
         map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
         forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
         mismatch = np.square(backward + forward_there).sum(-1)

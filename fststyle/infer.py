@@ -23,7 +23,7 @@ from fststyle.cli import OUT_OF_MEMORY_HINT, one_value, run_cli
 from fststyle.errors import first_line
 from fststyle.images import load_tensor, save_image
 from fststyle.stylizer import Stylizer
-from fststyle.flicker import FlickerMeter
+from fststyle.flicker import FlickerMeter, summary as flicker_summary
 from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.video import find_media, frame_count, is_media, is_video, stylize_video
 
@@ -174,11 +174,8 @@ def infer(cfg: DictConfig) -> int:
                 frames += stylize_video(src, dst, lambda batch, s=stabilizer: s.run(batch, stylize(batch)), cfg.size, cfg.batch_size,
                                         on_frames=bar.update, observe=meter.update if meter else None)
             written.append(dst)
-            if meter and meter.result()["frame_pairs"]:
-                r = meter.result()
-                tqdm.write(f"{dst.name}: flicker {r['flicker']:.2f} (the input video's own: {r['flicker_input']:.2f}, "
-                           f"{r['flicker_ratio']:.2f}x; with Farneback's flow {r['flicker_ratio_farneback']:.2f}x; "
-                           f"8-bit warping error over {r['frame_pairs']} frame pairs)")
+            if meter:
+                tqdm.write(f"{dst.name}: {flicker_summary(meter.result())}")
         except Exception as err:
             fail(src, err)
 

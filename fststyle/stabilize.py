@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fststyle.errors import float_in
-from fststyle.flow import Flow, cv2_module, gray
+from fststyle.flow import MIN_SIDE, Flow, cv2_module, gray
 
 # Per pixel, the input's own change after the flow's warp (mean over RGB, 8-bit steps): up to LOW the
 # flow explains the pixel fully; from HIGH on not at all (something new is there); linear between.
@@ -99,7 +99,8 @@ class Stabilizer:
         styled = styled.astype(np.float32) / 255 if styled.dtype == np.uint8 else styled.astype(np.float32)
         frame_gray = gray(frame)
         carried = shown = styled  # what the next frame is blended with, and what is shown now
-        if self.strength > 0 and self._previous is not None and self._previous[0].shape == frame.shape:
+        # Frames too small for a flow (MIN_SIDE) are shown as the model paints them; no scene cut is counted.
+        if self.strength > 0 and self._previous is not None and self._previous[0].shape == frame.shape and min(frame.shape[:2]) >= MIN_SIDE:
             previous, previous_gray, previous_out = self._previous
             trusted, match = self.trust(previous, previous_gray, frame, frame_gray)
             if trusted.mean() < CUT_TRUSTED:
@@ -108,7 +109,8 @@ class Stabilizer:
                 weight = (self.strength * trusted)[..., None]
                 carried = weight * match.warp(previous_out, sharp=True).clip(0.0, 1.0) + (1 - weight) * styled
                 shown = np.where(weight > 0, with_contrast_of(carried, styled), styled)
-        self._previous = (frame, frame_gray, carried)
+        # A copy: a caller that reuses its frame buffer (a camera loop) would otherwise change the kept frame.
+        self._previous = (frame.copy(), frame_gray, carried)
         return shown
 
     def run(self, frames: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:

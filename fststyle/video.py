@@ -55,15 +55,25 @@ def _av():
 def frame_count(path: str | Path) -> int | None:
     """Frames in the first video stream, when the container says (for the progress bar)."""
     with _av().open(str(path)) as container:
-        return container.streams.video[0].frames or None
+        return container.streams.video[0].frames or None if container.streams.video else None
 
 
-def output_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
-    """Frame size of the output: the input's, or scaled to ``long_side``; kept even, as 4:2:0 video needs."""
-    if long_side:
-        scale = long_side / max(width, height)
-        width, height = round(width * scale), round(height * scale)
-    return max(2, width - width % 2), max(2, height - height % 2)
+def output_size(width: int, height: int, long_side: int | None, codec: str = "libx264") -> tuple[int, int]:
+    """Frame size of the output: the input's exactly, or scaled so that its long side is ``long_side``
+    exactly; the short side is then rounded to the nearest even number for H.264, whose 4:2:0 needs even
+    sizes (within a pixel of the aspect ratio). Odd sizes that were asked for stay (pixel_format)."""
+    if not long_side:
+        return width, height
+    scale = long_side / max(width, height)
+    short = min(width, height) * scale
+    short = max(2, 2 * round(short / 2)) if codec == "libx264" else max(1, round(short))
+    return (long_side, short) if width >= height else (short, long_side)
+
+
+def pixel_format(codec: str, width: int, height: int) -> str:
+    """4:2:0 chroma, what every player plays; H.264 holds it only at even sizes, so an odd width or
+    height is written as 4:4:4 (full chroma), which keeps the size exactly (some players refuse it)."""
+    return "yuv444p" if codec == "libx264" and (width % 2 or height % 2) else "yuv420p"
 
 
 class FrameTimes:
@@ -99,13 +109,18 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
         raise ValueError(f"cannot write video {dst}: use one of {', '.join(VIDEO_EXTENSIONS)}")
     written = 0
     with atomic_write(dst) as tmp, av.open(str(src)) as inp:
+        if not inp.streams.video:
+            raise ValueError("holds no video stream (sound only?); nothing written")
         with av.open(str(tmp), "w") as out:
             vin = inp.streams.video[0]
             vin.thread_type = "AUTO"
             rate = Fraction(vin.average_rate or vin.guessed_rate or 30)
-            width, height = output_size(vin.codec_context.width, vin.codec_context.height, long_side)
+            width, height = output_size(vin.codec_context.width, vin.codec_context.height, long_side, VIDEO_CODEC[suffix])
             vout = out.add_stream(VIDEO_CODEC[suffix], rate=rate)
-            vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+            vout.width, vout.height, vout.pix_fmt = width, height, pixel_format(VIDEO_CODEC[suffix], width, height)
+            if vout.pix_fmt != "yuv420p":
+                log.warning("%s: %dx%d is an odd size, which H.264 holds only as 4:4:4 video (some players refuse it); "
+                            "size= with an even result, or .webm, gives 4:2:0", dst, width, height)
             # The input's own time base keeps every timestamp exactly; AVI holds only a constant rate.
             keeps_times = suffix != ".avi" and vin.time_base is not None
             vout.time_base = vout.codec_context.time_base = Fraction(vin.time_base) if keeps_times else 1 / rate
@@ -157,6 +172,8 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
                     if len(pending) == batch_size:
                         flush()
             flush()
+            if written == 0:  # e.g. an empty video stream beside an audio track: no sound-only file
+                raise ValueError("no video frame could be decoded; nothing written")
             for packet in vout.encode():
                 out.mux(packet)
     return written

@@ -31,8 +31,10 @@ def test_a_stable_stylization_has_the_floor_and_a_flickering_one_more(photos_dir
     # The second, independent flow (Farneback) agrees on both.
     assert steady_r["flicker_input_farneback"] < 3 and steady_r["flicker_ratio_farneback"] == pytest.approx(1, abs=0.03)
     assert noisy_r["flicker_ratio_farneback"] > 3
-    same = warping_errors(frames[0], frames[0], [(steady[0], steady[0])])
-    assert same == [0.0]
+    # The meter's figure against one computed by hand: the pan moves exactly 3 px a frame, so the previous
+    # noisy frame moved 3 px lies on the current one; the mean absolute difference there is the error.
+    by_hand = np.abs(noisy[1, 4:-4, 4:-7].astype(np.float32) - noisy[0, 4:-4, 7:-4]).mean()
+    assert warping_errors(frames[0], frames[1], [(noisy[0], noisy[1])])[0] == pytest.approx(by_hand, rel=0.05)
 
 
 def test_eval_reports_the_flicker_of_a_video(model_path, tmp_path):
@@ -40,9 +42,14 @@ def test_eval_reports_the_flicker_of_a_video(model_path, tmp_path):
     proc = run_cli("fststyle.eval", f"model={model_path}", f"content={VIDEO}", "size=96", "video_metric_every=40", "device=cpu",
                    f"hydra.run.dir={out}")
     record = json.loads((out / "metrics.json").read_text())["videos"][0]
-    assert record["frames"] == 120 and record["frame_pairs"] >= 110
-    assert record["flicker"] > record["flicker_input"] > 0 and record["flicker_ratio"] == pytest.approx(record["flicker"] / record["flicker_input"])
-    assert record["style"] > 0 and (out / "videos" / "carphone.starry_night.mp4").is_file()
+    assert record["frames"] == 120 and record["frame_pairs"] >= 110 and record["style"] > 0
+    # The figures again from the files: the input's exactly, the stylized video's through its lossy encoding.
+    written = out / "videos" / "carphone.starry_night.mp4"
+    meter = FlickerMeter()
+    meter.update(decoded(VIDEO, (96, 78)), decoded(written, (96, 78)))
+    again = meter.result()
+    assert record["frame_pairs"] == again["frame_pairs"] and record["flicker_input"] == pytest.approx(again["flicker_input"], abs=0.006)
+    assert record["flicker"] == pytest.approx(again["flicker"], rel=0.1) and record["flicker"] > 1.5 * record["flicker_input"]
     assert "flicker" in proc.stdout and "carphone.mp4" in proc.stdout
 
 

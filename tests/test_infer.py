@@ -273,7 +273,44 @@ def test_video_resized_and_sound_dropped_where_the_container_cannot_hold_it(mode
     src = make_video(tmp_path / "clip.mp4", frames=4, size=(64, 48), fps=10)
     out = tmp_path / "styled.webm"
     run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={out}", "device=cpu", "size=33")
-    assert probe(out) == {"frames": 4, "size": (32, 24), "fps": 10.0, "audio": None}  # even sizes for 4:2:0
+    assert probe(out) == {"frames": 4, "size": (33, 25), "fps": 10.0, "audio": None}  # the long side asked for, odd or not
+    run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={tmp_path / 'styled.mp4'}", "device=cpu", "size=33")
+    assert probe(tmp_path / "styled.mp4")["size"] == (33, 24)  # H.264: the short side to the nearest even size (24.75 -> 24)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (9, 9), (9, 7), (20, 11)])
+def test_tiny_and_odd_videos_keep_their_size_and_stabilize(model_path, tmp_path, size):
+    """Frames of any size keep it (odd H.264 sizes as 4:4:4); stabilization and the flicker meter take
+    frames too small for an optical flow (OpenCV's DIS refuses under 12 px) without failing."""
+    src = make_video(tmp_path / "tiny.mp4", frames=4, size=size, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={out}", "device=cpu", "stabilize=true", "flicker=true")
+    assert probe(out)["size"] == size and probe(out)["frames"] == 4 and "1 written, 0 failed" in proc.stdout
+    flicker = next(x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("out.mp4: flicker"))
+    if min(size) < 16:
+        assert "flicker not measured: no pair of frames could be matched (frames under 16 px" in flicker
+    else:
+        assert "over 3 frame pairs" in flicker
+
+
+def test_a_video_without_motion_reports_its_flicker_without_a_ratio(model_path, tmp_path):
+    """A still shot: the input's own warping error is 0, so the figures are absolute and the line says why."""
+    src = make_video(tmp_path / "still.mp4", frames=4, size=(48, 32), motion=0, audio=False)
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={tmp_path / 'out.mp4'}", "device=cpu", "flicker=true")
+    line = next(x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("out.mp4: flicker"))
+    assert "(no motion in the input: its own warping error is 0, so there is no ratio" in line and "1 written, 0 failed" in proc.stdout
+
+
+@pytest.mark.parametrize("container, reason", [(".mkv", "no video frame could be decoded"), (".mp4", "holds no video stream (sound only?)")])
+def test_a_video_stream_without_frames_fails_in_one_line_and_writes_nothing(model_path, tmp_path, container, reason):
+    """An empty video stream beside a sound track (MP4's muxer drops the empty stream, Matroska keeps
+    it): no sound-only file, one error line, exit 1."""
+    src = make_video(tmp_path / f"empty{container}", frames=0, seconds_of_sound=0.5)
+    out = tmp_path / "out" / "styled.mp4"
+    proc = run_cli("fststyle.infer", f"model={model_path}", f"input={src}", f"output={out}", "device=cpu", expect=1)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {src}: {reason}; nothing written"]
+    assert "0 written, 1 failed" in proc.stdout and not out.exists() and list(out.parent.iterdir()) == []
 
 
 def test_missing_input_is_one_line(model_path, tmp_path):

@@ -116,6 +116,13 @@ def test_stylizer_stream_stabilizes_a_callers_frame_loop(model_path, photos_dir)
     assert not np.array_equal(np.asarray(out[3]), stylizer(frames[3]))
     with pytest.raises(ValueError, match="stabilize must be"):
         stylizer.stream(stabilize=2)
+    # A camera loop that reuses one frame buffer: the same pictures as with fresh arrays.
+    reused, buffer = stylizer.stream(stabilize=1.0), np.empty_like(frames[0])
+    again = []
+    for f in frames:
+        buffer[...] = f
+        again.append(reused(buffer))
+    assert all(np.array_equal(a, np.asarray(o)) for a, o in zip(again, out))
 
 
 def test_infer_stabilizes_a_real_clip_and_keeps_its_frames(model_path, tmp_path):
