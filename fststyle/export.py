@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from fststyle import CONF_DIR
 from fststyle.cli import run_cli
+from fststyle.files import atomic_write
 from fststyle.errors import UserError
 from fststyle.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
 from fststyle.model_file import PACKAGED_MODEL, load_network, model_path, style_names
@@ -21,9 +22,18 @@ from fststyle.net import TransformerNet
 EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web"}
 
 
-def export(cfg: DictConfig) -> Path:
+def check_options(cfg: DictConfig) -> None:
+    """Refuse bad values before any work, each in one line."""
     if cfg.format not in EXPORT_FORMATS:
         raise ValueError(f"format={cfg.format} is not one of {', '.join(EXPORT_FORMATS)}")
+    for key in ("tolerance", "int8_tolerance"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise ValueError(f"{key} must be a number >= 0, got {value}")
+
+
+def export(cfg: DictConfig) -> Path:
+    check_options(cfg)
     net, metadata = load_network(cfg.model)
     source = model_path(cfg.model)
     model = Path(source.name) if source == PACKAGED_MODEL else source  # never write into the installed package
@@ -31,21 +41,21 @@ def export(cfg: DictConfig) -> Path:
         else model.with_suffix(EXPORT_FORMATS[cfg.format])
     if output.resolve() == source.resolve():
         raise ValueError(f"output={output} would overwrite the model; give another output=")
-    metadata = {**metadata, "source": str(source.resolve())}
+    # What a published file says names no local file: paths are cut to file names (one rule for every format).
+    metadata = public_metadata({**metadata, "source": str(source.resolve())})
     if cfg.format == "web":
         return export_web(cfg, net, metadata, output)
-    if cfg.format == "onnx":
-        written = export_onnx(net, output, metadata, cfg.opset)
-    elif cfg.format == "onnx-int8":
-        written = quantize_onnx(net, output, metadata, calibration_photos(cfg.calibration), cfg.opset)
-    else:
-        written = export_torchscript(net, output, metadata)
-    if cfg.check:
-        try:
-            verify(written, cfg, net)
-        except UserError:
-            written.unlink(missing_ok=True)
-            raise
+    # Written beside the target and checked there: a failed check leaves an earlier export as it was.
+    with atomic_write(output) as tmp:
+        if cfg.format == "onnx":
+            export_onnx(net, tmp, metadata, cfg.opset)
+        elif cfg.format == "onnx-int8":
+            quantize_onnx(net, tmp, metadata, calibration_photos(cfg.calibration), cfg.opset)
+        else:
+            export_torchscript(net, tmp, metadata)
+        if cfg.check:
+            verify(tmp, cfg, net)
+    written = output.resolve()
     print(f"exported: {written}")
     return written
 
@@ -63,13 +73,14 @@ def verify(written: Path, cfg: DictConfig, net: TransformerNet) -> None:
     batches = [photo[None], torch.stack([photo, photo.flip(-1)]), torch.rand(1, 3, 33, 150)]
     diff = check_export(written, "onnx" if cfg.format == "web" else cfg.format, net, batches)
     if diff > cfg.tolerance:
-        raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written")
+        raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written "
+                        "(an earlier export there is kept)")
     print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
 
 
 def export_web(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], output: Path) -> Path:
     """The browser page's folder, built beside ``output`` and put in its place only when complete and
-    checked. What it publishes names no local file: paths in the metadata are cut to file names."""
+    checked."""
     from fststyle.files import atomic_folder
     from fststyle.web import PAGE_FILES, write_page
 
@@ -81,7 +92,7 @@ def export_web(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], o
     names = style_names(metadata)
     with atomic_folder(output) as folder:
         write_page(folder, names, f"{' / '.join(names)} (fststyle)", cfg.web_runtime)
-        export_onnx(net, folder / "model.onnx", public_metadata(metadata), cfg.opset)
+        export_onnx(net, folder / "model.onnx", metadata, cfg.opset)
         if cfg.check:
             verify(folder / "model.onnx", cfg, net)
     print(f"page: {(output / 'index.html').resolve()} (serve the folder, e.g. python -m http.server -d {output}, and open http://localhost:8000)")

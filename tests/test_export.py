@@ -49,6 +49,8 @@ def test_export_matches_pytorch_at_other_sizes(model_path, tmp_path, fmt, suffix
         run = torch.jit.load(str(out), _extra_files=extra)
         stored = json.loads(extra["fststyle.json"])
     assert stored["style_name"] == meta["style_name"] == "starry_night"
+    # One rule for every published file: no local path (the model's, the painting's), only file names.
+    assert "/" not in json.dumps(stored) and stored["source"] == model_path.name and stored["style_image"] == "starry_night.jpg"
     # Neither the trace size nor the check sizes; below 16 px the size padding takes its other branch.
     for shape in [(2, 3, 41, 77), (1, 3, 5, 3), (1, 3, 1, 1)]:
         x = torch.rand(*shape)
@@ -66,16 +68,30 @@ def test_onnx_model_runs_in_the_stylizer(model_path, tmp_path):
         Stylizer.load(out, device="cpu").run(x, tile=64)
 
 
-def test_export_above_tolerance_fails_and_writes_nothing(model_path, tmp_path):
+def test_export_above_tolerance_fails_and_keeps_an_earlier_export(model_path, tmp_path):
+    """A failed check writes nothing and leaves the good export made before as it was."""
     out = tmp_path / "m.onnx"
     proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
-    assert "tolerance" in proc.stderr and not out.exists()
+    assert "tolerance" in proc.stderr and not out.exists() and list(tmp_path.iterdir()) == []
+    run_cli("fststyle.export", f"model={model_path}", f"output={out}")
+    good = out.read_bytes()
+    proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
+    assert "nothing written (an earlier export there is kept)" in proc.stderr
+    assert out.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("option", ["tolerance=-1", "int8_tolerance=-0.5", "tolerance=inf", "tolerance=nan", "int8_tolerance=abc"])
+def test_a_bad_tolerance_is_refused_before_any_work(model_path, tmp_path, option):
+    proc = run_cli("fststyle.export", f"model={model_path}", f"output={tmp_path / 'm.onnx'}", option, expect=2)
+    key = option.split("=")[0]
+    assert proc.stderr.strip().splitlines() == [f"error: {key} must be a number >= 0, got {option.split('=')[1]}"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, photos_dir):
     """format=onnx-int8: calibrated on photos, checked in 8-bit steps (mean within int8_tolerance, the
     largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a
-    check above the tolerance removes the file."""
+    check above the tolerance writes nothing and keeps the earlier file."""
     from fststyle.errors import UserError
     from fststyle.formats import check_int8
     from fststyle.model_file import load_network
@@ -97,7 +113,11 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
 
     with pytest.raises(UserError, match="int8_tolerance 0.0"):
         check_int8(out, net, 0.0)
-    assert not out.exists()
+    # The command with that tolerance keeps the good int8 file made above.
+    good = out.read_bytes()
+    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}", "int8_tolerance=0", expect=2,
+                   cwd=tmp_path)
+    assert "nothing written (an earlier export there is kept)" in proc.stderr and out.read_bytes() == good
 
 
 def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path, photos_dir):
