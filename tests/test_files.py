@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from fststyle.checkpoint_io import AtomicCheckpointIO
 from fststyle.files import atomic_write
 
-CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @pytest.mark.parametrize("sync", [False, True])

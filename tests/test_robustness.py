@@ -134,7 +134,7 @@ def test_the_gradient_guard_zeroes_a_non_finite_step_and_leaves_a_finite_one_alo
     from fststyle.module import StyleTransferModule
     from fststyle.net import TransformerNet
 
-    loss_cfg = OmegaConf.load(REPO / "fststyle" / "conf" / "loss" / "vgg19.yaml")
+    loss_cfg = OmegaConf.load(REPO / "conf" / "loss" / "vgg19.yaml")
     loss_cfg.weights = "random"
     module = StyleTransferModule(TransformerNet(width=8, num_residual=1), build_criterion(loss_cfg, load_tensor(starry_night, 32)[None]))
     module.is_logging_step = lambda: False  # no trainer attached: nothing to log

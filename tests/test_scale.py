@@ -231,7 +231,7 @@ def test_ddp_does_not_broadcast_buffers_every_step():
     from hydra.utils import instantiate
     from pytorch_lightning.strategies import DDPStrategy
 
-    with initialize_config_dir(str(REPO / "fststyle" / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["trainer=ddp"])
     trainer = instantiate(cfg.trainer, accelerator="cpu", devices=2, logger=False, enable_checkpointing=False)
     assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy._ddp_kwargs == {"broadcast_buffers": False}

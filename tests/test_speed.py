@@ -17,7 +17,7 @@ from fststyle.net import TransformerNet
 from fststyle.presets import apply_preset
 from fststyle.vgg import LossNetwork
 
-CONF = Path(__file__).resolve().parents[1] / "fststyle" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def make_module(**switches) -> StyleTransferModule:

@@ -11,7 +11,7 @@ from conftest import STYLES
 
 from fststyle.styles import resolve_style_image, safe_file_name, sha256_of
 
-CONF_STYLES = Path(__file__).resolve().parents[1] / "fststyle" / "conf" / "style"
+CONF_STYLES = Path(__file__).resolve().parents[1] / "conf" / "style"
 
 
 @pytest.fixture(scope="module")

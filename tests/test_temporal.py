@@ -76,7 +76,7 @@ def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, 
     from fststyle.net import TransformerNet
     from fststyle.criterion import build_criterion
 
-    loss_cfg = OmegaConf.load(REPO / "fststyle" / "conf" / "loss" / "vgg19.yaml")
+    loss_cfg = OmegaConf.load(REPO / "conf" / "loss" / "vgg19.yaml")
     loss_cfg.weights = "random"
     criterion = build_criterion(loss_cfg, load_tensor(starry_night, 64)[None])
     weight, seed = 1e3, 7

@@ -299,6 +299,6 @@ def test_a_one_item_style_list_records_its_own_painting(tmp_path, photos_dir, st
     args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "trainer.max_steps=1", "sample_every=0") if not a.startswith("style.")]
     run_cli("fststyle.train", *args, "styles=[great_wave]", "style.name=wave")
     meta = torch.load(run_dir / "export" / "wave.pth", weights_only=True)["metadata"]
-    config = yaml.safe_load((REPO / "fststyle" / "conf" / "style" / "great_wave.yaml").read_text())
+    config = yaml.safe_load((REPO / "conf" / "style" / "great_wave.yaml").read_text())
     assert (meta["style_image"], meta["style_size"]) == (config["image"], config["size"]) == ("packaged:great_wave.jpg", config["size"])
     assert meta["style_sha256"] == sha256_of(REPO / "fststyle" / "paintings" / "great_wave.jpg")

@@ -39,7 +39,7 @@ def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     """The config `python -m fststyle.train` would run with these overrides (presets applied)."""
     from fststyle.presets import apply_preset, override_keys
 
-    conf = Path(__file__).resolve().parents[2] / "fststyle" / "conf"
+    conf = Path(__file__).resolve().parents[2] / "conf"
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
