@@ -107,23 +107,25 @@ class StyleTransferModule(pl.LightningModule):
         return total
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """A step whose gradients are not all finite leaves the weights as they were instead of making
-        them NaN: its gradients are zeroed on the device (no host read). A flat crop (a constant image)
-        does this to a trained network, e.g. one started from the packaged model: every feature map is
-        then constant, so each of the 15 instance norms sees zero variance and multiplies the gradient
-        by about scale / sqrt(eps) (300-1000x); measured on the packaged model, 7e-5 at the last norm
-        becomes 3e32 at the first and the loss's weights take it past float32. A fresh network is
-        spared only because its norm shifts start at zero and ReLU(0) passes no gradient.
-        ``train/skipped_steps`` counts such steps. The test is one fused norm of all the gradients (a
-        gradient so large that the norm overflows float32 counts as non-finite too): with a check per
-        tensor the guard cost about 9 ms of a 450 ms CPU step, now 1-2 ms (0.5 ms of it the check)."""
+        """A step whose gradients are not all finite is skipped: Adam leaves the weights, its moments and
+        its step count as they were. A flat crop (a constant image) does this to a trained network, e.g.
+        one started from the packaged model: every feature map is then constant, so each of the 15
+        instance norms sees zero variance and multiplies the gradient by about scale / sqrt(eps)
+        (300-1000x); measured on the packaged model, 7e-5 at the last norm becomes 3e32 at the first
+        and the loss's weights take it past float32. A fresh network is spared only because its norm
+        shifts start at zero and ReLU(0) passes no gradient.
+
+        The skip happens on the device, with no host read: the fused Adam kernel takes a ``found_inf``
+        flag (the mechanism PyTorch's GradScaler uses) and does nothing when it is set. The test is one
+        fused norm of all the gradients (a gradient so large that the norm overflows float32 counts as
+        non-finite too). ``train/skipped_steps`` counts such steps. The learning-rate schedule follows
+        the run's step count, skipped steps included, so that it ends where max_steps says."""
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
         if not grads:
             return
-        finite = torch.isfinite(torch.nn.utils.get_total_norm(grads))
-        for g in grads:
-            g.nan_to_num_(0.0, 0.0, 0.0).mul_(finite)
-        self.skipped_steps += ~finite
+        non_finite = ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
+        getattr(optimizer, "optimizer", optimizer).found_inf = non_finite.float()  # read by Adam(fused=True).step
+        self.skipped_steps += non_finite
         if self.is_logging_step():
             self.log("train/skipped_steps", self.skipped_steps.float(), sync_dist=self.trainer.world_size > 1, reduce_fx="max")
 
@@ -162,8 +164,9 @@ class StyleTransferModule(pl.LightningModule):
         if lr != self.hparams.lr:
             rank_zero_info(f"learning rate {lr:.3g} ({self.hparams.lr_scaling} scaling of {self.hparams.lr:.3g} for a global batch of "
                            f"{self.hparams.batch_size * self.trainer.world_size})")
-        # The fused CUDA kernel updates all parameters in one launch.
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=self.device.type == "cuda")
+        # Fused: one kernel updates all parameters (CUDA and CPU), and it can skip a step on the device
+        # (on_before_optimizer_step).
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
         # Stepped after every optimizer step; its state is in the checkpoint, so a resume continues it.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -111,8 +111,9 @@ def test_training_skips_and_reports_bad_files(zoo, tmp_path, starry_night):
 
 def test_a_step_with_non_finite_gradients_is_skipped_not_fatal(zoo, tmp_path, starry_night):
     """Started from the packaged model, the zoo's flat crops (a constant image, a one-pixel-high one
-    enlarged) give non-finite gradients in the first layers: those steps leave the weights as they were
-    and are counted, and the run ends with a finite model instead of stopping at a NaN loss."""
+    enlarged) give non-finite gradients in the first layers: those steps leave the weights and Adam's
+    state as they were and are counted, and the run ends with a finite model instead of stopping at a
+    NaN loss."""
     steps = 5
     run_cli("fststyle.train", "trainer=cpu", "logger=csv", "data=folder", f"data.root={zoo}", "data.val_files=[dog.jpg]",
             "data.image_size=32", "data.batch_size=4", "data.num_workers=0", f"style.image={starry_night}", "style.name=zoo",
@@ -122,11 +123,16 @@ def test_a_step_with_non_finite_gradients_is_skipped_not_fatal(zoo, tmp_path, st
     assert len(skipped) == steps and 1 <= skipped[-1] < steps and skipped == sorted(skipped)
     state = torch.load(tmp_path / "export" / "zoo.pth", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    # Adam counted only the steps it took (its step count is in the last checkpoint).
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    adam_steps = {state["step"].item() for state in checkpoint["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {steps - skipped[-1]} and checkpoint["global_step"] == steps
 
 
-def test_the_gradient_guard_zeroes_a_non_finite_step_and_leaves_a_finite_one_alone(starry_night):
-    """on_before_optimizer_step: one NaN or inf anywhere zeroes every gradient of the step (and counts
-    it); finite gradients pass bit for bit."""
+def test_the_gradient_guard_skips_a_non_finite_step_and_leaves_a_finite_one_alone(starry_night):
+    """on_before_optimizer_step, then Adam's step as Lightning runs it: one NaN or inf anywhere leaves
+    every weight, Adam's moments and its step count exactly as they were (and counts the step); a step
+    of finite gradients updates the weights as Adam would without the guard."""
     from omegaconf import OmegaConf
 
     from fststyle.criterion import build_criterion
@@ -138,19 +144,33 @@ def test_the_gradient_guard_zeroes_a_non_finite_step_and_leaves_a_finite_one_alo
     loss_cfg.weights = "random"
     module = StyleTransferModule(TransformerNet(width=8, num_residual=1), build_criterion(loss_cfg, load_tensor(starry_night, 32)[None]))
     module.is_logging_step = lambda: False  # no trainer attached: nothing to log
+    module.scaled_lr = lambda: 1e-3
+    module.trainer = type("Trainer", (), {"max_steps": 10})()
+    optimizer = module.configure_optimizers()["optimizer"]
     params = list(module.net.parameters())
-    for bad in (None, float("nan"), float("inf")):
+    reference = [p.detach().clone().requires_grad_() for p in params]
+    plain = torch.optim.Adam(reference, lr=1e-3)  # Adam without the guard, for the finite steps
+    for step, bad in enumerate((None, float("nan"), float("inf"), None, 1e38)):
         grads = [torch.randn_like(p) for p in params]
         if bad is not None:
             grads[3].view(-1)[0] = bad
+        if bad == 1e38:  # finite, but the norm of all gradients overflows float32: not trusted either
+            grads[5].view(-1)[0] = 1e38
+        before = [p.detach().clone() for p in params], {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params}
         for p, g in zip(params, grads):
             p.grad = g.clone()
-        module.on_before_optimizer_step(None)
+        module.on_before_optimizer_step(optimizer)
+        optimizer.step()
         if bad is None:
-            assert all(torch.equal(p.grad, g) for p, g in zip(params, grads))
+            for r, g in zip(reference, grads):
+                r.grad = g.clone()
+            plain.step()
+            assert all(torch.allclose(p, r, rtol=0, atol=1e-6) for p, r in zip(params, reference)) and not all(
+                torch.equal(p, b) for p, b in zip(params, before[0]))
         else:
-            assert all(not p.grad.any() for p in params)
-    assert module.skipped_steps.item() == 2
+            assert all(torch.equal(p, b) for p, b in zip(params, before[0])), step
+            assert all(torch.equal(v, before[1][id(p)][k]) for p in params for k, v in optimizer.state[p].items()), step
+    assert module.skipped_steps.item() == 3 and optimizer.state[params[0]]["step"].item() == 2
 
 
 def test_inference_writes_the_good_and_reports_the_bad(zoo, model_path, tmp_path):
