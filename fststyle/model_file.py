@@ -56,6 +56,67 @@ def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, An
     return path.resolve()
 
 
+# What a model file may ask for, checked before anything is allocated: far beyond any network that makes
+# sense (the default is width 32, 5 blocks; 6 styles ship), far below what would exhaust a machine.
+ARCHITECTURE_BOUNDS = {"width": (1, 512), "num_residual": (0, 64), "num_styles": (1, 4096)}
+
+
+def network_from(config: Any, state: Any, path: Path) -> TransformerNet:
+    """The network a file describes (``config``: its ``model`` entry) with its weights (``state``), each
+    checked first, so that a malformed or crafted file gets one line instead of a traceback: the keys
+    and sizes are bounded (ARCHITECTURE_BOUNDS), then the network is laid out on the meta device (no
+    memory) and every tensor's name and shape compared with the file's before the real one is built.
+    So a file cannot ask for more memory than its own tensors take."""
+    import inspect
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{path} is not a usable fststyle model: {why}; re-export it")
+
+    if not isinstance(config, dict):
+        raise bad("no network description (its 'model' entry)")
+    known = set(inspect.signature(TransformerNet).parameters)
+    unknown = sorted(map(str, set(config) - known))
+    if unknown:
+        raise bad(f"unknown network keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for key, (low, high) in ARCHITECTURE_BOUNDS.items():
+        value = config.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise bad(f"{key}={value!r} is not a whole number in [{low}, {high}]")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise bad("its weights ('state_dict') are missing or not tensors")
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in TransformerNet(**config).state_dict().items()}
+    except ValueError as err:  # e.g. an unknown norm or upsampling
+        raise bad(str(err)) from err
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
+    if missing or extra or wrong:
+        first = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
+                 else f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, the network needs {expected[wrong[0]]}")
+        raise bad(f"its weights do not fit the network it describes ({len(missing)} missing, {len(extra)} unexpected, "
+                  f"{len(wrong)} of another shape; {first})")
+    net = TransformerNet(**config)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return net
+
+
+def check_metadata(metadata: Any, path: Path) -> dict[str, Any]:
+    """The metadata of a model file, checked where the commands read it: a dict; style names as text;
+    ``styles`` a list of entries with a name."""
+    why = None
+    if not isinstance(metadata, dict):
+        why = f"its metadata is a {type(metadata).__name__}, not a dict"
+    elif "style_name" in metadata and not isinstance(metadata["style_name"], str):
+        why = "its style_name is not text"
+    elif "styles" in metadata and not (isinstance(metadata["styles"], list) and metadata["styles"]
+                                       and all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in metadata["styles"])):
+        why = "its styles entry is not a list of styles with names"
+    if why:
+        raise ValueError(f"{path} is not a usable fststyle model: {why}; re-export it")
+    return metadata
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
     """Load an exported model (safely: no pickled code runs). Returns the network in eval mode and
     the metadata."""
@@ -68,11 +129,13 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         raise ValueError(f"{path} is not a readable fststyle model ({type(err).__name__}); re-export it") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an exported fststyle model (expected a .pth written by fststyle.train)")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} was written by a newer fststyle (format {payload['format_version']}); upgrade fststyle")
-    net = TransformerNet(**payload["model"])
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
-    return net.eval(), payload.get("metadata", {})
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path} is not a usable fststyle model: its format_version {version!r} is not a whole number; re-export it")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer fststyle (format {version}); upgrade fststyle")
+    metadata = check_metadata(payload.get("metadata", {}), path)
+    return network_from(payload.get("model"), payload.get("state_dict"), path).eval(), metadata
 
 
 def model_architecture(path: str | Path) -> dict[str, Any]:
@@ -106,8 +169,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as err:
         raise ValueError(f"{path} is not a readable fststyle training checkpoint ({type(err).__name__})") from err
     held = ckpt["hyper_parameters"].get("held_styles") or []
-    net = TransformerNet(**{k: v for k, v in config["model"].items() if k != "_target_"}, num_styles=max(1, len(held)))
-    net.load_state_dict(state)
+    model = config.get("model")
+    model = {**{k: v for k, v in model.items() if k != "_target_"}, "num_styles": max(1, len(held))} if isinstance(model, dict) else model
+    net = network_from(model, state, path)
     style = config["style"]
     metadata = {**style_metadata(style["name"], held or [{"name": style["name"], "image": style["image"], "size": style.get("size"), "sha256": None}]),
                 "steps": ckpt.get("global_step"), "loss": config.get("loss")}

@@ -1,6 +1,7 @@
 """`python -m fststyle.export`: ONNX and TorchScript files that match PyTorch at any size."""
 
 import json
+import re
 from pathlib import Path
 
 import onnxruntime as ort
@@ -22,6 +23,46 @@ def test_save_is_atomic_and_loads_safely(tmp_path):
     assert meta == {"style_name": "x"}
     x = torch.rand(1, 3, 20, 20)
     torch.testing.assert_close(loaded(x), net.eval()(x))
+
+
+def _crafted(tmp_path, name: str, change) -> Path:
+    """A model file of a small network with one part of it changed by ``change(payload)``."""
+    net = TransformerNet(width=4, num_residual=1)
+    path = save_model(tmp_path / f"{name}.pth", net, {"width": 4, "num_residual": 1}, {"style_name": "x"})
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+    return path
+
+
+MALFORMED = {
+    "unknown_key": (lambda p: p["model"].update(depth=3), "unknown network keys depth"),
+    "no_model": (lambda p: p.pop("model"), "no network description (its 'model' entry)"),
+    "string_version": (lambda p: p.update(format_version="1"), "its format_version '1' is not a whole number"),
+    "empty_weights": (lambda p: p.update(state_dict={}), "its weights ('state_dict') are missing or not tensors"),
+    "list_metadata": (lambda p: p.update(metadata=["x"]), "its metadata is a list, not a dict"),
+    "bad_styles": (lambda p: p["metadata"].update(styles="a,b"), "its styles entry is not a list of styles with names"),
+    "huge_width": (lambda p: p["model"].update(width=100_000), "width=100000 is not a whole number in [1, 512]"),
+    "huge_blocks": (lambda p: p["model"].update(num_residual=10**9), "num_residual=1000000000 is not a whole number in [0, 64]"),
+    # Within the bounds, but not what the weights are: found on the meta device, before any allocation.
+    "wider_than_its_weights": (lambda p: p["model"].update(width=512, num_residual=64), "its weights do not fit the network it describes"),
+    "unknown_norm": (lambda p: p["model"].update(norm="group"), "unknown model.norm='group'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_model_file_is_one_clear_line(tmp_path, name):
+    change, message = MALFORMED[name]
+    path = _crafted(tmp_path, name, change)
+    with pytest.raises(ValueError, match=f"is not a usable fststyle model: {re.escape(message)}.*; re-export it"):
+        load_model(path)
+
+
+def test_infer_says_a_malformed_model_is_unusable_in_one_line(tmp_path, photos_dir):
+    path = _crafted(tmp_path, "crafted", lambda p: p["model"].update(width=512, num_residual=64))
+    proc = run_cli("fststyle.infer", f"model={path}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'o.jpg'}", expect=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path} is not a usable fststyle model: its weights do not fit")
 
 
 def test_foreign_files_are_refused(tmp_path):
@@ -159,8 +200,10 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
 
 
 def web_config(model: Path, **keys) -> DictConfig:
-    return OmegaConf.create({"model": str(model), "format": "web", "output": None, "opset": 18, "check": True, "tolerance": 1e-3,
-                             "web_runtime": None, **keys})
+    """The export command's own config (conf/cli/export.yaml) for format=web, with ``keys`` set."""
+    config = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "cli" / "export.yaml"))
+    config = {k: v for k, v in config.items() if k not in ("defaults", "hydra")}
+    return OmegaConf.create({**config, "model": str(model), "format": "web", **keys})
 
 
 def test_a_published_page_has_no_automation_and_names_no_local_file(model_path, tmp_path):
