@@ -22,3 +22,17 @@ def float_in(value: object, low: float, high: float, message: str) -> float:
     if not low <= number <= high:
         raise ValueError(message)
     return number
+
+
+def whole_in(value: object, low: int, high: int, message: str) -> int:
+    """``value`` (a whole number or its text; not a bool, not a fraction) as an int in [low, high];
+    otherwise ValueError(``message``)."""
+    number = None
+    if not isinstance(value, bool):
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            number = None
+    if number is None or not low <= number <= high:
+        raise ValueError(message)
+    return number

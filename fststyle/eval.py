@@ -32,7 +32,7 @@ from fststyle.dashboard import init_run
 from fststyle.errors import first_line
 from fststyle.flicker import FlickerMeter
 from fststyle.stabilize import Stabilizer, strength_of
-from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil
+from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.quality import equivalent_iterations, objective, reference
 from fststyle.styles import PACKAGED, is_url, resolve_style_image, safe_file_name, sha256_of
@@ -172,6 +172,7 @@ def photos_and_videos(content: Any, limit: int | None) -> tuple[list[Path], list
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    check_size(cfg.size)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if (cfg.model is None) == (cfg.sweep is None):
         raise ValueError("give model=PATH[,PATH...] or sweep=DIR (a sweep folder of python -m fststyle.train -m)")

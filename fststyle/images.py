@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from fststyle.errors import whole_in
 from fststyle.files import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -46,6 +47,18 @@ def open_rgb(path: str | Path) -> Image.Image:
         if im.mode.startswith("I"):
             im = _to_8bit_gray(im)
         return im.convert("RGB")
+
+
+# The longest side a size= may ask for (a 64K picture already holds 4 gigapixels).
+MAX_SIDE = 65536
+
+
+def check_size(size: object, key: str = "size") -> int | None:
+    """A ``size=`` option (the long side in pixels, or null for the picture's own), checked: a whole
+    number in [1, MAX_SIDE]."""
+    if size is None:
+        return None
+    return whole_in(size, 1, MAX_SIDE, f"{key} must be a whole number of pixels in [1, {MAX_SIDE}] (or null: the picture's own), got {size}")
 
 
 def resize_long_side(image: Image.Image, size: int | None) -> Image.Image:

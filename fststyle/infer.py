@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from fststyle import CONF_DIR
 from fststyle.cli import OUT_OF_MEMORY_HINT, one_value, run_cli
-from fststyle.errors import first_line
-from fststyle.images import load_tensor, save_image
+from fststyle.errors import first_line, whole_in
+from fststyle.images import check_size, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.flicker import FlickerMeter, summary as flicker_summary
 from fststyle.stabilize import Stabilizer, strength_of
@@ -116,21 +116,22 @@ def _same_size_batches(items: Iterator[tuple[Path, Path, Any]], batch_size: int)
 
 def infer(cfg: DictConfig) -> int:
     """Stylize everything ``cfg.input`` names; returns the number of failed files."""
+    check_size(cfg.size)
+    whole_in(cfg.batch_size, 1, 4096, f"batch_size must be a whole number >= 1, got {cfg.batch_size}")
     jobs, earlier = plan(str(cfg.input), str(cfg.output))
     if earlier:
         shown = ", ".join(str(p) for p in earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
         print(f"note: {len(earlier)} file(s) under the input are this command's own outputs of other inputs (an earlier run): "
               f"written again, not stylized again: {shown}", file=sys.stderr)
-    for folder in sorted({dst.parent for _, dst in jobs}, key=lambda p: len(p.parts))[:1]:
-        check_writable(folder)
-    if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     stylizer = Stylizer.load(cfg.model, device=cfg.device, precision=cfg.precision, compile=cfg.compile, max_memory=cfg.max_memory)
     stylizer.notify = lambda message: tqdm.write(message, file=sys.stderr)  # Hydra's disabled logging would swallow it
-    options = {"strength": float(cfg.strength), "preserve_color": bool(cfg.preserve_color), "tile": cfg.tile, "stroke": cfg.stroke,
+    options = {"strength": cfg.strength, "preserve_color": cfg.preserve_color, "tile": cfg.tile, "stroke": cfg.stroke,
                "style": None if cfg.style is None else str(cfg.style)}
     stylizer.check_options(**options)  # bad values fail before any work
+    options["strength"] = float(options["strength"])
     steadiness = strength_of(cfg.stabilize)
+    for folder in sorted({dst.parent for _, dst in jobs}, key=lambda p: len(p.parts))[:1]:
+        check_writable(folder)
     stylize = lambda batch: stylizer.run(batch, **options)  # noqa: E731
     images = [(s, d) for s, d in jobs if not is_video(s)]
     videos = [(s, d) for s, d in jobs if is_video(s)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,12 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fststyle import banded
-from fststyle.errors import UserError, float_in
+from fststyle.errors import UserError, float_in, whole_in
 from fststyle.model_file import PACKAGED_MODEL_NAME, load_network, style_names
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.stabilize import Stabilizer
-from fststyle.tiling import forward_bytes, memory_budget, stylize_tiled, tile_for_budget
+from fststyle.tiling import MIN_TILE, forward_bytes, memory_budget, stylize_tiled, tile_for_budget
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -213,13 +214,23 @@ class Stylizer:
             raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}{train}")
         if len(names) == 1:
             return None
-        weights = torch.tensor([[max(0.0, float(style.get(n, 0.0))) for n in names]])
-        if not weights.sum() > 0 or min(style.values()) < 0:
-            raise ValueError(f"style weights must be >= 0 and not all 0, got {style}")
-        return weights / weights.sum()
+        given = [style.get(n, 0.0) for n in names]
+        if not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in given) or not sum(given) > 0:
+            raise ValueError(f"style weights must be finite numbers >= 0, not all 0, got {style}")
+        weights = torch.tensor([given], dtype=torch.float64)
+        return (weights / weights.sum()).float()
 
-    def check_options(self, stroke: float | str = 1.0, style: str | dict[str, float] | None = None, **_: Any) -> None:
-        """Raise ValueError now for a ``stroke`` or ``style`` that ``run`` would refuse at the first image."""
+    def check_options(self, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None, stroke: float | str = 1.0,
+                      style: str | dict[str, float] | None = None) -> None:
+        """Raise ValueError now, in one line, for any option that ``run`` would refuse (or misuse) at the
+        first image: a command checks them once, before any work."""
+        float_in(strength, 0.0, 1.0, f"strength must be in [0, 1], got {strength}")
+        if not isinstance(preserve_color, bool):
+            raise ValueError(f"preserve_color must be true or false, got {preserve_color}")
+        if tile is not None and tile != 0:
+            whole_in(tile, MIN_TILE, 1 << 20, f"tile must be a whole number of pixels >= {MIN_TILE} (or null), got {tile}")
+            if self.module is None:
+                raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
         self.stroke_factor(stroke, (1, 1))
         self.style_weights(style)
 
@@ -266,8 +277,7 @@ class Stylizer:
     def run(self, batch: torch.Tensor, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None,
             stroke: float | str = 1.0, style: str | dict[str, float] | None = None) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        self.check_options(strength, preserve_color, tile, stroke, style)
         photo = batch.to(self.device, torch.float32)
         if self.device.type == "cuda":
             photo = photo.contiguous(memory_format=torch.channels_last)

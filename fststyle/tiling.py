@@ -40,6 +40,7 @@ Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 # The network pads its input to a multiple of 16 and downsamples by 4: tiles that are multiples of 16
 # and start on one see exactly what the whole padded image shows it.
 ALIGN = MULTIPLE
+MIN_TILE = 32  # px: a tile holds at least two aligned blocks
 
 # Peak working memory of a forward pass, in copies of the first layer's feature map (``width`` channels
 # of 4-byte floats at the padded image size): measured 8.0 to 8.8 on the CPU in fp32 (256 to 1024 px,
@@ -250,8 +251,8 @@ def stylize_tiled(
     radius = getattr(net, "receptive_radius", 0)
     tile = tile // ALIGN * ALIGN
     overlap = default_overlap(tile, radius) if overlap is None else overlap
-    if tile < 32 or not 0 <= overlap <= tile // 2:
-        raise ValueError(f"tile must be >= 32 px and overlap at most tile/2, got tile={tile}, overlap={overlap}")
+    if tile < MIN_TILE or not 0 <= overlap <= tile // 2:
+        raise ValueError(f"tile must be >= {MIN_TILE} px and overlap at most tile/2, got tile={tile}, overlap={overlap}")
     margin = min(radius, max(0, overlap - 8) // 2)  # keep a blend of 8 px or more
     _, _, h, w = image.shape
     padded = F.pad(image, (0, pad_amount(w), 0, pad_amount(h)), mode="replicate")

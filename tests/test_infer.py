@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import photo_folder, run_cli
 from media import make_video, probe
 from PIL import Image
 
@@ -400,3 +400,28 @@ def test_infer_into_the_folder_that_holds_the_input(tmp_path, model_path, photos
     shutil.copy(photos_dir / "dog.jpg", vacation / "dog.jpg")
     proc = run_cli("fststyle.infer", f"model={model_path}", "input=photos/vacation", "output=.", "size=32", "device=cpu", cwd=tmp_path)
     assert "1 written, 0 failed" in proc.stdout and (tmp_path / "dog.jpg").is_file()
+
+
+BAD_OPTIONS = [
+    ("size=-5", "size must be a whole number of pixels in [1, 65536] (or null: the picture's own), got -5"),
+    ("size=1.5", "size must be a whole number of pixels in [1, 65536] (or null: the picture's own), got 1.5"),
+    ("style=udnie:inf", "style weights must be finite numbers >= 0, not all 0, got {'udnie': inf}"),
+    ("style=udnie:1e309", "style weights must be finite numbers >= 0, not all 0, got {'udnie': inf}"),
+    ("style=udnie:nan,great_wave:1", "style weights must be finite numbers >= 0, not all 0, got {'udnie': nan, 'great_wave': 1.0}"),
+    ("tile=8", "tile must be a whole number of pixels >= 32 (or null), got 8"),
+    ("tile=big", "tile must be a whole number of pixels >= 32 (or null), got big"),
+    ("strength=2", "strength must be in [0, 1], got 2"),
+    ("preserve_color=maybe", "preserve_color must be true or false, got maybe"),
+    ("batch_size=0", "batch_size must be a whole number >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("option, message", BAD_OPTIONS)
+def test_a_bad_option_is_one_line_before_any_work(tmp_path, photos_dir, option, message):
+    """A folder of two photos with the packaged model: the bad value is reported once (not once per
+    photo), nothing is written, no output folder is made."""
+    folder = photo_folder(tmp_path, photos_dir, 2)
+    out = tmp_path / "out"
+    proc = run_cli("fststyle.infer", f"input={folder}", f"output={out}", option, *([] if option.startswith("style=") else ["style=udnie"]),
+                   expect=2)
+    assert proc.stderr.strip().splitlines() == [f"error: {message}"] and not out.exists()
