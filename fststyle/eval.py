@@ -32,6 +32,7 @@ from fststyle.dashboard import init_run
 from fststyle.errors import first_line
 from fststyle.flicker import FlickerMeter
 from fststyle.stabilize import Stabilizer, strength_of
+from fststyle.files import write_json
 from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.quality import equivalent_iterations, objective, reference
@@ -194,7 +195,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         result.update(evaluate_photos(cfg, columns, photos, criteria, run_dir))
     if videos:
         result["videos"] = evaluate_videos(cfg, columns, videos, criteria, run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    if cfg.reference and photos:
+        result["notes"] = {"equivalent_iterations": "null where the model's picture is better than the reference's last one "
+                                                    "(it matches more iterations than the reference ran); strict JSON has no infinity"}
+    write_json(run_dir / "metrics.json", result)
     print(f"wrote: {run_dir.resolve() / 'metrics.json'}" + (" and contact_sheet.png" if photos else ""))
     return result
 

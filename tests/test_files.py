@@ -1,5 +1,6 @@
 """Atomic writes: an error or a killed process leaves the old file or the whole new one, never half."""
 
+import json
 import os
 import re
 import signal
@@ -86,3 +87,15 @@ def test_every_trainer_writes_checkpoints_atomically(option):
     if cfg.trainer.accelerator in ("cpu", "auto") and cfg.trainer.get("strategy", "auto") == "auto":
         trainer = instantiate(cfg.trainer, accelerator="cpu", logger=False, enable_checkpointing=False)
         assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_write_json_is_strict_json(tmp_path):
+    """No Infinity or NaN (which strict parsers reject): they become null; the file is written atomically."""
+    from fststyle.files import write_json
+
+    def refuse(name):
+        raise ValueError(name)
+
+    path = write_json(tmp_path / "m.json", {"a": float("inf"), "b": [1.5, float("nan")], "c": {"d": -float("inf"), "e": 2}})
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"a": None, "b": [1.5, None], "c": {"d": None, "e": 2}}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
