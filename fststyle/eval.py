@@ -9,7 +9,6 @@ the optimization baseline (Gatys et al.) on the same photos. Writes ``metrics.js
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys

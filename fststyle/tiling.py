@@ -22,7 +22,6 @@ free GPU memory) and picks the largest tile that fits.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,21 +78,20 @@ def tile_for_budget(width: int, h: int, w: int, budget: int) -> int | None:
 
 
 def available_memory(device: torch.device) -> int | None:
-    """Bytes free for new tensors: the GPU's free memory, or the system's available memory (Linux's
-    MemAvailable, else free pages) plus what this process's malloc holds free; None where it cannot
-    be told."""
+    """Bytes free for new tensors; None where it cannot be told.
+
+    A CUDA GPU: its free memory plus what PyTorch's caching allocator holds reserved but unused (after
+    the first large photo that cache is most of the memory, and the next photos reuse it). Anything
+    else (the CPU; Apple's GPUs, which share the system's memory): the system's available memory
+    (psutil: Linux, macOS, Windows) plus what this process's malloc holds free (fststyle.malloc)."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 + held_free()
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") + held_free()
-    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return int(psutil.virtual_memory().available) + held_free()
+    except Exception:  # a platform psutil cannot read (it raises its own errors): no budget rather than a crash
         return None
 
 

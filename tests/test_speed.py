@@ -274,3 +274,38 @@ def test_the_entry_points_keep_freed_memory_and_the_budget_counts_it(monkeypatch
     held = 10**13  # more than any machine has, so only the held memory can explain the figure
     monkeypatch.setattr(fststyle.tiling, "held_free", lambda: held)
     assert fststyle.tiling.available_memory(torch.device("cpu")) >= held
+
+
+def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
+    """max_memory=auto from psutil's available memory (what macOS and Windows have: no /proc/meminfo,
+    no SC_AVPHYS_PAGES, both simulated away here) plus malloc's held memory; half of it is the budget."""
+    import builtins
+    import collections
+    import os
+
+    import psutil
+
+    import fststyle.tiling
+
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (_ for _ in ()).throw(OSError("no /proc")) if str(f).startswith("/proc")
+                        else real_open(f, *a, **k))
+    monkeypatch.setattr(os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
+    memory = collections.namedtuple("svmem", "total available")(16 * 2**30, 6 * 2**30)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+    monkeypatch.setattr(fststyle.tiling, "held_free", lambda: 2**30)
+    assert fststyle.tiling.memory_budget("auto", torch.device("cpu")) == (6 * 2**30 + 2**30) // 2
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: (_ for _ in ()).throw(RuntimeError("unsupported platform")))
+    assert fststyle.tiling.memory_budget("auto", torch.device("cpu")) is None  # no figure: no budget, no crash
+
+
+def test_the_cuda_budget_counts_the_allocators_cache(monkeypatch):
+    """On a GPU, memory PyTorch holds reserved but unused is free for the next photo (simulated)."""
+    import fststyle.tiling
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
+    assert fststyle.tiling.available_memory(torch.device("cuda")) == 29 * gib
+    assert fststyle.tiling.memory_budget("auto", torch.device("cuda")) == int(29 * gib * 0.8)
