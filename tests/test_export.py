@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import REPO, photo_folder, run_cli
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.model_file import load_model, save_model
@@ -211,14 +212,19 @@ def test_a_published_page_has_no_automation_and_names_no_local_file(model_path, 
     that fetches or posts an address from the page's link), the public runtime pinned with its hash,
     and no local path (the model's, the painting's) in the published model."""
     from fststyle.export import export
-    from fststyle.web import ORT_INTEGRITY
+    from fststyle.web import ORT_CDN, ORT_HASHES
 
     out = tmp_path / "site"
     export(web_config(model_path, output=str(out)))
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "model.onnx", "stylize.js"]
     page, program = (out / "index.html").read_text(), (out / "stylize.js").read_text()
-    assert "automate.js" not in page and "report" not in program and "location.search" not in program and "fetch(" not in program
-    assert f'ort.all.min.js" integrity="{ORT_INTEGRITY}" crossorigin="anonymous"' in page
+    assert "automate.js" not in page and "report" not in program and "location.search" not in program
+    # The runtime pinned with its hashes: the loader by the browser, the two files it loads by the page (its one fetch).
+    assert f'ort.all.min.js" integrity="{ORT_HASHES["ort.all.min.js"]}" crossorigin="anonymous"' in page
+    config = json.loads(page.split("window.FSTSTYLE = ")[1].split(";</script>")[0])
+    assert config["checkedRuntime"] == {"script": {"url": ORT_CDN + "ort-wasm-simd-threaded.jsep.mjs", "integrity": ORT_HASHES["ort-wasm-simd-threaded.jsep.mjs"]},
+                                        "module": {"url": ORT_CDN + "ort-wasm-simd-threaded.jsep.wasm", "integrity": ORT_HASHES["ort-wasm-simd-threaded.jsep.wasm"]}}
+    assert program.count("fetch(") == 1 and "fetch(url, { integrity" in program
     stored = ort.InferenceSession(str(out / "model.onnx")).get_modelmeta().custom_metadata_map["fststyle"]
     meta = json.loads(stored)
     assert "/" not in stored and meta["source"] == model_path.name and meta["style_image"] == "starry_night.jpg"
@@ -260,19 +266,53 @@ def test_the_page_escapes_what_a_model_names(tmp_path):
     assert "<" not in crafted and ">" not in crafted and json.loads(crafted) == {"styles": ["</script><script>alert(1)</script><!--"]}
 
 
-def test_the_pinned_runtimes_hash_is_the_npm_packages(tmp_path):
-    """ORT_INTEGRITY is the sha384 of ort.all.min.js of onnxruntime-web@ORT_WEB_VERSION (the copy
-    scripts/get_browser_test_deps.sh fetches from npm)."""
+def test_the_pinned_runtimes_hashes_are_the_npm_packages(tmp_path):
+    """ORT_HASHES are the sha384 of the three files the page loads, in onnxruntime-web@ORT_WEB_VERSION
+    (the copy scripts/get_browser_test_deps.sh fetches from npm)."""
     import base64
     import hashlib
     import os
 
-    from fststyle.web import ORT_INTEGRITY, ORT_WEB_VERSION
+    from fststyle.web import ORT_HASHES, ORT_WEB_VERSION
 
-    runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist" / "ort.all.min.js"
-    if not runtime.is_file():
-        pytest.skip(f"no onnxruntime-web at {runtime} (scripts/get_browser_test_deps.sh fetches it with npm)")
-    assert ORT_INTEGRITY == "sha384-" + base64.b64encode(hashlib.sha384(runtime.read_bytes()).digest()).decode()
+    dist = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist"
+    if not dist.is_dir():
+        pytest.skip(f"no onnxruntime-web at {dist} (scripts/get_browser_test_deps.sh fetches it with npm)")
+    assert len(ORT_HASHES) == 3
+    for name, integrity in ORT_HASHES.items():
+        assert integrity == "sha384-" + base64.b64encode(hashlib.sha384((dist / name).read_bytes()).digest()).decode(), name
+
+
+def test_the_page_checks_every_runtime_file_it_loads(model_path, tmp_path):
+    """A published page (no local runtime) against a copy of the CDN served here: with the npm package's
+    files it stylizes; with its WebAssembly module changed by one byte it refuses to run it."""
+    import os
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench.browser import find_chromium, open_page
+
+    from fststyle.export import export
+    from fststyle.web import ORT_FILES, ORT_WEB_VERSION, write_page
+
+    runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist"
+    if not find_chromium() or not runtime.is_dir():
+        pytest.skip("needs Chromium and onnxruntime-web (scripts/get_browser_test_deps.sh)")
+    site = tmp_path / "site"
+    export(web_config(model_path, output=str(site / "page")))
+    (site / "cdn").mkdir()
+    for name in ORT_FILES:
+        shutil.copy(runtime / name, site / "cdn" / name)
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(site / "photo.png")
+    write_page(site / "page", ["starry_night"], "test build", automation=True, cdn="../cdn/")
+    headers, body = open_page(site, "page/index.html?photo=../photo.png&report={report}")
+    assert body[:8] == b"\x89PNG\r\n\x1a\n" and headers.get("X-Backend") == "wasm", body[:300]
+    module = bytearray((site / "cdn" / ORT_FILES[2]).read_bytes())
+    module[len(module) // 2] ^= 1
+    (site / "cdn" / ORT_FILES[2]).write_bytes(bytes(module))
+    _, body = open_page(site, "page/index.html?photo=../photo.png&report={report}")
+    assert body.startswith(b"error:") and b"Failed to fetch" in body, body[:300]
 
 
 def test_calibration_takes_a_bounded_spread_of_a_large_folder(tmp_path, capsys):

@@ -27,7 +27,9 @@ async function automate() {
   await report(best.png, { "X-Backend": backend, "X-Milliseconds": best.ms.toFixed(1) });
 }
 
-ready.then(automate).catch(async (err) => {
+// Not after `ready`: the photo is picked while the model may still load, as a user may pick one, and
+// the page must queue it (stylize waits for the model).
+automate().catch(async (err) => {
   status(`error: ${err.message}`);
   await report(`error: ${err.message}`);
 });

@@ -1,5 +1,6 @@
 // The page's whole program: onnxruntime-web runs the exported model on a photo or the webcam, in the
-// browser (WebGPU where the browser has it, else WebAssembly). window.FSTSTYLE: {model, styles, wasmPaths}.
+// browser (WebGPU where the browser has it, else WebAssembly). window.FSTSTYLE: {model, styles, wasmPaths,
+// checkedRuntime}.
 "use strict";
 
 const config = window.FSTSTYLE;
@@ -8,8 +9,22 @@ const status = (text) => { $("status").textContent = text; };
 let session = null;
 let backend = "";
 
+// The two files onnxruntime-web's loader would fetch by itself, unchecked: fetched here against their
+// pinned hashes (the browser refuses a file that differs) and handed to the runtime as they are.
+async function checkedRuntime({ script, module }) {
+  const get = async ({ url, integrity }) => {
+    const response = await fetch(url, { integrity, mode: "cors", credentials: "omit" });
+    if (!response.ok) throw new Error(`cannot load ${url}: HTTP ${response.status}`);
+    return response.arrayBuffer();
+  };
+  const [code, binary] = await Promise.all([get(script), get(module)]);
+  ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([code], { type: "text/javascript" })) };
+  ort.env.wasm.wasmBinary = binary;
+}
+
 async function load() {
   if (config.wasmPaths) ort.env.wasm.wasmPaths = new URL(config.wasmPaths, location.href).href;  // a URL, not a module name
+  if (config.checkedRuntime) await checkedRuntime(config.checkedRuntime);
   // WebGPU only where the browser gives an adapter (onnxruntime would otherwise fall back silently,
   // and the page would name the wrong backend).
   const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
@@ -70,6 +85,7 @@ function exclusive(task) {
 // other stylization can draw over it.
 function stylize(source, width, height, keep = false) {
   return exclusive(async () => {
+    await ready;  // a photo picked while the model loads waits for it
     const input = $("input");
     input.width = width;
     input.height = height;
@@ -137,7 +153,7 @@ $("photo").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) return;
   stopWebcam();  // the picked photo's result stays on screen
-  status(`stylizing ${file.name}…`);
+  status(session ? `stylizing ${file.name}…` : `${file.name} waits for the model to load…`);
   const url = URL.createObjectURL(file);
   try {
     await stylizeImage(await loadImage(url));
