@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss, gram
-from fststyle.styles import PAINTINGS, resolve_style_image
+from fststyle.styles import PAINTINGS, recorded_painting
 from fststyle.vgg import LossNetwork
 
 STYLE_NORMS = ("none", "gram")
@@ -81,5 +81,5 @@ def model_criterion(metadata: dict, style: str | None = None, style_cache: str |
     entry = next((e for e in entries if style is None or e["name"] == style), None)
     if entry is None:
         raise ValueError(f"style {style}: the model holds {', '.join(e['name'] for e in entries)}")
-    painting = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), style_cache)
+    painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), style_cache)  # metadata: untrusted
     return build_criterion(OmegaConf.create(metadata["loss"]), load_style_image(painting, entry.get("size") or 512))

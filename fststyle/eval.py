@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
 
 import hydra
 import numpy as np
@@ -35,7 +34,7 @@ from fststyle.files import write_json
 from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
 from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
 from fststyle.quality import equivalent_iterations, objective, reference
-from fststyle.styles import PACKAGED, is_url, resolve_style_image, safe_file_name, sha256_of
+from fststyle.styles import recorded_painting, resolve_style_image, safe_file_name
 from fststyle.stylizer import Stylizer
 from fststyle.video import find_media, is_video, stylize_video
 
@@ -77,22 +76,10 @@ def sweep_models(sweep: Path) -> tuple[list[Path], list[str]]:
     return [path for path, _ in found], labels
 
 
-def recorded_painting(image: str, name: str, sha256: str | None, cache: str) -> Path:
-    """The painting a model's metadata names. The metadata is untrusted input: an http(s) address is
-    fetched into the cache (resolve_style_image), a packaged painting read from the package, and a local
-    file only when its content is the sha256 the model records: no model makes eval read any other file."""
-    if is_url(image) or image.startswith(PACKAGED) or len(urlparse(image).scheme) > 1:  # other schemes: refused there
-        return resolve_style_image(image, name, sha256, cache)
-    path = Path(image).expanduser()
-    if not (sha256 and path.is_file() and sha256_of(path) == sha256):
-        raise ValueError(f"the model records the local painting {image}, which is not here with the content it records: give style.image=PATH")
-    return path
-
-
 def style_image_for(cfg: DictConfig, stylizers: list[Stylizer]) -> Path:
     """style.image, else the style image the first model records."""
     if cfg.style.image:
-        return resolve_style_image(str(cfg.style.image), "style", None, cfg.style.cache)
+        return resolve_style_image(str(cfg.style.image), "style", None, cfg.style.cache)  # the user's own: trusted
     meta = stylizers[0].metadata
     if not meta.get("style_image"):
         raise ValueError("the model does not record its style image: give style.image=PATH")

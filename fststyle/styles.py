@@ -3,15 +3,18 @@ a local path, or an http(s) address downloaded once into the style cache with it
 ``conf/style/<name>.yaml`` names each style's source; ``python -m fststyle.styles`` lists them (and
 which ones the packaged model holds).
 
-Names and addresses can come from a model file's metadata (``fststyle.eval``), which is untrusted
-input: only http and https are fetched, and the cached file's name is reduced to a plain file name
-inside the cache folder."""
+Names and addresses can also come from a model file's metadata, which is untrusted input; one rule
+for every reader of it (``recorded_painting``: eval, the training objective of a model, the scripts):
+a packaged painting; a local file only when its content is the sha256 the model records; an address
+only with a recorded sha256, from the cache when it holds that content, else fetched only when it is
+the address of a painting fststyle knows (conf/style/). Every download is http(s) only (also after
+redirects), at most MAX_DOWNLOAD bytes, and its cached file's name is a plain file name inside the
+cache folder."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,6 +27,8 @@ from fststyle import CONF_DIR
 from fststyle.files import atomic_write
 
 URL_SCHEMES = ("http", "https")
+# The largest painting downloaded (the biggest of conf/style/ is under 1 MB; a 16K x 16K JPEG is ~60 MB).
+MAX_DOWNLOAD = 64 * 2**20
 # A style's name: it names run folders, model files and the browser page's menu entries.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 PACKAGED = "packaged:"  # style.image=packaged:NAME.jpg: a file of fststyle/paintings/
@@ -115,7 +120,7 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
     try:
         with atomic_write(target) as tmp:
             with open(tmp, "wb") as out, _OPENER.open(image, timeout=60) as response:
-                shutil.copyfileobj(response, out)
+                copy_at_most(response, out, MAX_DOWNLOAD, image)
             got = sha256_of(tmp)
             if sha256 and got != sha256:
                 raise ValueError(f"download of {image} has sha256 {got}, expected {sha256}")
@@ -124,6 +129,44 @@ def resolve_style_image(image: str, name: str, sha256: str | None = None, cache_
             f"could not download style '{name}' from {image} ({getattr(err, 'reason', err)}); put the painting at {target.resolve()}"
         ) from err
     return target
+
+
+def copy_at_most(source, out, limit: int, what: str) -> None:  # noqa: ANN001 (file objects)
+    """Copy ``source`` to ``out``; ValueError as soon as more than ``limit`` bytes came."""
+    copied = 0
+    for block in iter(lambda: source.read(1 << 20), b""):
+        copied += len(block)
+        if copied > limit:
+            raise ValueError(f"{what} is larger than {limit // 2**20} MB, more than any painting needs; nothing kept")
+        out.write(block)
+
+
+def known_addresses() -> set[str]:
+    """The painting addresses fststyle's own style configs name (each with its sha256)."""
+    return {str(c["image"]) for c in style_configs() if is_url(str(c["image"]))}
+
+
+def recorded_painting(image: str, name: str, sha256: str | None, cache: str | Path) -> Path:
+    """The painting a model's metadata names, under the one rule for untrusted metadata (module
+    docstring): no model makes fststyle read another local file, or fetch an address it does not know."""
+    image = str(image)
+    if image.startswith(PACKAGED):
+        return packaged_painting(image)
+    hint = "give the painting yourself (style.image=PATH_OR_URL)"
+    if is_url(image):
+        if not sha256:
+            raise ValueError(f"the model records the painting address {image} without its sha256: {hint}")
+        cached = cache_path(image, name, cache, sha256)
+        if not (cached.is_file() and sha256_of(cached) == sha256) and image not in known_addresses():
+            raise ValueError(f"the model records the painting address {image}, which is none of fststyle's known paintings "
+                             f"and not in the cache: {hint}")
+        return resolve_style_image(image, name, sha256, cache)
+    if len(urlparse(image).scheme) > 1:  # file:, ftp:, ... (one letter: a Windows drive, a path)
+        raise ValueError(f"the model records the painting {image}: only http(s) addresses are downloaded; {hint}")
+    path = Path(image).expanduser()
+    if not (sha256 and path.is_file() and sha256_of(path) == sha256):
+        raise ValueError(f"the model records the local painting {image}, which is not here with the content it records: {hint}")
+    return path
 
 
 def style_configs(folder: Path = STYLE_CONFIGS) -> list[dict]:

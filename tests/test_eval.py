@@ -2,7 +2,6 @@
 
 import json
 import math
-import re
 import shutil
 from pathlib import Path
 
@@ -180,41 +179,30 @@ def test_eval_without_a_readable_photo_is_one_line(model_path, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_crafted_model_cannot_write_outside_the_style_cache(model_path, tmp_path, starry_night):
-    """Model metadata is untrusted: a style name that climbs out of the cache and a file:// address."""
-    import functools
-    import http.server
-    import threading
-
+def test_a_crafted_model_cannot_make_eval_fetch_or_read_what_it_names(model_path, tmp_path, starry_night):
+    """Model metadata is untrusted (fststyle.styles.recorded_painting): an address fststyle does not
+    know, a file:// address, a local file without its recorded content: one line each, no request
+    made, no file written outside the run."""
     from fststyle.model_file import load_model, save_model
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(starry_night.parent))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     net, _ = load_model(model_path)
     config = torch.load(model_path, weights_only=True)["model"]
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/starry_night.jpg"
-    crafted = save_model(tmp_path / "work" / "crafted.pth", net, config, {"style_name": "../../../escaped", "style_image": url})
     photo = tmp_path / "work" / "photo.jpg"
+    photo.parent.mkdir()
     shutil.copy(PHOTOS / "dog.jpg", photo)
-    run_cli("fststyle.eval", f"model={crafted}", f"content={photo}", "size=48", "device=cpu", f"style.cache={tmp_path / 'work' / 'cache'}",
-            f"hydra.run.dir={tmp_path / 'work' / 'run'}", cwd=tmp_path / "work")
-    httpd.shutdown()
-    cached = [p.name for p in (tmp_path / "work" / "cache").iterdir()]
-    assert len(cached) == 1 and re.fullmatch(r"_\.\._\.\._escaped-[0-9a-f]{16}\.jpg", cached[0])  # a plain name, in the cache
-    assert not list(tmp_path.glob("escaped*")) and not list((tmp_path / "work").glob("escaped*"))
-    file_url = save_model(tmp_path / "work" / "file.pth", net, config, {"style_name": "x", "style_image": f"file://{starry_night}"})
-    proc = run_cli("fststyle.eval", f"model={file_url}", f"content={photo}", "size=48", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}",
-                   expect=2)
-    assert "only http(s) addresses are downloaded" in proc.stderr
-    # A local path is read only when the file is the painting the model records (its sha256).
-    local = save_model(tmp_path / "work" / "local.pth", net, config, {"style_name": "x", "style_image": str(photo), "style_sha256": "0" * 64})
-    proc = run_cli("fststyle.eval", f"model={local}", f"content={photo}", "size=48", "device=cpu", f"hydra.run.dir={tmp_path / 'run3'}",
-                   expect=2)
-    assert proc.stderr.strip().splitlines() == [f"error: the model records the local painting {photo}, which is not here with the content "
-                                                "it records: give style.image=PATH"]
-    assert not (tmp_path / "run3" / "metrics.json").exists()
+    cases = [({"style_name": "../../../escaped", "style_image": "http://127.0.0.1:9/starry_night.jpg", "style_sha256": "0" * 64},
+              "the model records the painting address http://127.0.0.1:9/starry_night.jpg, which is none of fststyle's known paintings"),
+             ({"style_name": "x", "style_image": f"file://{starry_night}"}, "only http(s) addresses are downloaded"),
+             ({"style_name": "x", "style_image": str(photo), "style_sha256": "0" * 64},
+              f"the model records the local painting {photo}, which is not here with the content it records")]
+    for i, (metadata, message) in enumerate(cases):
+        crafted = save_model(tmp_path / "work" / f"crafted{i}.pth", net, config, metadata)
+        proc = run_cli("fststyle.eval", f"model={crafted}", f"content={photo}", "size=48", "device=cpu", f"style.cache={tmp_path / 'cache'}",
+                       f"hydra.run.dir={tmp_path / f'run{i}'}", cwd=tmp_path / "work", expect=2)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and lines[0].endswith("give the painting yourself (style.image=PATH_OR_URL)")
+        assert not (tmp_path / f"run{i}" / "metrics.json").exists()
+    assert not (tmp_path / "cache").exists() and not list(tmp_path.rglob("escaped*"))
 
 
 def test_a_sweep_trains_each_value_and_eval_compares_them(tmp_path, photos_dir, starry_night, eval_photos):

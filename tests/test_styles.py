@@ -158,3 +158,60 @@ def test_styles_listing_names_each_style_and_where_it_comes_from():
     rows = {w[0]: w[1] for w in map(str.split, out.splitlines()) if len(w) > 1 and w[1] in ("packaged", "download")}
     assert rows == {**{name: "packaged" for name in PACKAGED_STYLES}, "mosaic": "download", "candy": "download"}
     assert "Vincent van Gogh, The Starry Night (1889)" in out and "jcjohnson/neural-style" in out
+
+
+def test_a_download_is_capped_in_size(server, tmp_path, monkeypatch):
+    """An address that serves more than MAX_DOWNLOAD bytes: refused while downloading, nothing kept."""
+    import fststyle.styles
+
+    monkeypatch.setattr(fststyle.styles, "MAX_DOWNLOAD", 100_000)  # the painting is larger than this
+    with pytest.raises(ValueError, match=r"starry_night.jpg is larger than 0 MB, more than any painting needs; nothing kept"):
+        resolve_style_image(f"{server}/starry_night.jpg", "starry_night", None, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+class _Counting(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        _Counting.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_models_metadata_names_only_paintings_fststyle_knows(tmp_path, starry_night):
+    """The one rule for untrusted metadata (recorded_painting): an unknown address is not fetched (the
+    server sees no request: no probing of a local network from a model file), nor one without a sha256;
+    one whose content the cache already holds is used; a known address is; a local file only with its
+    recorded content; no other scheme."""
+    from fststyle.styles import cache_path, recorded_painting
+
+    _Counting.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Counting, directory=str(starry_night.parent)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/starry_night.jpg"
+    sha, cache = sha256_of(starry_night), tmp_path / "cache"
+    try:
+        with pytest.raises(ValueError, match="which is none of fststyle's known paintings and not in the cache: give the painting yourself"):
+            recorded_painting(url, "x", sha, cache)
+        with pytest.raises(ValueError, match="without its sha256"):
+            recorded_painting(url, "x", None, cache)
+        assert _Counting.requests == []
+        cached = cache_path(url, "x", cache, sha)
+        cached.parent.mkdir(parents=True)
+        cached.write_bytes(starry_night.read_bytes())
+        assert recorded_painting(url, "x", sha, cache) == cached and _Counting.requests == []
+    finally:
+        httpd.shutdown()
+    mosaic = yaml.safe_load((CONF_STYLES / "mosaic.yaml").read_text())  # a known address: fetched (here from a cache copy)
+    known = cache_path(mosaic["image"], "mosaic", tmp_path / "known", mosaic["sha256"])
+    known.parent.mkdir()
+    known.write_bytes((STYLES / "mosaic.jpg").read_bytes())
+    assert recorded_painting(mosaic["image"], "mosaic", mosaic["sha256"], tmp_path / "known") == known
+    assert recorded_painting(str(starry_night), "x", sha, cache) == starry_night
+    for image, recorded, message in ((str(starry_night), "0" * 64, "not here with the content it records"),
+                                     (f"file://{starry_night}", sha, "only http")):
+        with pytest.raises(ValueError, match=message):
+            recorded_painting(image, "x", recorded, cache)
