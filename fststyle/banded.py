@@ -1,6 +1,6 @@
 """Exact inference of a whole image in row bands: the untiled result in a fraction of its memory.
 
-An untiled pass holds about ten full-size feature maps at once (``fststyle.tiling.forward_bytes``).
+An untiled pass holds about ten full-size feature maps at once (``fststyle.memory.forward_bytes``).
 Here the network runs layer by layer over the whole image, each layer computed in horizontal bands
 of rows: a band of a layer's output needs only the rows of its input within the kernel's reach (a
 few rows of halo), and reflection padding at the image's top and bottom is the same reflection the
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fststyle.memory import FORWARD_COPIES, ChannelMoments
 from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, pad_amount
 
 Rows = tuple[int, int]
@@ -90,27 +91,6 @@ def _bands(height: int, band: int) -> list[Rows]:
     return [(a, min(a + band, height)) for a in range(0, height, band)]
 
 
-class ChannelMoments:
-    """Per-channel mean and (biased) variance of a feature map seen in pieces (bands, tiles), summed in
-    float64: the sums over a large image lose too much in float32 for the result to equal one pass."""
-
-    def __init__(self) -> None:
-        self.total: torch.Tensor | None = None
-        self.squares: torch.Tensor | None = None
-        self.count = 0
-
-    def add(self, piece: torch.Tensor) -> None:
-        x = piece.double()
-        part, part_squares = x.sum((0, 2, 3)), x.square().sum((0, 2, 3))
-        self.total = part if self.total is None else self.total + part
-        self.squares = part_squares if self.squares is None else self.squares + part_squares
-        self.count += x.shape[-2] * x.shape[-1]
-
-    def mean_and_variance(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.total / self.count
-        return mean, (self.squares / self.count - mean.square()).clamp_min(0)
-
-
 def _statistics(source: _Source, band: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (biased) variance over all rows."""
     moments = ChannelMoments()
@@ -169,9 +149,7 @@ def stored_bytes(width: int, h: int, w: int) -> int:
 
 def band_bytes(width: int, w: int, rows: int) -> int:
     """The working memory of a band of ``rows`` full-resolution rows (as much per pixel as a forward
-    pass's: fststyle.tiling.FORWARD_COPIES maps of ``width`` channels)."""
-    from fststyle.tiling import FORWARD_COPIES
-
+    pass's: fststyle.memory.FORWARD_COPIES maps of ``width`` channels)."""
     return FORWARD_COPIES * width * 4 * rows * (w + pad_amount(w))
 
 

@@ -21,7 +21,8 @@ from fststyle.model_file import PACKAGED_MODEL_NAME, load_network, style_names
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.stabilize import Stabilizer
-from fststyle.tiling import MIN_TILE, forward_bytes, memory_budget, stylize_tiled, tile_for_budget
+from fststyle.memory import forward_bytes, memory_budget, tile_for_budget
+from fststyle.tiling import MIN_TILE, stylize_tiled
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -133,7 +134,7 @@ class Stylizer:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
     ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only); without it,
-    images whose pass would not fit ``max_memory`` (see ``fststyle.tiling.memory_budget``) are run in
+    images whose pass would not fit ``max_memory`` (see ``fststyle.memory.memory_budget``) are run in
     row bands (or tiles, where bands do not fit or the network is not the default kind), with one
     warning per image size;
     ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);

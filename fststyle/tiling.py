@@ -15,14 +15,11 @@ Two things make a tile's output differ from the same region of an untiled run, a
 The image is padded once to a multiple of 16 (as the network pads it) and tiles are multiples of 16
 long and start on multiples of 16, so every tile sees the untiled run's sampling grid and padding.
 
-When to tile: ``tile_for_budget`` compares the working memory of an untiled pass (``forward_bytes``)
-with a budget (``memory_budget``: by default half the memory the system has available, or 80% of the
-free GPU memory) and picks the largest tile that fits.
+When to tile, and with which tile: ``fststyle.memory`` (the working memory of a pass against a budget).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -30,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fststyle.banded import ChannelMoments
-from fststyle.malloc import held_free
+from fststyle.memory import ChannelMoments
 from fststyle.net import MULTIPLE, pad_amount
 
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
@@ -40,75 +36,6 @@ Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 # and start on one see exactly what the whole padded image shows it.
 ALIGN = MULTIPLE
 MIN_TILE = 32  # px: a tile holds at least two aligned blocks
-
-# Peak working memory of a forward pass, in copies of the first layer's feature map (``width`` channels
-# of 4-byte floats at the padded image size): measured 8.0 to 8.8 on the CPU in fp32 (256 to 1024 px,
-# width 32: 1.0 to 1.1 KB per pixel); 10 leaves a margin.
-FORWARD_COPIES = 10
-# What a tiled pass holds for the whole image besides one tile: the photo, its padded copy, the output
-# and weight sums and the result (13 floats per pixel).
-WHOLE_IMAGE_FLOATS = 13
-MIN_AUTO_TILE = 128
-UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
-
-
-def _padded_pixels(h: int, w: int) -> int:
-    return (h + pad_amount(h)) * (w + pad_amount(w))
-
-
-def forward_bytes(width: int, h: int, w: int) -> int:
-    """Estimated peak working memory of one untiled pass of a network of ``width`` over an h x w image."""
-    return FORWARD_COPIES * width * 4 * _padded_pixels(h, w)
-
-
-def tiled_bytes(width: int, h: int, w: int, tile: int) -> int:
-    """Estimated peak working memory of a pass in tiles of ``tile`` px over an h x w image."""
-    return forward_bytes(width, min(tile, h), min(tile, w)) + WHOLE_IMAGE_FLOATS * 4 * _padded_pixels(h, w)
-
-
-def tile_for_budget(width: int, h: int, w: int, budget: int) -> int | None:
-    """None when an untiled pass fits in ``budget`` bytes, else the largest tile (a multiple of 16, at
-    least MIN_AUTO_TILE, which is used even when nothing fits) whose pass does."""
-    if forward_bytes(width, h, w) <= budget:
-        return None
-    tile = max(h, w) // ALIGN * ALIGN
-    while tile > MIN_AUTO_TILE and tiled_bytes(width, h, w, tile) > budget:
-        tile -= ALIGN
-    return tile
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes free for new tensors; None where it cannot be told.
-
-    A CUDA GPU: its free memory plus what PyTorch's caching allocator holds reserved but unused (after
-    the first large photo that cache is most of the memory, and the next photos reuse it). Anything
-    else (the CPU; Apple's GPUs, which share the system's memory): the system's available memory
-    (psutil: Linux, macOS, Windows) plus what this process's malloc holds free (fststyle.malloc)."""
-    if device.type == "cuda":
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return torch.cuda.mem_get_info(device)[0] + cached
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available) + held_free()
-    except Exception:  # a platform psutil cannot read (it raises its own errors): no budget rather than a crash
-        return None
-
-
-def memory_budget(max_memory: str | int | float | None, device: torch.device) -> int | None:
-    """``max_memory`` in bytes: a number of bytes, a size such as ``2GB`` or ``512MB``, ``auto`` (half the
-    available system memory, 80% of a GPU's free memory) or None / ``none`` (no budget: never tile
-    without being asked)."""
-    if max_memory is None or str(max_memory).lower() == "none":
-        return None
-    if str(max_memory).lower() == "auto":
-        free = available_memory(device)
-        return None if free is None else int(free * (0.8 if device.type == "cuda" else 0.5))
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(max_memory))
-    if not match or match.group(2).lower() not in UNITS or float(match.group(1)) <= 0:
-        raise ValueError(f"max_memory must be auto, none or a size such as 2GB or 512MB, got {max_memory!r}")
-    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
-
 
 def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
     """The instance-norm layers in the order the forward pass meets them (their registration order)."""

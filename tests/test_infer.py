@@ -133,7 +133,7 @@ def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, capl
     time, unchanged; a photo that fits runs whole. (A narrow network with one residual block: its
     receptive radius, 22 px, makes tiles of 128 px exact.)"""
     from fststyle.net import TransformerNet
-    from fststyle.tiling import forward_bytes
+    from fststyle.memory import forward_bytes
 
     net = TransformerNet(width=8, num_residual=1).eval()
     for norm in net.modules():

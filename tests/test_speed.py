@@ -267,13 +267,13 @@ def test_freed_tensors_stay_with_the_process_for_reuse():
 
 def test_the_entry_points_keep_freed_memory_and_the_budget_counts_it(monkeypatch):
     import fststyle.cli
-    import fststyle.tiling
+    import fststyle.memory
     calls = []
     monkeypatch.setattr(fststyle.cli, "reuse_freed_memory", lambda: calls.append(1))
     assert fststyle.cli.run_cli(lambda: 7) == 7 and calls == [1]
     held = 10**13  # more than any machine has, so only the held memory can explain the figure
-    monkeypatch.setattr(fststyle.tiling, "held_free", lambda: held)
-    assert fststyle.tiling.available_memory(torch.device("cpu")) >= held
+    monkeypatch.setattr(fststyle.memory, "held_free", lambda: held)
+    assert fststyle.memory.available_memory(torch.device("cpu")) >= held
 
 
 def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
@@ -285,7 +285,7 @@ def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
 
     import psutil
 
-    import fststyle.tiling
+    import fststyle.memory
 
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (_ for _ in ()).throw(OSError("no /proc")) if str(f).startswith("/proc")
@@ -293,19 +293,19 @@ def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
     monkeypatch.setattr(os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
     memory = collections.namedtuple("svmem", "total available")(16 * 2**30, 6 * 2**30)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
-    monkeypatch.setattr(fststyle.tiling, "held_free", lambda: 2**30)
-    assert fststyle.tiling.memory_budget("auto", torch.device("cpu")) == (6 * 2**30 + 2**30) // 2
+    monkeypatch.setattr(fststyle.memory, "held_free", lambda: 2**30)
+    assert fststyle.memory.memory_budget("auto", torch.device("cpu")) == (6 * 2**30 + 2**30) // 2
     monkeypatch.setattr(psutil, "virtual_memory", lambda: (_ for _ in ()).throw(RuntimeError("unsupported platform")))
-    assert fststyle.tiling.memory_budget("auto", torch.device("cpu")) is None  # no figure: no budget, no crash
+    assert fststyle.memory.memory_budget("auto", torch.device("cpu")) is None  # no figure: no budget, no crash
 
 
 def test_the_cuda_budget_counts_the_allocators_cache(monkeypatch):
     """On a GPU, memory PyTorch holds reserved but unused is free for the next photo (simulated)."""
-    import fststyle.tiling
+    import fststyle.memory
 
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 80 * gib))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
-    assert fststyle.tiling.available_memory(torch.device("cuda")) == 29 * gib
-    assert fststyle.tiling.memory_budget("auto", torch.device("cuda")) == int(29 * gib * 0.8)
+    assert fststyle.memory.available_memory(torch.device("cuda")) == 29 * gib
+    assert fststyle.memory.memory_budget("auto", torch.device("cuda")) == int(29 * gib * 0.8)
