@@ -71,11 +71,6 @@ class StyleTransferModule(pl.LightningModule):
             self.net.compile(mode=mode)
             self.criterion.network.compile(mode=mode)
 
-    def on_after_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor:
-        if batch.dtype == torch.uint8:  # prepared photos travel as bytes (fststyle.data.PreparedDataset)
-            batch = batch.float().div_(255)
-        return batch.contiguous(memory_format=self.memory_format)
-
     def forward(self, photos: torch.Tensor) -> torch.Tensor:
         return self.net(photos)
 
@@ -85,6 +80,7 @@ class StyleTransferModule(pl.LightningModule):
             # step to the next; mark the step explicitly so that all three compiled calls of a step (the
             # transformer, the content target, the loss network) keep theirs until its backward is done.
             torch.compiler.cudagraph_mark_step_begin()
+        batch = batch.contiguous(memory_format=self.memory_format)  # a no-op unless channels_last
         styles = weights = None
         if self.net.num_styles > 1:
             styles = self.batch_styles(batch.shape[0], batch.device)

@@ -8,7 +8,6 @@ import torch
 from conftest import photo_folder, run_cli
 
 from fststyle.data import PhotoDataset, StyleDataModule
-from fststyle.module import StyleTransferModule
 from fststyle.prepared_file import PreparedDataset, prepared_path
 
 
@@ -35,7 +34,7 @@ def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
     assert dm.prepared == out and len(dm.prepared_rows) == len(dm.train_files)
     batch = next(iter(dm.train_dataloader()))
     assert batch.shape == (2, 3, 32, 32) and batch.dtype == torch.uint8  # bytes until the device
-    scaled = StyleTransferModule.on_after_batch_transfer(type("M", (), {"memory_format": torch.contiguous_format})(), batch, 0)
+    scaled = dm.on_after_batch_transfer(batch, 0)
     assert scaled.dtype == torch.float32 and torch.equal(scaled, batch.float() / 255)
     assert StyleDataModule(str(root), image_size=48, num_val=1, num_workers=0).prepared is None  # other size: photos
     assert StyleDataModule(str(root), image_size=32, num_val=1, num_workers=0, prepared="false").prepared is None
