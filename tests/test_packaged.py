@@ -9,9 +9,8 @@ import torch
 from conftest import PHOTOS, run_cli, tiny_args
 from PIL import Image
 
-from fststyle.data import SAMPLE_PHOTOS
 from fststyle.images import load_tensor, to_uint8
-from fststyle.model_file import PACKAGED_MODEL, load_model, save_model, style_names
+from fststyle.model_file import PACKAGED_MODEL, load_model, save_model
 from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer
 
@@ -23,19 +22,32 @@ def packaged() -> Stylizer:
     return Stylizer.load("packaged", device="cpu")
 
 
-def test_the_packaged_model_holds_the_six_paintings_in_float16_with_its_record():
+# The packaged model's training objective for each painting (its recorded loss and painting) on one photo
+# it never saw, dog.jpg at 128 px, fp32 on the CPU, measured when the model was packaged; and the photo's own.
+# A retrained model changes these: measure them again (the test prints what it got).
+OBJECTIVE_128 = {"starry_night": (280267.8, 674704.2), "great_wave": (107715.0, 174075.8), "the_scream": (115421.5, 410143.8),
+                 "composition_vii": (179685.1, 290787.5), "shipwreck": (98279.3, 289596.1), "udnie": (113262.8, 293424.4)}
+
+
+def test_the_packaged_model_is_the_one_measured_and_stored_in_float16():
+    """The shipped file is scored, not read: each painting's objective on a photo it never saw is the
+    figure recorded for it (and far below the photo's own); the weights are stored as float16."""
+    from fststyle.criterion import model_criterion
+    from fststyle.quality import objective
+
     assert PACKAGED_MODEL.stat().st_size <= 4 * 2**20  # the wheel grows by at most 4 MB
     payload = torch.load(PACKAGED_MODEL, weights_only=True)
     assert {v.dtype for v in payload["state_dict"].values() if v.is_floating_point()} == {torch.float16}
-    net, metadata = load_model("packaged")
-    assert style_names(metadata) == SIX and metadata["weights"] == "float16"
-    assert all(p.dtype == torch.float32 for p in net.parameters())
-    assert metadata["training"]["command"].startswith("python -m fststyle.train styles=[starry_night,great_wave,")
-    for style in SIX:  # judged on photos it never saw, against the fixed reference
-        quality = metadata["quality"][style]
-        assert quality["ratio"] > 1 and quality["equivalent_iterations"] > 0 and quality["reference_steps"] == 300
-        assert not set(quality["photos"]) & set(SAMPLE_PHOTOS)
-        assert abs(metadata["float16_cost"][style]) < 0.01
+    stylizer = Stylizer.load("packaged", device="cpu", precision="fp32")
+    assert stylizer.styles == SIX and all(p.dtype == torch.float32 for p in stylizer.module.parameters())
+    photo = load_tensor(PHOTOS / "dog.jpg", 128)[None]
+    got = {}
+    for style in SIX:
+        criterion = model_criterion(stylizer.metadata, style)
+        got[style] = (objective(criterion, stylizer.run(photo, style=style), photo)["total"], objective(criterion, photo, photo)["total"])
+    for style, (model, own) in OBJECTIVE_128.items():
+        assert got[style][0] == pytest.approx(model, rel=5e-3) and got[style][1] == pytest.approx(own, rel=1e-4), got
+        assert model < 0.7 * own
 
 
 def test_infer_without_a_model_uses_the_packaged_one(tmp_path, photos_dir, packaged):
