@@ -213,9 +213,8 @@ class TrainingRecord(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: torch.Tensor, batch_idx: int) -> None:
         self.images += batch.shape[0] * trainer.world_size
-        if logs_after(trainer, trainer.global_step) and trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics({"train/images_seen": self.images, "train/hours": self.hours()}, step=trainer.global_step)
+        if logs_after(trainer, trainer.global_step):  # beside the step's losses, in the same row of the log
+            pl_module.log_dict({"train/images_seen": float(self.images), "train/hours": self.hours()}, rank_zero_only=True)
 
     def record(self, trainer: pl.Trainer) -> dict[str, Any]:
         """What the exported model's metadata keeps: steps, images and hours so far."""

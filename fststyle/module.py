@@ -71,6 +71,10 @@ class StyleTransferModule(pl.LightningModule):
             self.net.compile(mode=mode)
             self.criterion.network.compile(mode=mode)
 
+    def prepare_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """The photos in the memory format the networks use (a no-op unless channels_last)."""
+        return batch.contiguous(memory_format=self.memory_format)
+
     def forward(self, photos: torch.Tensor) -> torch.Tensor:
         return self.net(photos)
 
@@ -80,7 +84,7 @@ class StyleTransferModule(pl.LightningModule):
             # step to the next; mark the step explicitly so that all three compiled calls of a step (the
             # transformer, the content target, the loss network) keep theirs until its backward is done.
             torch.compiler.cudagraph_mark_step_begin()
-        batch = batch.contiguous(memory_format=self.memory_format)  # a no-op unless channels_last
+        batch = self.prepare_batch(batch)
         styles = weights = None
         if self.net.num_styles > 1:
             styles = self.batch_styles(batch.shape[0], batch.device)
@@ -111,16 +115,23 @@ class StyleTransferModule(pl.LightningModule):
         and the loss's weights take it past float32. A fresh network is spared only because its norm
         shifts start at zero and ReLU(0) passes no gradient.
 
-        The skip happens on the device, with no host read: the fused Adam kernel takes a ``found_inf``
-        flag (the mechanism PyTorch's GradScaler uses) and does nothing when it is set. The test is one
-        fused norm of all the gradients (a gradient so large that the norm overflows float32 counts as
-        non-finite too). ``train/skipped_steps`` counts such steps. The learning-rate schedule follows
-        the run's step count, skipped steps included, so that it ends where max_steps says."""
-        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-        if not grads:
+        With the fused Adam of a GPU the skip happens on the device, with no host read: the kernel takes
+        a ``found_inf`` flag (the mechanism PyTorch's GradScaler uses) and does nothing when it is set.
+        Elsewhere (the CPU, where reading a flag waits for nothing) the gradients of such a step are
+        dropped, and Adam leaves every parameter without a gradient untouched. The test is one fused norm
+        of all the gradients (a gradient so large that the norm overflows float32 counts as non-finite
+        too). ``train/skipped_steps`` counts such steps. The learning-rate schedule follows the run's
+        step count, skipped steps included, so that it ends where max_steps says."""
+        params = [p for p in self.net.parameters() if p.grad is not None]
+        if not params:
             return
-        non_finite = ~torch.isfinite(torch.nn.utils.get_total_norm(grads))
-        getattr(optimizer, "optimizer", optimizer).found_inf = non_finite.float()  # read by Adam(fused=True).step
+        non_finite = ~torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params]))
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # Lightning's wrapper, or the optimizer itself
+        if optimizer.defaults.get("fused"):
+            optimizer.found_inf = non_finite.float()  # read by Adam(fused=True).step
+        elif non_finite:
+            for p in params:
+                p.grad = None
         self.skipped_steps += non_finite
         if self.is_logging_step():
             self.log("train/skipped_steps", self.skipped_steps.float(), sync_dist=self.trainer.world_size > 1, reduce_fx="max")
@@ -160,9 +171,11 @@ class StyleTransferModule(pl.LightningModule):
         if lr != self.hparams.lr:
             rank_zero_info(f"learning rate {lr:.3g} ({self.hparams.lr_scaling} scaling of {self.hparams.lr:.3g} for a global batch of "
                            f"{self.hparams.batch_size * self.trainer.world_size})")
-        # Fused: one kernel updates all parameters (CUDA and CPU), and it can skip a step on the device
-        # (on_before_optimizer_step).
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
+        # On a GPU the fused kernel updates all parameters in one launch, and can skip a step on the device
+        # (on_before_optimizer_step). Not on the CPU: there it made two processes and one (DDP against a
+        # single process, the same global batch) end 6e-4 apart after 3 steps, where foreach Adam keeps
+        # them within 1e-6 (tests/test_scale.py).
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=self.device.type == "cuda")
         # Stepped after every optimizer step; its state is in the checkpoint, so a resume continues it.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -80,7 +80,7 @@ def test_style_norm_gram_gives_every_painting_the_reference_magnitude(starry_nig
     from fststyle.styles import PAINTINGS
     from fststyle.criterion import build_criterion, gram_magnitudes
 
-    cfg = OmegaConf.load(PAINTINGS.parent / "conf" / "loss" / "vgg19.yaml")
+    cfg = OmegaConf.load(PAINTINGS.parents[1] / "conf" / "loss" / "vgg19.yaml")
     cfg.style_layers = ["relu1_2", "relu3_3"]
     cfg.style_norm = "gram"
     reference = load_tensor(PAINTINGS / "starry_night.jpg", 512)[None]

@@ -129,7 +129,8 @@ def test_a_step_with_non_finite_gradients_is_skipped_not_fatal(zoo, tmp_path, st
     assert adam_steps == {steps - skipped[-1]} and checkpoint["global_step"] == steps
 
 
-def test_the_gradient_guard_skips_a_non_finite_step_and_leaves_a_finite_one_alone(starry_night):
+@pytest.mark.parametrize("fused", [False, True])  # the CPU's Adam, and the fused one of GPUs (which also runs on the CPU)
+def test_the_gradient_guard_skips_a_non_finite_step_and_leaves_a_finite_one_alone(starry_night, fused):
     """on_before_optimizer_step, then Adam's step as Lightning runs it: one NaN or inf anywhere leaves
     every weight, Adam's moments and its step count exactly as they were (and counts the step); a step
     of finite gradients updates the weights as Adam would without the guard."""
@@ -144,12 +145,10 @@ def test_the_gradient_guard_skips_a_non_finite_step_and_leaves_a_finite_one_alon
     loss_cfg.weights = "random"
     module = StyleTransferModule(TransformerNet(width=8, num_residual=1), build_criterion(loss_cfg, load_tensor(starry_night, 32)[None]))
     module.is_logging_step = lambda: False  # no trainer attached: nothing to log
-    module.scaled_lr = lambda: 1e-3
-    module.trainer = type("Trainer", (), {"max_steps": 10})()
-    optimizer = module.configure_optimizers()["optimizer"]
     params = list(module.net.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-3, fused=fused)
     reference = [p.detach().clone().requires_grad_() for p in params]
-    plain = torch.optim.Adam(reference, lr=1e-3)  # Adam without the guard, for the finite steps
+    plain = torch.optim.Adam(reference, lr=1e-3, fused=fused)  # Adam without the guard, for the finite steps
     for step, bad in enumerate((None, float("nan"), float("inf"), None, 1e38)):
         grads = [torch.randn_like(p) for p in params]
         if bad is not None:

@@ -29,7 +29,7 @@ def make_module(**switches) -> StyleTransferModule:
 
 
 def losses_of(module: StyleTransferModule, batch: torch.Tensor, autocast: bool = False) -> dict[str, float]:
-    batch = module.on_after_batch_transfer(batch, 0)
+    batch = module.prepare_batch(batch)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         return {k: v.item() for k, v in module.criterion(module.net(batch), batch).items()}
 
