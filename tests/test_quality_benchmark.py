@@ -99,3 +99,14 @@ def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, p
         assert line["style_ratio/relu3_3"] == pytest.approx(sum(p["ratio"]["style/relu3_3"] for p in photos) / 2)
         for p in photos:  # a barely trained network: within the 4 iterations of either reference (computed by hand above)
             assert 0 <= p["equivalent_iterations"] < 4 and 0 <= p["equivalent_iterations_noise"] < 4
+    # scripts/learning_curve.py draws it; a step measured again (as after a resume) counts with its last line.
+    with (run_dir / "quality.jsonl").open("a") as log:
+        log.write(json.dumps({**lines[-1], "quality": 9.5}) + "\n")
+    out = tmp_path / "curve.png"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve.py"), str(run_dir), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [int(r[0]) for r in rows] == [2, 4, 5] and [float(r[3]) for r in rows] == pytest.approx([*(x["quality"] for x in lines[:2]), 9.5], abs=0.006)
+    with Image.open(out) as picture:
+        assert picture.size == (1650, 506)
