@@ -1,6 +1,6 @@
 """``python -m fststyle.export``: an exported model (``.pth``, see fststyle.model_file) or a training
-checkpoint as ONNX, int8 ONNX, TorchScript (fststyle.formats) or a browser page (fststyle.web), each
-checked against PyTorch."""
+checkpoint as ONNX, int8 ONNX, TorchScript (fststyle.formats), a browser page (fststyle.web) or a phone
+format (ExecuTorch, LiteRT, Core ML: fststyle.mobile), each checked against PyTorch."""
 
 from __future__ import annotations
 
@@ -16,17 +16,20 @@ from fststyle.cli import run_cli
 from fststyle.files import atomic_write
 from fststyle.errors import UserError
 from fststyle.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
+from fststyle.mobile import MOBILE_FORMATS, parse_size
 from fststyle.model_file import PACKAGED_MODEL, load_network, model_path, style_names
 from fststyle.net import TransformerNet
 
-EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web"}
+EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web", **MOBILE_FORMATS}
 
 
 def check_options(cfg: DictConfig) -> None:
     """Refuse bad values before any work, each in one line."""
     if cfg.format not in EXPORT_FORMATS:
         raise ValueError(f"format={cfg.format} is not one of {', '.join(EXPORT_FORMATS)}")
-    for key in ("tolerance", "int8_tolerance"):
+    if cfg.format in MOBILE_FORMATS:
+        parse_size(cfg.size)
+    for key in ("tolerance", "int8_tolerance", "mobile_tolerance"):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise ValueError(f"{key} must be a number >= 0, got {value}")
@@ -45,6 +48,8 @@ def export(cfg: DictConfig) -> Path:
     metadata = public_metadata({**metadata, "source": str(source.resolve())})
     if cfg.format == "web":
         return export_web(cfg, net, metadata, output)
+    if cfg.format in MOBILE_FORMATS:
+        return export_mobile(cfg, net, metadata, output)
     # Written beside the target and checked there: a failed check leaves an earlier export as it was.
     with atomic_write(output) as tmp:
         if cfg.format == "onnx":
@@ -76,6 +81,45 @@ def verify(written: Path, cfg: DictConfig, net: TransformerNet) -> None:
         raise UserError(f"the {cfg.format} export differs from PyTorch by {diff:.2e} (> tolerance {cfg.tolerance}); nothing written "
                         "(an earlier export there is kept)")
     print(f"checked: largest difference to PyTorch {diff:.2e} (tolerance {cfg.tolerance}) on 3 batches of different sizes")
+
+
+def export_mobile(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], output: Path) -> Path:
+    """A phone file (fststyle.mobile) at the fixed size ``size``, written beside ``output`` and checked
+    there: ExecuTorch and LiteRT files run by their own runtimes on real photos against PyTorch (mean
+    difference in 8-bit steps within mobile_tolerance, int8 within int8_tolerance); a Core ML package,
+    which needs macOS to run, by its inputs, output and operations."""
+    from fststyle.files import atomic_folder
+    from fststyle.mobile import (check_coreml, check_mobile, export_coreml, export_executorch, export_tflite, fit_photo)
+
+    width, height = parse_size(cfg.size)
+    fmt = cfg.format
+    if fmt == "coreml":
+        with atomic_folder(output) as folder:
+            export_coreml(net, folder, metadata, width, height)
+            if cfg.check:
+                summary = check_coreml(folder, net, width, height)
+                print(f"checked: Core ML inputs {summary['inputs']}, output {summary['outputs']}, "
+                      f"{sum(summary['operations'].values())} operations (not run: Core ML runs on macOS and iOS only)")
+        written = output.resolve()
+        print(f"exported: {written}")
+        return written
+    with atomic_write(output) as tmp:
+        if fmt == "tflite":
+            export_tflite(net, tmp, metadata, width, height)
+        else:
+            calibration = [fit_photo(p, width, height) for p in calibration_photos(cfg.calibration)] if fmt == "executorch-int8" else None
+            export_executorch(net, tmp, metadata, width, height, calibration)
+        if cfg.check:
+            from fststyle.data import SAMPLE_PHOTOS, sample_root
+
+            photos = [fit_photo(sample_root() / name, width, height) for name in (*SAMPLE_PHOTOS[6:], "camera.png", "ihc.png")]
+            tolerance = cfg.int8_tolerance if fmt == "executorch-int8" else cfg.mobile_tolerance
+            mean = check_mobile(tmp, fmt, net, photos, tolerance)
+            print(f"checked: {fmt} differs from PyTorch by {mean:.2f} 8-bit steps on average on 4 photos at {width}x{height} "
+                  f"(tolerance {tolerance}), run by its own runtime")
+    written = output.resolve()
+    print(f"exported: {written} ({width}x{height})")
+    return written
 
 
 def export_web(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], output: Path) -> Path:

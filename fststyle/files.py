@@ -40,11 +40,12 @@ def atomic_write(path: str | Path, sync: bool = False) -> Iterator[Path]:
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path`` for the caller to fill; when the block succeeds it takes
     the place of ``path`` (a folder already there is replaced: the caller decides whether it may be),
-    when it fails it is removed and ``path`` is as it was."""
+    when it fails it is removed and ``path`` is as it was. The temporary folder keeps ``path``'s
+    extension (a tool that writes a package folder may insist on it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
-    tmp, old = path.with_name(f".{path.name}.{tag}.part"), path.with_name(f".{path.name}.{tag}.old")
+    tmp, old = path.with_name(f".{path.stem}.{tag}.part{path.suffix}"), path.with_name(f".{path.name}.{tag}.old")
     tmp.mkdir()
     try:
         yield tmp
