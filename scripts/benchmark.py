@@ -21,8 +21,9 @@ on a GPU) with resize and crop on the device, the alternative to the prepared fi
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
 default precision: bf16 on GPUs and on CPUs with native bf16, fp32 on other CPUs), and onnxruntime on the CPU, float32 and int8
-(`fststyle.export format=onnx-int8`). Weights do not change
-the speed: without --model a default TransformerNet is timed.
+(`fststyle.export format=onnx-int8`); when named in --paths, the phone formats (ExecuTorch, its int8
+variant, LiteRT) exported for each size and run by their own runtimes, with their file sizes. Weights
+do not change the speed: without --model a default TransformerNet is timed.
 
 video: a clip through the path `fststyle.infer` takes (decoding, the network in batches, encoding with
 the audio copied): frames/s end to end and the share of the time spent in the network, per output
@@ -75,7 +76,8 @@ def main() -> None:
     infer_args.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
     infer_args.add_argument("--device", default="auto")
     infer_args.add_argument("--sizes", nargs="+", default=["512x512", "1920x1080", "3840x2160"], help="WIDTHxHEIGHT")
-    infer_args.add_argument("--paths", nargs="+", default=infer.ALL_PATHS, choices=infer.ALL_PATHS)
+    infer_args.add_argument("--paths", nargs="+", default=infer.DEFAULT_PATHS, choices=infer.ALL_PATHS,
+                            help="the phone formats (executorch, executorch-int8, tflite) only when named: each is exported per size")
     infer_args.add_argument("--batch", type=int, default=1)
     infer_args.add_argument("--warmup", type=int, default=2)
     infer_args.add_argument("--repeats", type=int, default=5)

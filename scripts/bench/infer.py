@@ -16,7 +16,39 @@ from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer, pick_device
 
-ALL_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
+DEFAULT_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
+# The phone formats (fststyle.mobile), run here by their own Linux runtimes on this CPU; each is exported
+# for each size (they take a fixed size). Not by default: exporting takes a minute or more per size.
+MOBILE_PATHS = ["executorch", "executorch-int8", "tflite"]
+ALL_PATHS = DEFAULT_PATHS + MOBILE_PATHS
+
+
+def mobile_runner(path: str, net: TransformerNet, x: torch.Tensor, folder: Path) -> tuple:
+    """A no-argument function running ``x`` through ``path``'s file of x's size, and the file's size in bytes."""
+    from fststyle.mobile import MOBILE_FORMATS, export_executorch, export_tflite, fit_photo
+    from fststyle.formats import calibration_photos
+
+    h, w = x.shape[-2:]
+    out = folder / f"model_{w}x{h}{MOBILE_FORMATS[path]}"
+    if path == "tflite":
+        export_tflite(net, out, {}, w, h)
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(out))
+        interpreter.allocate_tensors()
+        index, feed = interpreter.get_input_details()[0]["index"], x.numpy()
+
+        def run():
+            interpreter.set_tensor(index, feed)
+            interpreter.invoke()
+
+        return run, out.stat().st_size
+    calibration = [fit_photo(p, w, h) for p in calibration_photos(None)] if path == "executorch-int8" else None
+    export_executorch(net, out, {}, w, h, calibration)
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(out)).load_method("forward")
+    return (lambda: method.execute([x])), out.stat().st_size
 
 
 def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.device, onnx_files: dict[str, Path]):
@@ -55,19 +87,24 @@ def run(args: argparse.Namespace) -> dict:
     if "onnx-int8" in args.paths:  # as `fststyle.export format=onnx-int8` writes it (calibrated on the sample photos)
         onnx_files["onnx-int8"] = quantize_onnx(net, folder / "model.int8.onnx", {}, calibration_photos(None))
     results = []
-    print(f"{'path':<14} {'size':>10} {'median ms':>10} {'min ms':>9} {'MPix/s':>8}")
+    print(f"{'path':<16} {'size':>10} {'median ms':>10} {'min ms':>9} {'MPix/s':>8} {'file MB':>8}")
     for size in args.sizes:
         w, h = map(int, size.lower().split("x"))
         x = torch.rand(args.batch, 3, h, w)
         for path in args.paths:
-            runner = make_runner(path, net, x, device, onnx_files)
+            file_bytes = onnx_files[path].stat().st_size if path in onnx_files else None
+            if path in MOBILE_PATHS:
+                runner, file_bytes = mobile_runner(path, net, x[:1], folder)
+            else:
+                runner = make_runner(path, net, x, device, onnx_files)
             if runner is None:
                 continue
             times = time_fn(runner, device, args.warmup, args.repeats)
             med = statistics.median(times)
             row = {"path": path, "size": size, "batch": args.batch, "median_ms": round(med, 2), "min_ms": round(min(times), 2),
-                   "mpix_per_s": round(args.batch * w * h / med / 1000, 2)}
+                   "mpix_per_s": round(args.batch * w * h / med / 1000, 2), "file_mb": round(file_bytes / 2**20, 2) if file_bytes else None}
             results.append(row)
-            print(f"{path:<14} {size:>10} {med:>10.1f} {min(times):>9.1f} {row['mpix_per_s']:>8.2f}", flush=True)
+            shown = f"{row['file_mb']:>8.2f}" if file_bytes else f"{'':>8}"
+            print(f"{path:<16} {size:>10} {med:>10.1f} {min(times):>9.1f} {row['mpix_per_s']:>8.2f} {shown}", flush=True)
     return {"device": device_name(device), "model": args.model or "default TransformerNet (untrained)", "warmup": args.warmup,
             "repeats": args.repeats, "results": results}
