@@ -34,6 +34,7 @@ The converters' known pitfalls with this network, and what happens here:
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import io
 import json
@@ -78,6 +79,12 @@ def parse_size(size: Any) -> tuple[int, int]:
     return width, height
 
 
+def prepared(net: TransformerNet) -> TransformerNet:
+    """A copy of the network to convert: on the CPU, in eval mode, its weights in the default memory
+    layout (XNNPACK's layout pass fails on channels_last weights; the caller's network stays as it is)."""
+    return copy.deepcopy(net).cpu().eval().to(memory_format=torch.contiguous_format)
+
+
 def example_inputs(net: TransformerNet, width: int, height: int) -> tuple[torch.Tensor, ...]:
     """An image of the export size, and style weights (an even blend) for a network of several styles."""
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
@@ -99,7 +106,8 @@ def export_executorch(net: TransformerNet, path: str | Path, metadata: dict[str,
     fmt = "executorch-int8" if calibration else "executorch"
     exir = need("executorch.exir", fmt)
     partitioner = need("executorch.backends.xnnpack.partition.xnnpack_partitioner", fmt).XnnpackPartitioner
-    inputs = example_inputs(net.eval().cpu(), width, height)
+    net = prepared(net)
+    inputs = example_inputs(net, width, height)
     program = torch.export.export(net, inputs)
     if calibration:
         quantizer_module = need("executorch.backends.xnnpack.quantizer.xnnpack_quantizer", fmt)
@@ -124,7 +132,8 @@ def export_tflite(net: TransformerNet, path: str | Path, metadata: dict[str, Any
     schema = need("ai_edge_litert.schema_py_generated", "tflite")
     import flatbuffers
 
-    inputs = example_inputs(net.eval().cpu(), width, height)
+    net = prepared(net)
+    inputs = example_inputs(net, width, height)
     with atomic_write(path) as tmp, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         litert_torch.convert(net, inputs).export(str(tmp))  # quiet: the converter prints its progress
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tmp.read_bytes(), 0))
@@ -144,7 +153,8 @@ def export_coreml(net: TransformerNet, path: str | Path, metadata: dict[str, Any
     """A Core ML ML Program (fp16 compute, iOS 16 / macOS 13 and later), inputs ``input`` (and
     ``style``), output ``output``, the metadata as user-defined metadata ``fststyle``."""
     ct = need("coremltools", "coreml")
-    inputs = example_inputs(net.eval().cpu(), width, height)
+    net = prepared(net)
+    inputs = example_inputs(net, width, height)
     program = torch.export.export(net, inputs).run_decompositions({})
     graph = program.graph_module.graph
     for node in list(graph.nodes):  # slices that keep the whole tensor: no copy, and coremltools refuses them
