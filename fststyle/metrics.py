@@ -12,7 +12,7 @@ import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from fststyle.losses import PerceptualLoss
-from fststyle.stylizer import to_ycbcr
+from fststyle.pixels import luminance
 from fststyle.vgg import LossNetwork
 
 EVAL_CONTENT_LAYERS = ("relu2_2",)
@@ -33,7 +33,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     computes it, averaged like the reference implementation (and scikit-image) over the pixels whose
     window lies inside the image: torchmetrics' own average also counts a border of windows over its
     reflection padding."""
-    ya, yb = to_ycbcr(a.float())[:, :1], to_ycbcr(b.float())[:, :1]
+    ya, yb = luminance(a.float()), luminance(b.float())
     _, full = structural_similarity_index_measure(ya, yb, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0,
                                                   k1=0.01, k2=0.03, reduction="none", return_full_image=True)
     border = 11 // 2

@@ -20,6 +20,7 @@ from fststyle.errors import UserError, float_in, whole_in
 from fststyle.model_file import PACKAGED_MODEL_NAME, load_network, style_names
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
+from fststyle.pixels import blend, keep_colours, luminance
 from fststyle.stabilize import Stabilizer
 from fststyle.memory import forward_bytes, memory_budget, tile_for_budget
 from fststyle.tiling import MIN_TILE, stylize_tiled
@@ -32,9 +33,6 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 AUTO_LONG_SIDE = 1024
 log = logging.getLogger(__name__)
 
-# ITU-R BT.601 RGB -> YCbCr (full range) and back; Y carries the style's light and dark, Cb/Cr the colour.
-_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-_TO_RGB = torch.linalg.inv(_TO_YCBCR)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -68,15 +66,6 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "mps" else torch.float32
 
 
-def to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,njhw->nihw", _TO_YCBCR.to(rgb), rgb) + torch.tensor([0, 0.5, 0.5]).to(rgb).view(1, 3, 1, 1)
-
-
-def to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    shifted = ycbcr - torch.tensor([0, 0.5, 0.5]).to(ycbcr).view(1, 3, 1, 1)
-    return torch.einsum("ij,njhw->nihw", _TO_RGB.to(ycbcr), shifted)
-
-
 def resample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize (N, C, H, W): area averaging down (no aliasing), bicubic up."""
     if size[0] <= image.shape[-2] and size[1] <= image.shape[-1]:
@@ -87,15 +76,9 @@ def resample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def restore_detail(coarse: torch.Tensor, photo: torch.Tensor, small: tuple[int, int]) -> torch.Tensor:
     """``coarse`` (stylized at ``small`` and enlarged to the photo's size) plus the photo's luminance
     detail finer than ``small`` can hold: big strokes, with the photo's edges sharp at full size."""
-    luminance = to_ycbcr(photo)[:, :1]
-    detail = luminance - resample(resample(luminance, small), luminance.shape[-2:])
+    light = luminance(photo)
+    detail = light - resample(resample(light, small), light.shape[-2:])
     return (coarse + detail).clamp(0, 1)
-
-
-def keep_colours(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-    """Luminance-only transfer: the stylized luminance with the photo's chroma."""
-    y = to_ycbcr(stylized)[:, :1]
-    return to_rgb(torch.cat([y, to_ycbcr(photo)[:, 1:]], 1)).clamp(0, 1)
 
 
 def _size(n: int) -> str:
@@ -293,9 +276,7 @@ class Stylizer:
                 out = restore_detail(out, photo, small)
         if preserve_color:
             out = keep_colours(out, photo)
-        if strength < 1.0:
-            out = strength * out + (1.0 - strength) * photo
-        return out
+        return blend(out, photo, strength)
 
     def stream(self, stabilize: bool | float | str = True, **options: Any) -> Callable[[ImageLike], ImageLike]:
         """For a caller's own frame loop (a webcam, a video decoder): a function that stylizes one frame

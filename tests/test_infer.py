@@ -11,7 +11,7 @@ from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.images import load_tensor
-from fststyle.stylizer import pick_precision, to_ycbcr
+from fststyle.stylizer import pick_precision
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +50,13 @@ def test_strength_zero_gives_back_the_photo(stylizer, photos_dir):
 def test_preserve_color_keeps_the_photos_chroma(stylizer, photo):
     kept = stylizer.run(photo, preserve_color=True)
     styled = stylizer.run(photo)
-    chroma = lambda x: to_ycbcr(x)[:, 1:]  # noqa: E731
+    # BT.601 YCbCr (full range), written out here: Y, then the two chroma channels.
+    ycbcr = lambda x: torch.einsum("ij,njhw->nihw", torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],  # noqa: E731
+                                                                  [0.5, -0.418688, -0.081312]]), x)
+    chroma = lambda x: ycbcr(x)[:, 1:]  # noqa: E731
     assert (chroma(kept) - chroma(photo)).abs().mean() < 2e-3  # only gamut clipping differs
     assert (chroma(styled) - chroma(photo)).abs().mean() > 0.02  # the style alone does change colours
-    torch.testing.assert_close(to_ycbcr(kept)[:, :1], to_ycbcr(styled)[:, :1], atol=0.05, rtol=0)
+    torch.testing.assert_close(ycbcr(kept)[:, :1], ycbcr(styled)[:, :1], atol=0.05, rtol=0)
 
 
 def test_stroke_runs_the_network_smaller_and_keeps_the_photos_detail(stylizer, photo):
@@ -425,3 +428,12 @@ def test_a_bad_option_is_one_line_before_any_work(tmp_path, photos_dir, option, 
     proc = run_cli("fststyle.infer", f"input={folder}", f"output={out}", option, *([] if option.startswith("style=") else ["style=udnie"]),
                    expect=2)
     assert proc.stderr.strip().splitlines() == [f"error: {message}"] and not out.exists()
+
+
+def test_the_pixel_arithmetic_is_the_same_on_numpy_and_torch(photo):
+    """fststyle.pixels serves the PyTorch path and the path without it: the same numbers from both."""
+    from fststyle.pixels import blend, keep_colours
+
+    other = photo.flip(-1).clamp(0.1, 0.9)
+    for result in (lambda a, b: keep_colours(a, b), lambda a, b: blend(a, b, 0.3)):
+        torch.testing.assert_close(torch.from_numpy(result(other.numpy(), photo.numpy())), result(other, photo), atol=1e-6, rtol=0)
