@@ -17,6 +17,10 @@ _INSTALLED_CONF = Path(__file__).resolve().parent / "conf"
 CONF_DIR = _INSTALLED_CONF if _INSTALLED_CONF.is_dir() else Path(__file__).resolve().parent.parent / "conf"
 
 
+# ``model=packaged``: the model of the six packaged paintings that ships inside the package (fststyle.model_file).
+PACKAGED_MODEL_NAME = "packaged"
+
+
 def __getattr__(name: str) -> Any:
     # Imported on first use, so that `python -m fststyle.export` does not import itself twice.
     if name == "Stylizer":

@@ -17,7 +17,8 @@ from fststyle.files import atomic_write
 from fststyle.errors import UserError
 from fststyle.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
 from fststyle.mobile import MOBILE_FORMATS, parse_size
-from fststyle.model_file import PACKAGED_MODEL, load_network, model_path, style_names
+from fststyle.blend import style_names
+from fststyle.model_file import PACKAGED_MODEL, load_network, model_path
 from fststyle.net import TransformerNet
 
 EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web", **MOBILE_FORMATS}

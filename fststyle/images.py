@@ -1,17 +1,23 @@
-"""Reading and writing images. Public convention: RGB float tensors in [0, 1], (3, H, W)."""
+"""Reading and writing images. Public convention: RGB float tensors in [0, 1], (3, H, W).
+
+PyTorch is imported only by the functions that make or read tensors: reading, resizing and writing
+pictures also serve the path that stylizes without PyTorch (fststyle.quick)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from fststyle.errors import whole_in
 from fststyle.files import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -77,6 +83,8 @@ def square_crop(image: Image.Image, size: int, generator: torch.Generator | None
     with probability 1/2 when ``flip``; the random numbers come from ``generator``.
 
     Smaller squares show the photo's objects larger: many distinct training images from few photos."""
+    import torch
+
     w, h = image.size
     low, high = scale
     factor = low + (high - low) * float(torch.rand((), generator=generator)) if high > low else high
@@ -94,6 +102,8 @@ def square_crop(image: Image.Image, size: int, generator: torch.Generator | None
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """An RGB PIL image as a (3, H, W) float tensor in [0, 1] (as torchvision's to_tensor, whose import
     alone costs inference a second of torch._dynamo)."""
+    import torch
+
     return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1).contiguous().float().div_(255)
 
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
+from fststyle import PACKAGED_MODEL_NAME
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
-PACKAGED_MODEL_NAME = "packaged"
 PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "packaged.pth"
 
 
@@ -194,9 +194,3 @@ def load_network(path: str | Path, map_location: str | torch.device = "cpu") -> 
     if Path(path).suffix.lower() == ".ckpt":
         return load_checkpoint(path, map_location)
     return load_model(path, map_location)
-
-
-def style_names(metadata: dict[str, Any]) -> list[str]:
-    """The names of the styles a model holds, from its metadata."""
-    held = metadata.get("styles")
-    return [s["name"] for s in held] if held else [str(metadata.get("style_name", "style"))]

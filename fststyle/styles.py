@@ -177,7 +177,8 @@ def style_configs(folder: Path = STYLE_CONFIGS) -> list[dict]:
 
 def packaged_model_styles() -> list[str]:
     """The styles the packaged model holds (none when the package ships no model)."""
-    from fststyle.model_file import PACKAGED_MODEL, load_model, style_names
+    from fststyle.blend import style_names
+    from fststyle.model_file import PACKAGED_MODEL, load_model
 
     return style_names(load_model(PACKAGED_MODEL)[1]) if PACKAGED_MODEL.is_file() else []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,7 +16,8 @@ from PIL import Image
 
 from fststyle import banded
 from fststyle.errors import UserError, float_in, whole_in
-from fststyle.model_file import PACKAGED_MODEL_NAME, load_network, style_names
+from fststyle.blend import style_blend, style_names
+from fststyle.model_file import load_network
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.pixels import blend, keep_colours, luminance
@@ -176,33 +176,10 @@ class Stylizer:
         return style_names(self.metadata)
 
     def style_weights(self, style: str | dict[str, float] | None) -> torch.Tensor | None:
-        """(1, styles) weights for a model of several styles, from a name (``great_wave``), a blend
-        (``starry_night:0.7,great_wave:0.3`` or a dict; normalized to sum 1); None for a one-style model
-        (whose own name is accepted, any other refused)."""
-        names = self.styles
-        if style is None:
-            if len(names) > 1:
-                raise ValueError(f"this model holds {len(names)} styles ({', '.join(names)}): pick one with style=NAME or blend them, "
-                                f"e.g. style={names[0]}:0.5,{names[1]}:0.5")
-            return None
-        if isinstance(style, str):
-            parts = [p.split(":", 1) if ":" in p else (p, "1") for p in style.split(",") if p.strip()]
-            try:
-                style = {name.strip(): float(weight) for name, weight in parts}
-            except ValueError as err:
-                raise ValueError(f"style={style}: give NAME or NAME:WEIGHT,NAME:WEIGHT") from err
-        unknown = [n for n in style if n not in names]
-        if unknown:
-            train = (f"; for another painting, train a model: python -m fststyle.train style={unknown[0]} (or style=custom "
-                     "style.image=PATH)") if self.metadata.get("style_name") == PACKAGED_MODEL_NAME else ""
-            raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}{train}")
-        if len(names) == 1:
-            return None
-        given = [style.get(n, 0.0) for n in names]
-        if not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in given) or not sum(given) > 0:
-            raise ValueError(f"style weights must be finite numbers >= 0, not all 0, got {style}")
-        weights = torch.tensor([given], dtype=torch.float64)
-        return (weights / weights.sum()).float()
+        """(1, styles) weights for a model of several styles (fststyle.blend.style_blend); None for a
+        one-style model."""
+        weights = style_blend(style, self.styles, self.metadata.get("style_name"))
+        return None if weights is None else torch.tensor([weights], dtype=torch.float32)
 
     def check_options(self, strength: float = 1.0, preserve_color: bool = False, tile: int | None = None, stroke: float | str = 1.0,
                       style: str | dict[str, float] | None = None) -> None:

@@ -9,12 +9,16 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from fststyle.errors import UserError
 from fststyle.files import atomic_write
 from fststyle.images import find_files, is_image_file, to_uint8
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,8 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
     same). Written to a temporary file first, renamed when complete. Returns the frame count.
     ``observe`` gets each batch of input frames and their stylized frames, (N, H, W, 3) uint8 each, in
     order (e.g. a fststyle.flicker.FlickerMeter's update)."""
+    import torch
+
     av = _av()
     src, dst = Path(src), Path(dst)
     suffix = dst.suffix.lower()

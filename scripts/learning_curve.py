@@ -20,6 +20,7 @@ figures as a table too, so the curve can be read without the picture. Needs matp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -98,10 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("learning_curve.png"))
     parser.add_argument("--title", default="learning curve on held-out photos")
     args = parser.parse_args(argv)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise SystemExit("error: the plot needs matplotlib: pip install matplotlib") from None
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit("error: the plot needs matplotlib: pip install matplotlib")
     curves = {run.name: read_curve(run) for run in args.runs}
     for name, curve in curves.items():
         print(table(name, curve))

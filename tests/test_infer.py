@@ -370,7 +370,7 @@ def test_infer_refuses_to_overwrite_its_input_in_one_line(model_path, photos_dir
 
 
 def test_plan_never_maps_an_input_onto_itself_and_skips_its_own_outputs(tmp_path, photos_dir):
-    from fststyle.infer import plan
+    from fststyle.stylize_paths import plan
 
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
@@ -437,3 +437,28 @@ def test_the_pixel_arithmetic_is_the_same_on_numpy_and_torch(photo):
     other = photo.flip(-1).clamp(0.1, 0.9)
     for result in (lambda a, b: keep_colours(a, b), lambda a, b: blend(a, b, 0.3)):
         torch.testing.assert_close(torch.from_numpy(result(other.numpy(), photo.numpy())), result(other, photo), atol=1e-6, rtol=0)
+
+
+def test_the_quick_path_gives_the_full_paths_picture_without_pytorch(model_path, photos_dir, tmp_path):
+    """One photo and an ONNX model: fststyle.quick (onnxruntime, numpy, PIL: neither PyTorch nor Hydra is
+    imported) writes the picture the PyTorch path makes of it, with size, strength and colours."""
+    import subprocess
+    import sys
+
+    onnx = tmp_path / "m.onnx"
+    run_cli("fststyle.export", f"model={model_path}", f"output={onnx}", "check=false")
+    options = ["size=80", "strength=0.8", "preserve_color=true"]
+    out = tmp_path / "quick.png"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fststyle.infer", f"model={onnx}", f"input={photos_dir / 'dog.jpg'}",
+                           f"output={out}", *options], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "; onnxruntime, quick path)" in proc.stdout, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and not imported & {"torch", "hydra", "omegaconf", "pytorch_lightning"}
+    full = Stylizer.load(onnx, device="cpu").run(load_tensor(photos_dir / "dog.jpg", 80)[None], strength=0.8, preserve_color=True)
+    from fststyle.images import to_uint8
+
+    quick = np.asarray(Image.open(out), dtype=np.int16)
+    assert quick.shape == (*full.shape[-2:], 3) and max(quick.shape) == 80 and np.abs(quick - to_uint8(full[0]).astype(np.int16)).max() <= 1
+    # A value it cannot take: the same one line as the full path, before any work.
+    bad = run_cli("fststyle.infer", f"model={onnx}", f"input={photos_dir / 'dog.jpg'}", f"output={tmp_path / 'b.png'}", "strength=2", expect=2)
+    assert bad.stderr.strip().splitlines() == ["error: strength must be in [0, 1], got 2"] and not (tmp_path / "b.png").exists()

@@ -13,7 +13,8 @@ from PIL import Image
 from bench.browser import open_page
 from fststyle.formats import export_onnx
 from fststyle.images import open_rgb
-from fststyle.model_file import load_network, style_names
+from fststyle.blend import style_names
+from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
 from fststyle.web import write_page
 
