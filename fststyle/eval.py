@@ -28,7 +28,7 @@ from fststyle import CONF_DIR
 from fststyle.cli import check_choices, one_value, run_cli
 from fststyle.dashboard import init_run
 from fststyle.errors import first_line
-from fststyle.flicker import FlickerMeter
+from fststyle.flicker import FlickerMeter, against_plain, frames_of
 from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.files import write_json
 from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
@@ -257,9 +257,10 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
 
 def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], criteria: dict[Path, torch.nn.Module],
                     run_dir: Path) -> list[dict[str, Any]]:
-    """Per video and column: the flicker of the stylized video and of the input (fststyle.flicker), and
-    the image metrics of every ``video_metric_every``-th frame; the stylized videos are written to
-    ``<run folder>/videos/``."""
+    """Per video and column: the flicker of the stylized video, of the input and the clip's consistent
+    floor (fststyle.flicker), with ``stabilize`` also the plain model's on the same frames (and the
+    ratio to it), and the image metrics of every ``video_metric_every``-th frame; the stylized videos
+    are written to ``<run folder>/videos/``."""
     records = []
     root = Path(os.path.commonpath([v.resolve().parent for v in videos]))
     for video in videos:
@@ -267,7 +268,14 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
         for column in columns:
             meter, losses, seen = FlickerMeter(), [], [0]
             stabilizer = Stabilizer(cfg.stabilize)
+            plain = FlickerMeter() if stabilizer.strength > 0 else None  # the model's own frames, before stabilization
             criterion = criteria[column.painting]
+
+            def run(batch: torch.Tensor, column: Column = column, stabilizer: Stabilizer = stabilizer, plain: FlickerMeter | None = plain) -> torch.Tensor:
+                styled = column.stylizer.run(batch, style=column.style)
+                if plain is not None:
+                    plain.update(frames_of(batch), frames_of(styled))
+                return stabilizer.run(batch, styled)
 
             def observe(frames: np.ndarray, styled: np.ndarray, meter: FlickerMeter = meter, losses: list = losses, seen: list = seen,
                         criterion: torch.nn.Module = criterion) -> None:
@@ -280,20 +288,22 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
 
             dst = where / f"{video.stem}.{safe_file_name(column.label)}.mp4"
             try:
-                stylize_video(video, dst, lambda batch, c=column, s=stabilizer: s.run(batch, c.stylizer.run(batch, style=c.style)), cfg.size,
-                              observe=observe)
+                stylize_video(video, dst, run, cfg.size, observe=observe)
             except Exception as err:  # one unreadable video does not spoil the evaluation
                 print(f"warning: skipping video {video}: {first_line(err)}", file=sys.stderr)
                 break
             means = {k: statistics.fmean(m[k] for m in losses) for k in ("content", "style", "tv", "ssim")} if losses else {}
-            records.append({"video": str(video), "model": column.key, "label": column.label, **meter.result(), **means,
+            flicker = meter.result() | ({**against_plain(meter.result(), plain.result()), "plain": plain.result()} if plain else {})
+            records.append({"video": str(video), "model": column.key, "label": column.label, **flicker, **means,
                             "frames": seen[0], "output": str(dst)})
     if not records:
         raise ValueError(f"none of the videos in {cfg.content} could be read")
-    print(f"{'video':<24}{'model':<28}" + "".join(f"{k:>14}" for k in ("flicker", "input's", "ratio", "Farneback's", "content", "style")))
+    headers = ("flicker", "x input", "x floor", "x plain", "Farneback", "x input", "x floor", "x plain", "content", "style")
+    print(f"{'video':<24}{'model':<28}" + "".join(f"{k:>11}" for k in headers))
     for r in records:
-        cells = [r["flicker"], r["flicker_input"], r["flicker_ratio"], r["flicker_ratio_farneback"], r.get("content"), r.get("style")]
-        print(f"{Path(r['video']).name[:23]:<24}{r['label'][:27]:<28}" + "".join(f"{v:>14.4g}" if v is not None else f"{'-':>14}" for v in cells))
+        cells = [r[f"flicker{s}"] if k == "flicker" else r.get(f"flicker_{k}{s}") for s in ("", "_farneback")
+                 for k in ("flicker", "ratio", "floor_ratio", "vs_plain")] + [r.get("content"), r.get("style")]
+        print(f"{Path(r['video']).name[:23]:<24}{r['label'][:27]:<28}" + "".join(f"{v:>11.4g}" if v is not None else f"{'-':>11}" for v in cells))
     return records
 
 

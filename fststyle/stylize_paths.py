@@ -23,7 +23,7 @@ from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.errors import first_line, whole_in
 from fststyle.images import check_size, load_tensor, save_image
 from fststyle.stylizer import Stylizer
-from fststyle.flicker import FlickerMeter, summary as flicker_summary
+from fststyle.flicker import FlickerMeter, against_plain, frames_of, summary as flicker_summary
 from fststyle.stabilize import Stabilizer, strength_of
 from fststyle.video import find_media, frame_count, is_media, is_video, stylize_video
 
@@ -170,13 +170,21 @@ def infer(cfg: DictConfig) -> int:
     for src, dst in videos:
         try:  # one unreadable video is reported, the others are still written
             meter = FlickerMeter() if cfg.flicker else None
+            plain = FlickerMeter() if cfg.flicker and steadiness > 0 else None  # the same frames before stabilization
             stabilizer = Stabilizer(steadiness)  # one per video: its state is the previous frame
+
+            def run(batch: torch.Tensor, stabilizer: Stabilizer = stabilizer, plain: FlickerMeter | None = plain) -> torch.Tensor:
+                styled = stylize(batch)
+                if plain is not None:
+                    plain.update(frames_of(batch), frames_of(styled))
+                return stabilizer.run(batch, styled)
+
             with tqdm(total=frame_count(src), unit="frame", desc=src.name) as bar:
-                frames += stylize_video(src, dst, lambda batch, s=stabilizer: s.run(batch, stylize(batch)), cfg.size, cfg.batch_size,
-                                        on_frames=bar.update, observe=meter.update if meter else None)
+                frames += stylize_video(src, dst, run, cfg.size, cfg.batch_size, on_frames=bar.update, observe=meter.update if meter else None)
             written.append(dst)
             if meter:
-                tqdm.write(f"{dst.name}: {flicker_summary(meter.result())}")
+                result = meter.result() | (against_plain(meter.result(), plain.result()) if plain else {})
+                tqdm.write(f"{dst.name}: {flicker_summary(result)}")
         except Exception as err:
             fail(src, err)
 

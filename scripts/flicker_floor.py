@@ -12,7 +12,8 @@ fststyle.flicker under both flows:
 - the model on each frame, as inference does.
 The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest any
 stylization with its strokes can read: the warps' interpolation and the flows' errors cost more on
-sharp strokes than on the photo's own texture. --style picks one painting of a model of several (the
+sharp strokes than on the photo's own texture. Its ratio to the meter's consistent floor (the input's
+error scaled by the texture, fststyle.flicker) checks that floor: near 1 where the floor is right. --style picks one painting of a model of several (the
 packaged model: --model packaged --style great_wave), as style= does for fststyle.infer.
 """
 
@@ -65,7 +66,7 @@ def main() -> None:
         parser.error(f"--style: {error}")
     picture_width = int(args.width + 16 + args.frames * max(map(abs, args.motion)))  # the window's whole path
     rows = []
-    print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'Farneback':>11}{'x input':>9}")
+    print(f"{'photo':<16}{'video':<24}{'DIS steps':>10}{'x input':>9}{'x floor':>9}{'Farneback':>11}{'x input':>9}{'x floor':>9}")
     for photo in args.photos:
         image = open_rgb(photo)
         picture = np.array(image.resize((picture_width, round(picture_width * image.height / image.width)), Image.LANCZOS))
@@ -75,8 +76,8 @@ def main() -> None:
         for label, video in videos.items():
             row = {"photo": photo, "video": label, **flicker(frames, video)}
             rows.append(row)
-            print(f"{Path(photo).name[:15]:<16}{label:<24}{row['flicker']:>10.2f}{row['flicker_ratio']:>9.2f}"
-                  f"{row['flicker_farneback']:>11.2f}{row['flicker_ratio_farneback']:>9.2f}", flush=True)
+            print(f"{Path(photo).name[:15]:<16}{label:<24}{row['flicker']:>10.2f}{row['flicker_ratio']:>9.2f}{row['flicker_floor_ratio']:>9.2f}"
+                  f"{row['flicker_farneback']:>11.2f}{row['flicker_ratio_farneback']:>9.2f}{row['flicker_floor_ratio_farneback']:>9.2f}", flush=True)
     Path(args.json).write_text(json.dumps({"model": args.model, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                                            "args": vars(args), "rows": rows}, indent=1))
     print(f"wrote {args.json}")
