@@ -1,7 +1,7 @@
 """What the flicker metric reads for a perfectly steady stylization: a check of the yardstick.
 
     python scripts/flicker_floor.py --model M --photos A.jpg B.jpg [--style NAME] [--width 480] \
-        [--frames 12] [--motion 2.37 0.61] [--json flicker_floor.json]
+        [--frames 12] [--motion 2.37 0.61] [--json flicker_floor.json] [--figure texture.jpg]
 
 A camera pans over each photo by a fraction of a pixel per frame (--motion, px per frame in x and
 y; bicubic resampling, so no frame is a plain crop). Three videos of that pan are judged by
@@ -13,7 +13,9 @@ fststyle.flicker under both flows:
 The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest any
 stylization with its strokes can read: the warps' interpolation and the flows' errors cost more on
 sharp strokes than on the photo's own texture. Its ratio to the meter's consistent floor (the input's
-error scaled by the texture, fststyle.flicker) checks that floor: near 1 where the floor is right. --style picks one painting of a model of several (the
+error scaled by the texture, fststyle.flicker) checks that floor: near 1 where the floor is right.
+--figure draws why: the first photo's first frame and its steady stylization, each beside its gradient
+(what a misplaced pixel costs), with their mean gradients. --style picks one painting of a model of several (the
 packaged model: --model packaged --style great_wave), as style= does for fststyle.infer.
 """
 
@@ -42,6 +44,29 @@ def pan(picture: np.ndarray, width: int, frames: int, motion: tuple[float, float
     return np.stack(windows).round().clip(0, 255).astype(np.uint8)
 
 
+def texture_figure(frame: np.ndarray, stylized: np.ndarray, out: str) -> None:
+    """frame | its gradient | the steady stylization | its gradient, each gradient scaled alike, labelled."""
+    from PIL import ImageDraw
+
+    from fststyle.flicker import texture
+
+    everywhere = np.ones(frame.shape[:2], bool)
+    cells = []
+    for label, image in (("input frame", frame), ("steady stylization", stylized)):
+        x = image.astype(np.float32)
+        gradient = np.abs(np.diff(x, axis=1, append=x[:, -1:])) + np.abs(np.diff(x, axis=0, append=x[-1:]))
+        shown = np.clip(gradient.mean(-1) * 4, 0, 255).astype(np.uint8)
+        for cell, text in ((image, label), (np.stack([shown] * 3, -1), f"its gradient: mean {texture(image, everywhere):.1f} steps/px")):
+            picture = Image.new("RGB", (cell.shape[1], cell.shape[0] + 16), "black")  # the label above the picture
+            picture.paste(Image.fromarray(cell), (0, 16))
+            ImageDraw.Draw(picture).text((4, 2), text, fill="white")
+            cells.append(picture)
+    sheet = Image.new("RGB", (sum(c.width for c in cells) + 4 * (len(cells) - 1), cells[0].height), "white")
+    for i, cell in enumerate(cells):
+        sheet.paste(cell, (i * (cell.width + 4), 0))
+    sheet.save(out, quality=92)
+
+
 def flicker(frames: np.ndarray, video: np.ndarray) -> dict:
     meter = FlickerMeter()
     meter.update(frames, video)
@@ -58,6 +83,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--motion", nargs=2, type=float, default=[2.37, 0.61])
     parser.add_argument("--json", default="flicker_floor.json")
+    parser.add_argument("--figure", help="write the texture figure of the first photo here")
     args = parser.parse_args()
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
     try:
@@ -73,6 +99,8 @@ def main() -> None:
         frames = pan(picture, args.width, args.frames, tuple(args.motion))
         videos = {"input": frames, "steady stylization": pan(stylizer(picture, style=args.style), args.width, args.frames, tuple(args.motion)),
                   "model on each frame": np.stack([stylizer(frame, style=args.style) for frame in frames])}
+        if args.figure and photo == args.photos[0]:
+            texture_figure(frames[0], videos["steady stylization"][0], args.figure)
         for label, video in videos.items():
             row = {"photo": photo, "video": label, **flicker(frames, video)}
             rows.append(row)
