@@ -1,11 +1,13 @@
 """Does each painting's objective ask for the painting? The optimization of that objective, looked at.
 
     python scripts/painting_check.py --photos P1.jpg P2.jpg [--model packaged] [--styles NAME ...]
-        [--size 512] [--iterations 200] [--style-weight W] [--style-size S] [--out benchmarks/paintings]
+        [--size 512] [--iterations 200] [--style-weight W] [--style-size S] [--style-norm none|gram]
+        [--out benchmarks/paintings]
 
 A feed-forward model can only learn what its training objective rewards. Before hours of training, this
 optimizes each painting's own objective (the loss and painting the model records; ``--style-weight`` and
-``--style-size`` try another weight or Gram size for it) on a few photos at a real size, with the
+``--style-size`` try another weight or Gram size for it, ``--style-norm gram`` scales each painting's
+layers to Starry Night's Gram magnitudes, fststyle.criterion) on a few photos at a real size, with the
 reference's method (L-BFGS over valid pictures, fststyle.quality), and writes one sheet per painting:
 the painting | each photo | its optimization | the model's picture. A recolouring or a pale copy of the
 painting there means the objective, not the training, is what falls short.
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--style-weight", type=float, help="another loss.style_weight to try")
     parser.add_argument("--style-size", type=int, help="another Gram size (the painting's long side) to try")
+    parser.add_argument("--style-norm", choices=("none", "gram"), help="another loss.style_norm to try")
     parser.add_argument("--style-cache", default="data/styles")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/paintings"))
     args = parser.parse_args()
@@ -56,6 +59,8 @@ def main() -> None:
     loss = OmegaConf.create(stylizer.metadata["loss"])
     if args.style_weight is not None:
         loss.style_weight = args.style_weight
+    if args.style_norm is not None:
+        loss.style_norm = args.style_norm
     photos = [load_tensor(p, args.size)[None] for p in args.photos]
     for entry in held_styles(stylizer.metadata):
         if args.styles and entry["name"] not in args.styles:
@@ -69,19 +74,20 @@ def main() -> None:
             start = time.perf_counter()
             optimized = optimize_image(photo, criterion, args.iterations).image
             own, best = objective(criterion, photo, photo), objective(criterion, optimized, photo)
-            model = objective(criterion, stylizer.run(photo, style=entry["name"] if len(stylizer.styles) > 1 else None), photo)
+            picture = stylizer.run(photo, style=entry["name"] if len(stylizer.styles) > 1 else None)
+            model = objective(criterion, picture, photo)
             print(f"{entry['name']:<16} {Path(path).name:<20} photo's own style {own['style']:>10.4g}   optimization: content "
                   f"{best['content']:>9.4g} style {best['style']:>9.4g} total {best['total']:>9.4g}   model total {model['total']:>9.4g} "
                   f"({model['total'] / best['total']:.2f}x)   {time.perf_counter() - start:.0f} s")
             pictures = {"photo": photo, f"optimization ({args.iterations} it.)": optimized,
-                        "model": stylizer.run(photo, style=entry["name"] if len(stylizer.styles) > 1 else None)}
+                        "model": picture}
             row += [labelled(to_pil(image[0]), label, height) for label, image in pictures.items()]
         sheet = Image.new("RGB", (sum(c.width for c in row) + 4 * (len(row) - 1), height), "white")
         x = 0
         for cell in row:
             sheet.paste(cell, (x, 0))
             x += cell.width + 4
-        tag = "".join(f"_{k}{v}" for k, v in (("w", args.style_weight), ("s", args.style_size)) if v is not None)
+        tag = "".join(f"_{k}{v}" for k, v in (("w", args.style_weight), ("s", args.style_size), ("n", args.style_norm)) if v is not None)
         name = entry["name"]
         print(f"wrote: {save_image(sheet, args.out / f'{name}{tag}.jpg')}")
 
