@@ -52,9 +52,9 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
 # What a resumed run must share with its checkpoint: the style Grams, the loss and the network come
 # from the checkpoint, so a different painting or list of paintings, loss, architecture or set of
 # trained parameters would train one thing and name another. (Data, schedule and speed settings may change.)
-RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "styles", "train", "loss", "model")
+RESUME_MUST_MATCH = ("style.name", "style.image", "style.size", "style.weight", "styles", "train", "loss", "model")
 # Keys added to those sections after the first release, with the value a checkpoint without them meant.
-ADDED_KEYS = {"loss.style_norm": "none", "loss.temporal_motion": "affine", "loss.temporal_target": "steady"}
+ADDED_KEYS = {"style.weight": 1.0, "loss.style_norm": "none", "loss.temporal_motion": "affine", "loss.temporal_target": "steady"}
 
 
 def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUME_MUST_MATCH) -> list[str]:

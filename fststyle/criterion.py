@@ -4,6 +4,7 @@ The losses themselves are in fststyle.losses."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -27,8 +28,29 @@ def gram_magnitudes(network: LossNetwork, image: torch.Tensor, layers: list[str]
     return [float(gram(feats[layer]).pow(2).mean()) for layer in layers]
 
 
-def build_criterion(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor]) -> PerceptualLoss:
-    """The training loss of ``cfg`` (the loss group) against one style image or several."""
+def painting_weight(entry: dict | DictConfig) -> float:
+    """A painting's own style weight (its style config's ``weight``; 1 when it has none), which multiplies
+    loss.style_weight for that painting. ValueError unless it is a finite number > 0."""
+    weight = entry.get("weight", 1.0)
+    if weight is None:
+        return 1.0
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        raise ValueError(f"style {entry.get('name')}: weight must be a number > 0, got {weight}")
+    return float(weight)
+
+
+def painting_loss(loss: dict | DictConfig, weight: float) -> DictConfig:
+    """The loss group for one painting of that ``weight``: loss.style_weight times it (the objective a
+    one-style criterion of this painting optimizes, and what a reference's cache key records)."""
+    loss = OmegaConf.create(OmegaConf.to_container(loss, resolve=True) if isinstance(loss, DictConfig) else dict(loss))
+    loss.style_weight = float(loss.style_weight) * weight
+    return loss
+
+
+def build_criterion(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tensor],
+                    painting_weights: list[float] | None = None) -> PerceptualLoss:
+    """The training loss of ``cfg`` (the loss group) against one style image or several, each painting's
+    style layers scaled by its own weight (``painting_weights``, one per image; default 1 each)."""
     layers = list(dict.fromkeys([*cfg.content_layers, *cfg.style_layers]))
     network = LossNetwork(cfg.arch, layers, str(cfg.weights), cfg.input_norm)
     style_layers = list(cfg.style_layers)
@@ -46,6 +68,7 @@ def build_criterion(cfg: DictConfig, style_image: torch.Tensor | list[torch.Tens
         reference = gram_magnitudes(network, load_tensor(PAINTINGS / name, size)[None], style_layers)
         rows = [[w * r / max(t, 1e-12) for w, r, t in zip(base, reference, gram_magnitudes(network, image, style_layers))]
                 for image in images]
+    rows = [[w * scale for w in row] for row, scale in zip(rows, painting_weights or [1.0] * len(images), strict=True)]
     weights = rows[0] if isinstance(style_image, torch.Tensor) else rows
     return PerceptualLoss(
         network,
@@ -67,11 +90,12 @@ def load_style_image(path: Path, size: int) -> torch.Tensor:
 
 
 def held_styles(metadata: dict) -> list[dict]:
-    """The styles a model holds, as recorded in its metadata (name, image, sha256, size each)."""
+    """The styles a model holds, as recorded in its metadata (name, image, sha256, size and the painting's
+    own weight each; models from before painting weights have none: 1)."""
     if metadata.get("styles"):
         return [dict(entry) for entry in metadata["styles"]]
     return [{"name": metadata.get("style_name"), "image": metadata.get("style_image"), "sha256": metadata.get("style_sha256"),
-             "size": metadata.get("style_size")}]
+             "size": metadata.get("style_size"), "weight": metadata.get("style_weight", 1.0)}]
 
 
 def model_criterion(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> PerceptualLoss:
@@ -82,4 +106,5 @@ def model_criterion(metadata: dict, style: str | None = None, style_cache: str |
     if entry is None:
         raise ValueError(f"style {style}: the model holds {', '.join(e['name'] for e in entries)}")
     painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), style_cache)  # metadata: untrusted
-    return build_criterion(OmegaConf.create(metadata["loss"]), load_style_image(painting, entry.get("size") or 512))
+    loss = painting_loss(metadata["loss"], painting_weight(entry))
+    return build_criterion(loss, load_style_image(painting, entry.get("size") or 512))

@@ -173,17 +173,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model = {**{k: v for k, v in model.items() if k != "_target_"}, "num_styles": max(1, len(held))} if isinstance(model, dict) else model
     net = network_from(model, state, path)
     style = config["style"]
-    metadata = {**style_metadata(style["name"], held or [{"name": style["name"], "image": style["image"], "size": style.get("size"), "sha256": None}]),
+    metadata = {**style_metadata(style["name"], held or [{"name": style["name"], "image": style["image"], "size": style.get("size"), "sha256": None,
+                                                             "weight": style.get("weight", 1.0)}]),
                 "steps": ckpt.get("global_step"), "loss": config.get("loss")}
     return net.eval(), metadata
 
 
 def style_metadata(name: str, held: list[dict[str, Any]]) -> dict[str, Any]:
     """The style keys of the metadata of model ``name`` for the styles it holds (name, image, sha256,
-    size each): the painting, its sha256 and size of the (first) style, and for several styles the
-    whole list under ``styles``."""
+    size and the painting's own weight each): the painting, its sha256, size and weight of the (first)
+    style, and for several styles the whole list under ``styles``."""
     first = held[0]
-    metadata = {"style_name": name, "style_image": first["image"], "style_sha256": first.get("sha256"), "style_size": first.get("size")}
+    metadata = {"style_name": name, "style_image": first["image"], "style_sha256": first.get("sha256"), "style_size": first.get("size"),
+                "style_weight": first.get("weight", 1.0)}
     if len(held) > 1:
         metadata["styles"] = [dict(entry) for entry in held]
     return metadata

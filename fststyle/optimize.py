@@ -104,12 +104,13 @@ def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int 
 
 def optimize(cfg: DictConfig) -> Path:
     from fststyle.styles import resolve_style_image
-    from fststyle.criterion import build_criterion, load_style_image
+    from fststyle.criterion import build_criterion, load_style_image, painting_loss, painting_weight
 
     device = pick_device(cfg.device)
     content = load_tensor(cfg.content, cfg.size)[None].to(device)
     style_path = resolve_style_image(cfg.style.image, cfg.style.name, cfg.style.get("sha256"), cfg.style_cache)
-    criterion = build_criterion(cfg.loss, load_style_image(style_path, cfg.style.size)).to(device)
+    loss = painting_loss(cfg.loss, painting_weight(cfg.style))
+    criterion = build_criterion(loss, load_style_image(style_path, cfg.style.size)).to(device)
     start = time.perf_counter()
     with tqdm(unit="evaluation") as bar:
         result = optimize_image(content, criterion, cfg.steps, cfg.optimizer, cfg.lr,

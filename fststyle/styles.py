@@ -185,7 +185,7 @@ def packaged_model_styles() -> list[str]:
 
 def style_entries(cfg: DictConfig) -> list[DictConfig]:
     """The styles a run trains: ``style`` alone, or each of ``styles`` (a conf/style/ name, or a path or
-    address of a painting, named after its file, at style.size)."""
+    address of a painting, named after its file, at style.size and style.weight)."""
     if not cfg.get("styles"):
         return [cfg.style]
     entries = []
@@ -194,7 +194,8 @@ def style_entries(cfg: DictConfig) -> list[DictConfig]:
         if SAFE_NAME.fullmatch(str(item)) and config.is_file():
             entries.append(OmegaConf.load(config))
         else:
-            entries.append(OmegaConf.create({"name": style_name(item), "image": str(item), "sha256": None, "size": cfg.style.size}))
+            entries.append(OmegaConf.create({"name": style_name(item), "image": str(item), "sha256": None, "size": cfg.style.size,
+                                             "weight": cfg.style.get("weight", 1.0)}))
     names = [e.name for e in entries]
     if len(set(names)) != len(names) or not all(SAFE_NAME.fullmatch(str(n)) for n in names):
         raise ValueError(f"styles={list(cfg.styles)}: each style needs its own plain name, got {names}")

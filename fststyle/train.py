@@ -24,7 +24,7 @@ from fststyle import CONF_DIR
 from fststyle.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput, TrainingRecord
 from fststyle.checkpoint_io import checkpoint_to_resume
 from fststyle.cli import check_choices, run_cli
-from fststyle.criterion import build_criterion, held_styles, load_style_image
+from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight
 from fststyle.dashboard import build_logger, is_online
 from fststyle.data import StyleDataModule
 from fststyle.errors import UserError
@@ -65,6 +65,8 @@ def validate(cfg: DictConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    for entry in style_entries(cfg):  # each painting's own weight (its style config's weight, or style.weight)
+        painting_weight(entry)
     if cfg.train not in ("all", "norms"):
         raise ValueError(f"train={cfg.train} is not one of all, norms")
     if cfg.train == "norms" and not (cfg.get("init") and cfg.get("styles")):
@@ -82,7 +84,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     datamodule: StyleDataModule = instantiate(cfg.data)
     entries = style_entries(cfg)
     style_paths = [resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache) for e in entries]
-    new = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size} for e, path in zip(entries, style_paths)]
+    new = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size, "weight": painting_weight(e)}
+           for e, path in zip(entries, style_paths)]
     held, train_styles = new, None
     if cfg.get("init"):
         source, source_meta = load_network(cfg.init)
@@ -98,7 +101,7 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
     else:
         net = instantiate(cfg.model, num_styles=len(new))
     images = [load_style_image(path, e.size) for path, e in zip(style_paths, entries)]
-    criterion = build_criterion(cfg.loss, images[0] if len(images) == 1 else images)
+    criterion = build_criterion(cfg.loss, images[0] if len(images) == 1 else images, [entry["weight"] for entry in new])
     module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
                                  channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
                                  schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
@@ -118,7 +121,7 @@ def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: Styl
         raise ValueError("quality_every= judges a one-style model; for several styles use scripts/quality_benchmark.py --style NAME")
     style = module.hparams.held_styles[0]
     files = datamodule.held_out_files()
-    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    loss = OmegaConf.to_container(painting_loss(cfg.loss, style.get("weight", 1.0)))
     keys = {start: [reference_key(f, style["sha256"], cfg.data.sample_size, loss, style["size"], cfg.quality_reference_steps,
                                   cut="centre-square", start=start) for f in files] for start in STARTS}
     log.info("quality_every=%s: %d held-out photos against %d L-BFGS iterations from each photo and from noise (computed once, "

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
-from fststyle.criterion import build_criterion, held_styles, load_style_image  # noqa: E402
+from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil  # noqa: E402
 from fststyle.optimize import optimize_image  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
             continue
         painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), args.style_cache)
         style_size = args.style_size or entry.get("size") or 512
-        criterion = build_criterion(loss, load_style_image(painting, style_size))
+        criterion = build_criterion(painting_loss(loss, painting_weight(entry)), load_style_image(painting, style_size))
         height = photos[0].shape[-2]
         row = [labelled(open_rgb(painting), f"{entry['name']} (Grams at {style_size} px)", height)]
         for path, photo in zip(args.photos, photos):

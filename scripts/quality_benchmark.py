@@ -41,7 +41,7 @@ from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E
 from fststyle.quality import STARTS, as_8bit, judge, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
 from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.criterion import build_criterion, held_styles, load_style_image  # noqa: E402
+from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
 
 
 def train(overrides: list[str], run_dir: Path) -> float:
@@ -93,6 +93,7 @@ def main() -> None:
         if entry is None:
             parser.error(f"--style {args.style}: the model holds {', '.join(stylizer.styles)}")
     style_path = resolve_style_image(entry["image"], entry["name"], entry.get("sha256"), style_cache)
+    loss = OmegaConf.to_container(painting_loss(loss, painting_weight(entry)))  # the painting's own weight in its objective
     criterion = build_criterion(OmegaConf.create(loss), load_style_image(style_path, entry["size"])).to(stylizer.device)
 
     rows, records, cached = [], [], 0

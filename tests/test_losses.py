@@ -96,3 +96,39 @@ def test_style_norm_gram_gives_every_painting_the_reference_magnitude(starry_nig
     cfg.style_norm = "max"
     with pytest.raises(ValueError, match="loss.style_norm=max"):
         build_criterion(cfg, scream)
+
+
+def test_a_paintings_own_weight_scales_its_style_loss_alone(starry_night):
+    """A painting's weight (its style config's ``weight``) multiplies loss.style_weight for that painting
+    only: a one-style criterion is the loss with style_weight times it (painting_loss, what reference
+    keys record), a criterion of several paintings scales that painting's row alone, and a model's
+    recorded weight is in the objective it is judged by (models without one: 1)."""
+    from omegaconf import OmegaConf
+
+    from conftest import REPO, STYLES
+    from fststyle.criterion import build_criterion, model_criterion, painting_loss, painting_weight
+    from fststyle.images import load_tensor
+    from fststyle.model_file import PACKAGED_MODEL, load_model
+
+    cfg = OmegaConf.load(REPO / "conf" / "loss" / "vgg19.yaml")
+    cfg.weights = "random"
+    painting, other = load_tensor(starry_night, 64)[None], load_tensor(STYLES / "the_scream.jpg", 64)[None]
+    image, photo = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1)), torch.rand(1, 3, 48, 48)
+
+    def criterion(*args):  # the same random loss network each time
+        torch.manual_seed(0)
+        return build_criterion(*args)
+
+    plain, heavy = criterion(cfg, painting)(image, photo), criterion(cfg, painting, [2.5])(image, photo)
+    assert heavy["style"].item() == pytest.approx(2.5 * plain["style"].item(), rel=1e-5) and heavy["content"] == plain["content"]
+    same = criterion(painting_loss(cfg, 2.5), painting)(image, photo)
+    assert same["loss"].item() == pytest.approx(heavy["loss"].item(), rel=1e-5) and cfg.style_weight == 1.0  # cfg itself unchanged
+    assert build_criterion(cfg, [painting, other], [1.0, 3.0]).style_layer_weights == [[1.0] * 4, [3.0] * 4]
+
+    _, metadata = load_model(PACKAGED_MODEL)
+    assert model_criterion(metadata, "udnie").style_weight == 1.0  # recorded before painting weights: 1
+    metadata["styles"] = [{**e, "weight": 2.5} if e["name"] == "udnie" else e for e in metadata["styles"]]
+    assert model_criterion(metadata, "udnie").style_weight == 2.5 and model_criterion(metadata, "great_wave").style_weight == 1.0
+    for bad in (0, -1, float("inf"), float("nan"), "abc", True):
+        with pytest.raises(ValueError, match="style x: weight must be a number > 0"):
+            painting_weight({"name": "x", "weight": bad})

@@ -197,6 +197,7 @@ def test_every_file_bad_is_a_clear_error(tmp_path, photos_dir, starry_night):
     (["data=folder"], "error: data.root is not set"),
     (["style.image=/no/such/painting.jpg", "style.name=x"], "error: style image not found: /no/such/painting.jpg"),
     (["loss.style_weight=-1"], "error: loss weights must be >= 0"),
+    (["style=udnie", "style.weight=0"], "error: style udnie: weight must be a number > 0, got 0"),
     (["data.batch_size=0"], "error: data.batch_size must be >= 1, got 0"),
     (["loss.style_layers=[relu2_2,relu9_9]"], "error: unknown layer(s) relu9_9 for vgg19"),
     (["data.image_size=8"], "error: data.image_size must be >= 32"),
