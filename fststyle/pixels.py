@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from fststyle.errors import float_in
+
 Pixels = TypeVar("Pixels")
 
 # ITU-R BT.601 luma: Y carries the light and dark, Cb/Cr the colour.
@@ -27,3 +29,11 @@ def keep_colours(stylized: Pixels, photo: Pixels) -> Pixels:
 def blend(stylized: Pixels, photo: Pixels, strength: float) -> Pixels:
     """``strength`` of the style: 0 the photo, 1 the stylized picture."""
     return stylized if strength >= 1.0 else strength * stylized + (1.0 - strength) * photo
+
+
+def check_blend_options(strength: object, preserve_color: object) -> None:
+    """ValueError in one line unless ``strength`` is in [0, 1] and ``preserve_color`` is a bool (the
+    options ``blend`` and ``keep_colours`` serve, checked alike on both paths)."""
+    float_in(strength, 0.0, 1.0, f"strength must be in [0, 1], got {strength}")
+    if not isinstance(preserve_color, bool):
+        raise ValueError(f"preserve_color must be true or false, got {preserve_color}")

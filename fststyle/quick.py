@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from fststyle import CONF_DIR
-from fststyle.errors import UserError, first_line, float_in
+from fststyle.errors import UserError, first_line
 
 # Options the quick path leaves at these values (anything else: the full path).
 FULL_PATH_UNLESS = {"stroke": (1, 1.0, "1"), "tile": (None, 0), "stabilize": (False, None, 0, "false"), "flicker": (False,),
@@ -58,11 +58,10 @@ def checked(chosen: dict[str, Any]) -> tuple[Any, list[float] | None]:
 
     from fststyle.blend import style_blend, style_names
     from fststyle.images import check_size
+    from fststyle.pixels import check_blend_options
 
     check_size(chosen["size"])
-    float_in(chosen["strength"], 0.0, 1.0, f"strength must be in [0, 1], got {chosen['strength']}")
-    if not isinstance(chosen["preserve_color"], bool):
-        raise ValueError(f"preserve_color must be true or false, got {chosen['preserve_color']}")
+    check_blend_options(chosen["strength"], chosen["preserve_color"])
     source, target = Path(chosen["input"]), Path(chosen["output"])
     if target.resolve() == source.resolve():
         raise ValueError(f"output={target} would overwrite the input {source}: give another output file or folder")

@@ -20,7 +20,7 @@ from fststyle.blend import style_blend, style_names
 from fststyle.model_file import load_network
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
-from fststyle.pixels import blend, keep_colours, luminance
+from fststyle.pixels import blend, check_blend_options, keep_colours, luminance
 from fststyle.stabilize import Stabilizer
 from fststyle.memory import forward_bytes, memory_budget, tile_for_budget
 from fststyle.tiling import MIN_TILE, stylize_tiled
@@ -185,9 +185,7 @@ class Stylizer:
                       style: str | dict[str, float] | None = None) -> None:
         """Raise ValueError now, in one line, for any option that ``run`` would refuse (or misuse) at the
         first image: a command checks them once, before any work."""
-        float_in(strength, 0.0, 1.0, f"strength must be in [0, 1], got {strength}")
-        if not isinstance(preserve_color, bool):
-            raise ValueError(f"preserve_color must be true or false, got {preserve_color}")
+        check_blend_options(strength, preserve_color)
         if tile is not None and tile != 0:
             whole_in(tile, MIN_TILE, 1 << 20, f"tile must be a whole number of pixels >= {MIN_TILE} (or null), got {tile}")
             if self.module is None:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
