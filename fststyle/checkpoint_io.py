@@ -61,14 +61,18 @@ def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUM
     """``key: saved -> current`` for each of ``keys`` (dotted; whole sections compared leaf by leaf)
     where the two resolved configs differ."""
 
+    absent = object()  # a key the config does not have: no leaf, so ADDED_KEYS can give its old meaning
+
     def leaves(value: object, prefix: str) -> dict[str, object]:
+        if value is absent:
+            return {}
         if isinstance(value, dict):
             return {k: v for key, sub in value.items() for k, v in leaves(sub, f"{prefix}.{key}").items()}
         return {prefix: value}
 
     def lookup(config: dict, key: str) -> object:
         for part in key.split("."):
-            config = config.get(part) if isinstance(config, dict) else None
+            config = config.get(part, absent) if isinstance(config, dict) else absent
         return config
 
     differences = []

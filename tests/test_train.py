@@ -231,6 +231,11 @@ def test_a_checkpoint_older_than_a_loss_key_resumes_when_the_key_keeps_its_meani
     assert config_differences(saved, current, ("loss",)) == []
     current["loss"]["temporal_target"] = "difference"
     assert config_differences(saved, current, ("loss",)) == ["loss.temporal_target: steady -> difference"]
+    # a single dotted key the old config lacks, inside a section it has (style.weight)
+    saved, current = {"style": {"name": "udnie"}}, {"style": {"name": "udnie", "weight": 1.0}}
+    assert config_differences(saved, current, ("style.name", "style.weight")) == []
+    current["style"]["weight"] = 6.0
+    assert config_differences(saved, current, ("style.weight",)) == ["style.weight: 1.0 -> 6.0"]
 
 
 def test_a_new_run_in_an_old_run_folder_starts_from_scratch(tmp_path, photos_dir, starry_night):
