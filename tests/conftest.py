@@ -1,7 +1,15 @@
+import contextlib
 import csv
+import gc
+import importlib
+import io
+import logging
 import os
+import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -49,12 +57,79 @@ def photo_folder(tmp_path: Path, photos_dir: Path, count: int = 4) -> Path:
 STEPS = 30
 
 
-def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300, expect: int = 0, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m module args``; assert its exit status."""
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300, expect: int = 0, cwd: Path | None = None,
+            fresh_process: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m module args``; assert its exit status.
+
+    The command runs inside this test process (``in_process``), which has imported torch, Lightning
+    and Hydra already: a new Python spends 3-8 s importing them, most of the suite's time. A command
+    given ``env`` (read when a process starts, as FSTSTYLE_MAX_PIXELS and the thread count are) runs in
+    a new Python, as do those of ``fresh_process=True`` (DDP's launcher, process-wide state such as
+    wandb's); FSTSTYLE_TEST_FRESH_PROCESS=1 runs every command so."""
+    if env or fresh_process or os.environ.get("FSTSTYLE_TEST_FRESH_PROCESS") == "1":
+        proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=cwd)
+    else:
+        proc = in_process(module, list(args), cwd)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def fresh_warnings() -> None:
+    """A new Python's warning filters (not pytest's), its warnings printed on (captured) stderr."""
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def in_process(module: str, args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
+    """``python -m module args`` run here, as its console script runs it (``cli()``): its output captured, its exit status
+    taken from SystemExit (an uncaught exception: its traceback and status 1, as Python does), and what
+    a command may change in the process it owns put back afterwards (environment, working folder,
+    logging, warnings filters, signal handlers, torch's thread count, grad mode and matmul precision)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv[:]
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    root = logging.getLogger()
+    saved_logging = root.handlers[:], root.level, {name: (lg.handlers[:], lg.level, lg.propagate, lg.disabled)
+                                                   for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    saved_torch = torch.get_num_threads(), torch.is_grad_enabled(), torch.get_float32_matmul_precision()
+    if cwd is not None:
+        os.chdir(cwd)
+    sys.argv = [module, *args]
+    code = 0
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            fresh_warnings()
+            try:
+                entry = importlib.import_module(module)
+                (getattr(entry, "cli", None) or entry.main)()  # what its `if __name__ == "__main__"` calls
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if not isinstance(exit_.code, int | None):
+                    print(exit_.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001  (what Python does with it: the traceback, status 1)
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        root.handlers[:], level, loggers = saved_logging[0], saved_logging[1], saved_logging[2]
+        root.setLevel(level)
+        for name, (handlers, lvl, propagate, disabled) in loggers.items():
+            lg = logging.getLogger(name)
+            lg.handlers[:], lg.level, lg.propagate, lg.disabled = handlers, lvl, propagate, disabled
+        torch.set_num_threads(saved_torch[0])
+        torch.set_grad_enabled(saved_torch[1])
+        torch.set_float32_matmul_precision(saved_torch[2])
+        gc.collect()
+    return subprocess.CompletedProcess([sys.executable, "-m", module, *args], code, out.getvalue(), err.getvalue())
 
 
 def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> list[str]:

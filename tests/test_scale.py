@@ -17,7 +17,8 @@ import time
 
 import pytest
 import torch
-from conftest import CONSTANT_LR, REPO, read_metric, run_cli, with_defaults
+import conftest
+from conftest import CONSTANT_LR, REPO, read_metric, with_defaults
 
 from fststyle import Stylizer
 from fststyle.data import EpochSampler
@@ -31,6 +32,13 @@ def _threads_as_users_run(monkeypatch):
     different summation order in the convolutions gives near-zero gradients other rounding, which Adam
     turns into weight differences of up to 6.5e-4 on 3.6% of the weights."""
     monkeypatch.setenv("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+
+def run_cli(*args, **kwargs):
+    """A process of its own: DDP's launcher starts its ranks as new processes of the command, and the
+    thread count above is read when a process starts (the single-process resume tests, which compare
+    runs of one thread count, call conftest.run_cli)."""
+    return conftest.run_cli(*args, **kwargs, fresh_process=True)
 
 
 def steps_of(sampler: EpochSampler) -> list[list[tuple[int, int]]]:
@@ -127,12 +135,12 @@ def test_resume_is_exact(tmp_path, photos_dir, starry_night):
     learning rate; random-scale crops and flips; the temporal term's random motions) and resumed to 10 == 10 steps in one go, to the last bit."""
     whole, split = tmp_path / "whole", tmp_path / "split"
     recipe = ["data.crop_scale=[0.4,1.0]", "data.flip=true", "optim.warmup_steps=8", "loss.temporal_weight=1e5"]
-    run_cli("fststyle.train", "trainer=cpu", *args_for(whole, photos_dir, starry_night, 4, 10, *recipe))
-    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 5, "checkpoint_every=5", *recipe))
+    conftest.run_cli("fststyle.train", "trainer=cpu", *args_for(whole, photos_dir, starry_night, 4, 10, *recipe))
+    conftest.run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 5, "checkpoint_every=5", *recipe))
     ckpt = torch.load(split / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 5 and "rng_states" in ckpt and ckpt["optimizer_states"]
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 5
-    run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 10, "ckpt_path=last", *recipe))
+    conftest.run_cli("fststyle.train", "trainer=cpu", *args_for(split, photos_dir, starry_night, 4, 10, "ckpt_path=last", *recipe))
     assert_same_weights(weights(split), weights(whole), 0.0)
     assert losses(split)[-5:] == losses(whole)[-5:]
 
