@@ -12,6 +12,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from fststyle.files import atomic_write
+from fststyle.styles import style_entries
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,24 @@ def config_differences(saved: dict, current: dict, keys: tuple[str, ...] = RESUM
     return differences
 
 
+def painting_differences(saved_styles: list[dict] | None, cfg: DictConfig) -> list[str]:
+    """``styles.NAME.weight: saved -> current`` (and ``.size``) for each painting of a run of several
+    styles whose own weight or Gram size differs from what its checkpoint trained with. They come from
+    conf/style/NAME.yaml, not from the run's config: an edited style config would otherwise change the
+    objective of a resumed run without a word. (A one-style run compares style.weight and style.size.)"""
+    if not cfg.get("styles") or not saved_styles:
+        return []
+    saved = {entry["name"]: entry for entry in saved_styles}
+    differences = []
+    for entry in style_entries(cfg):
+        old = saved.get(entry.name, {})  # a painting the checkpoint lacks: the `styles` list differs already
+        for key, meant in (("weight", 1.0), ("size", entry.get("size"))):  # checkpoints before weights: 1
+            before, now = old.get(key, meant), entry.get(key, meant)
+            if old and before != now:
+                differences.append(f"styles.{entry.name}.{key}: {before} -> {now}")
+    return differences
+
+
 def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint ``ckpt_path`` names, checked to be readable and of this run's style, loss and
     network. ``last``: this run folder's newest checkpoint if there is one (a requeued or restarted job
@@ -108,6 +127,7 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     except Exception as err:
         raise ValueError(f"ckpt_path={path} is not a readable training checkpoint (truncated or foreign: {type(err).__name__})") from err
     differences = config_differences(saved_config, OmegaConf.to_container(cfg, resolve=True))
+    differences += painting_differences(saved["hyper_parameters"].get("held_styles"), cfg)
     if differences:
         raise ValueError(f"ckpt_path={path} was trained with another setup ({'; '.join(differences)}): resume with the same "
                          "style, loss and model, or start a new run")

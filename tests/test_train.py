@@ -221,6 +221,24 @@ def test_resuming_with_another_style_or_loss_is_refused(trained, tmp_path, photo
     assert not (tmp_path / "run" / "export").exists()
 
 
+def test_a_many_style_run_resumes_only_with_the_paintings_weights_it_trained_with():
+    """A run of several styles takes each painting's weight from conf/style/NAME.yaml: a checkpoint
+    trained when Udnie's weight was 1 is not resumed at its weight of 6 without a word."""
+    from omegaconf import OmegaConf
+
+    from fststyle.checkpoint_io import painting_differences
+    from fststyle.styles import style_entries
+
+    cfg = OmegaConf.create({"styles": ["udnie", "starry_night"], "style": {"size": 256, "weight": 1.0}})
+    now = [{"name": e.name, "size": e.size, "weight": float(e.get("weight", 1.0))} for e in style_entries(cfg)]
+    assert painting_differences(now, cfg) == []
+    before = [{**now[0], "weight": 1.0}, {k: v for k, v in now[1].items() if k != "weight"}]  # older: no weight is 1
+    assert painting_differences(before, cfg) == [f"styles.udnie.weight: 1.0 -> {now[0]['weight']}"] and now[0]["weight"] != 1.0
+    before[1]["size"] = 128
+    assert painting_differences(before, cfg)[1] == f"styles.starry_night.size: 128 -> {now[1]['size']}"
+    assert painting_differences(before, OmegaConf.create({"styles": None, "style": {}})) == []  # one style: its own keys
+
+
 def test_a_checkpoint_older_than_a_loss_key_resumes_when_the_key_keeps_its_meaning():
     """A checkpoint written before loss.temporal_target existed meant `steady`: resuming it with the
     default is no difference; asking for `difference` is one."""
