@@ -7,7 +7,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,3 +75,13 @@ def write_json(path: str | Path, value: object) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(json_safe(value), indent=2, allow_nan=False))
     return path
+
+
+def check_not_an_input(output: str | Path, jobs: Iterable[tuple[Path, Path]]) -> None:
+    """ValueError when one of the (source, destination) ``jobs`` would write over a source: that would
+    destroy the user's file."""
+    jobs = list(jobs)
+    inputs = {source.resolve() for source, _ in jobs}
+    clash = next((dest for _, dest in jobs if dest.resolve() in inputs), None)
+    if clash is not None:
+        raise ValueError(f"output={output} would overwrite the input {clash}: give another output file or folder")

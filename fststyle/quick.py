@@ -57,14 +57,13 @@ def checked(chosen: dict[str, Any]) -> tuple[Any, list[float] | None]:
     import onnxruntime as ort
 
     from fststyle.blend import style_blend, style_names
+    from fststyle.files import check_not_an_input
     from fststyle.images import check_size
     from fststyle.pixels import check_blend_options
 
     check_size(chosen["size"])
     check_blend_options(chosen["strength"], chosen["preserve_color"])
-    source, target = Path(chosen["input"]), Path(chosen["output"])
-    if target.resolve() == source.resolve():
-        raise ValueError(f"output={target} would overwrite the input {source}: give another output file or folder")
+    check_not_an_input(chosen["output"], [(Path(chosen["input"]), Path(chosen["output"]))])
     session = ort.InferenceSession(str(chosen["model"]), providers=["CPUExecutionProvider"])
     metadata = json.loads(session.get_modelmeta().custom_metadata_map.get("fststyle", "{}"))
     return session, style_blend(chosen["style"] or None, style_names(metadata), metadata.get("style_name"))

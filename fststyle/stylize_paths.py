@@ -21,6 +21,7 @@ from tqdm import tqdm
 from fststyle import CONF_DIR
 from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.errors import first_line, whole_in
+from fststyle.files import check_not_an_input
 from fststyle.images import check_size, load_tensor, save_image
 from fststyle.stylizer import Stylizer
 from fststyle.flicker import FlickerMeter, against_plain, frames_of, summary as flicker_summary
@@ -60,10 +61,7 @@ def plan(input: str, output: str) -> Plan:
         writes = {(out / f.relative_to(base)).resolve(): f for f in files}
         earlier = [f for f in files if writes.get(f.resolve(), f) != f]
         jobs = [(f, out / f.relative_to(base)) for f in files if f not in set(earlier)]
-    inputs = {s.resolve() for s, _ in jobs}
-    clash = next((d for _, d in jobs if d.resolve() in inputs), None)
-    if clash is not None:
-        raise ValueError(f"output={output} would overwrite the input {clash}: give another output file or folder")
+    check_not_an_input(output, jobs)
     return Plan(jobs, earlier)
 
 
