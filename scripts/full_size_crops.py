@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.optimize import optimize_image  # noqa: E402
+from fststyle.quality import optimize_image  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
 from fststyle.criterion import model_criterion  # noqa: E402
 

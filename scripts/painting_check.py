@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without
 from fststyle import Stylizer  # noqa: E402
 from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil  # noqa: E402
-from fststyle.optimize import optimize_image  # noqa: E402
+from fststyle.quality import optimize_image  # noqa: E402
 from fststyle.quality import objective  # noqa: E402
 from fststyle.styles import recorded_painting  # noqa: E402
 

@@ -13,7 +13,7 @@ from PIL import Image
 from fststyle import Stylizer
 from fststyle.images import load_tensor
 from fststyle.metrics import evaluation_loss, image_metrics, ssim
-from fststyle.optimize import optimize_image
+from fststyle.quality import optimize_image
 
 
 @pytest.fixture(scope="module")

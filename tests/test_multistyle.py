@@ -150,7 +150,7 @@ def test_eval_reports_each_style_against_its_own_painting(multi_run, photos_dir,
     from fststyle import Stylizer
     from fststyle.images import load_tensor
     from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
-    from fststyle.optimize import optimize_image
+    from fststyle.quality import optimize_image
 
     photo = load_tensor(photos_dir / "dog.jpg", 48)[None]
     judge = evaluation_loss(load_tensor(STYLES / "great_wave.jpg", EVAL_STYLE_SIZE)[None])

@@ -34,7 +34,7 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
 
     from fststyle import Stylizer
     from fststyle.images import load_tensor
-    from fststyle.optimize import optimize_image
+    from fststyle.quality import optimize_image
     from fststyle.quality import as_8bit
     from fststyle.criterion import build_criterion
 

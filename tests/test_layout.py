@@ -1,0 +1,76 @@
+"""The package's imports run one way: no module imports itself round a circle, and no module the commands
+build on imports a command (docs/architecture.md). Read from the source with ast, every import counted
+(also those inside functions, which run later but tie the modules together all the same)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fststyle"
+# The entry points (python -m fststyle.X). styles.py is one too, but every part uses its painting lookup.
+COMMANDS = {"fststyle.train", "fststyle.infer", "fststyle.export", "fststyle.eval", "fststyle.optimize", "fststyle.prepare"}
+
+
+def module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports (``from fststyle.a import b``
+    counts fststyle.a.b when b is a module, else fststyle.a; the package's own __init__ is left out)."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m not in (name, package.name)}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle a depth-first walk meets, as the list of modules round it."""
+    found, state, path = [], {}, []
+
+    def walk(module: str) -> None:
+        state[module] = "open"
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                found.append(path[path.index(imported):] + [imported])
+            elif imported not in state:
+                walk(imported)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module)
+    return found
+
+
+def test_no_import_circles():
+    assert circles(import_graph()) == []
+
+
+def test_only_commands_import_commands():
+    graph = import_graph()
+    assert COMMANDS <= graph.keys()
+    assert {m: sorted(graph[m] & COMMANDS) for m in graph if m not in COMMANDS and graph[m] & COMMANDS} == {}
+
+
+def test_the_checks_see_a_circle_and_an_arrow_up(tmp_path):
+    """The two checks on a package of three modules that breaks both rules."""
+    package = tmp_path / "fststyle"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from fststyle.b import thing\n")
+    (package / "b.py").write_text("def f():\n    from fststyle import a\n")
+    (package / "train.py").write_text("import fststyle.a\n")
+    graph = import_graph(package)
+    assert circles(graph) == [["fststyle.a", "fststyle.b", "fststyle.a"]]
+    (package / "b.py").write_text("import fststyle.train\n")
+    assert import_graph(package)["fststyle.b"] & COMMANDS == {"fststyle.train"}
