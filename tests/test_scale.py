@@ -158,6 +158,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path, photos_dir, starry_ni
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "stopped by a signal at step" in out and "ckpt_path=last" in out
+    assert "weights_only" not in out + err  # the whole training state is saved, and asked for, not defaulted to
     step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert step >= 2 and not (run_dir / "export").exists()
     run_cli("fststyle.train", "trainer=cpu", *args_for(run_dir, photos_dir, starry_night, 2, step + 2, "ckpt_path=last"))
