@@ -11,7 +11,7 @@ from media import make_video, panning, probe
 from PIL import Image
 
 from fststyle.flicker import FlickerMeter
-from fststyle.stabilize import DEFAULT_STRENGTH, MARGIN, Stabilizer, strength_of
+from fststyle.stabilize import DEFAULT_STRENGTH, MARGIN, Stabilizer, strength_of, with_contrast_of
 from fststyle.stylizer import Stylizer
 
 VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
@@ -47,8 +47,8 @@ def test_a_pan_is_stabilized_to_near_the_floor_under_both_flows(photos_dir):
     assert (floor < 0.5).all() and (plain > 12).all()  # the flows explain the pan; the noise is 12 steps
     # Carried along DIS's flow, the noise stays put: within 2 steps of the floor under either flow
     # (DIS's own small errors, and the contrast step following the fresh frame's local contrast).
-    assert (strong < floor + 2).all() and (strong < 0.15 * plain).all()
-    assert (default < 0.5 * plain).all() and (strong < default).all()
+    assert (strong < floor + 2).all() and (strong < 0.2 * plain).all()
+    assert (default < 0.75 * plain).all() and (strong < default).all()
     assert flicker(frames, stabilized(frames, styled, 0.0)[0]) == pytest.approx(plain)  # 0: off, frame for frame
 
 
@@ -141,3 +141,20 @@ def test_infer_stabilizes_a_real_clip_and_keeps_its_frames(model_path, tmp_path)
     assert (out["frames"], out["audio"]) == (src["frames"], src["audio"]) == (8, "aac")
     bad = run_cli("fststyle.infer", f"model={model_path}", f"input={VIDEO}", f"output={tmp_path / 'x.mp4'}", "stabilize=3", expect=2)
     assert "stabilize must be" in bad.stderr and not (tmp_path / "x.mp4").exists()
+
+
+def test_the_contrast_step_gives_every_band_of_a_washed_out_blend_its_contrast_back(photos_dir):
+    """Two frames' strokes, blended where they do not line up, lose contrast at every scale, not only the
+    finest: each band, from the finest to about 8 px, gets the local contrast it has in the model's frame."""
+    styled = np.asarray(Image.open(photos_dir / "stata.jpg").convert("RGB").resize((256, 170)), dtype=np.float32) / 255
+    moved = np.roll(styled, (37, 61), axis=(0, 1))  # strokes that do not line up at any of the scales
+    blend = 0.5 * styled + 0.5 * moved
+
+    def band_energy(image: np.ndarray, fine: float, coarse: float) -> float:
+        band = cv2.GaussianBlur(image, (0, 0), fine) - cv2.GaussianBlur(image, (0, 0), coarse)
+        return float(np.sqrt(np.square(band[20:-20, 20:-20]).mean()))
+
+    restored = with_contrast_of(blend, styled)
+    for fine, coarse in ((0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 8.0)):
+        assert band_energy(blend, fine, coarse) < 0.85 * band_energy(styled, fine, coarse)  # washed out
+        assert band_energy(restored, fine, coarse) == pytest.approx(band_energy(styled, fine, coarse), rel=0.1)
