@@ -83,6 +83,9 @@ def plot(curves: dict[str, list[dict]], out: Path, title: str) -> None:
     axes[2].set(title="style loss per layer / the optimization's", ylabel="ratio")
     for ax in axes:
         ax.set_xscale("log")
+        # Ticks at the measured points, written out (matplotlib's log minor labels overlap here).
+        ax.set_xticks(images, [f"{n:,}" for n in images])
+        ax.minorticks_off()
         ax.set_xlabel("training images seen")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
