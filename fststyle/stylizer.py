@@ -53,14 +53,14 @@ def native_bf16_cpu() -> bool:
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
-    """auto: bf16 on GPUs that have it (fp16 otherwise, and on MPS); on the CPU bf16 where it computes in
-    bf16 natively (1.3-1.6x faster, pictures within a few 8-bit levels), else fp32."""
+    """auto: fp32 on CUDA GPUs, fp16 on MPS; on the CPU bf16 where it computes in bf16 natively (1.3-1.6x
+    faster, pictures within a few 8-bit levels), else fp32. On an H200 (2026-12-04, benchmarks/) fp32
+    was 1.8x faster than bf16 at 1080p and 4K: the instance norms and the conversions around them cost
+    more than bf16 saves on the convolutions, which take a quarter of the frame's time."""
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision={precision!r}; choose auto, {', '.join(PRECISIONS)}")
         return PRECISIONS[precision]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu":
         return torch.bfloat16 if native_bf16_cpu() else torch.float32
     return torch.float16 if device.type == "mps" else torch.float32
@@ -136,9 +136,9 @@ class Stylizer:
             self.net, self.module = net, None
             return
         self.dtype = pick_precision(precision, self.device)
+        # Channels first everywhere: on an H200, channels_last made fp32 frames 1.5-1.75x slower (the reflection
+        # pads and instance norms convert the layout back and forth; benchmarks/2026-12-04_h200).
         self.module = net.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.module = self.module.to(memory_format=torch.channels_last)
         self.net = torch.compile(self.module, dynamic=True) if compile else self.module
 
     @classmethod
@@ -238,8 +238,6 @@ class Stylizer:
         """(N, 3, H, W) float in [0, 1] -> the same shape, float32, on this Stylizer's device."""
         self.check_options(strength, preserve_color, tile, stroke, style)
         photo = batch.to(self.device, torch.float32)
-        if self.device.type == "cuda":
-            photo = photo.contiguous(memory_format=torch.channels_last)
         factor = self.stroke_factor(stroke, tuple(photo.shape[-2:]))
         weights = self.style_weights(style)
         if factor == 1.0:

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py train [--steps 50] [--warmup 10] [--synthetic] [--compare] [--profile N] [KEY=VALUE ...]
     python scripts/benchmark.py data [--batches 60] [KEY=VALUE ...]
+    python scripts/benchmark.py anchor --photos DIR [--batch 4] [--size 256] [--steps 50]
     python scripts/benchmark.py infer [--model PATH] [--sizes 512x512 1920x1080 3840x2160] [--paths ...]
     python scripts/benchmark.py video --video CLIP [--model PATH] [--sizes 640 native] [--precisions auto bf16] [--stabilize 0 0.8]
     python scripts/benchmark.py web --photo P.jpg [--model PATH] [--sizes 512x512 1024x1024] [--runtime DIR]
@@ -18,9 +19,12 @@ data: the training data pipeline alone (images/s), reading the photos and, when 
 has written its file for the folder, from that file; then torchvision's batched `decode_jpeg` (nvJPEG
 on a GPU) with resize and crop on the device, the alternative to the prepared file.
 
+anchor: Johnson et al.'s training loop as pytorch/examples' fast_neural_style runs it (scripts/bench/
+anchor.py), images/s end to end and for the step alone: the figure fststyle's training is compared with.
+
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
 (+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
-default precision: bf16 on GPUs and on CPUs with native bf16, fp32 on other CPUs), and onnxruntime on the CPU, float32 and int8
+default precision: fp32 on CUDA GPUs, bf16 on CPUs with native bf16, fp32 on other CPUs), and onnxruntime on the CPU, float32 and int8
 (`fststyle.export format=onnx-int8`); when named in --paths, the phone formats (ExecuTorch, its int8
 variant, LiteRT) exported for each size and run by their own runtimes, with their file sizes. Weights
 do not change the speed: without --model a default TransformerNet is timed.
@@ -47,7 +51,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
-from bench import data, infer, train, video, web  # noqa: E402  (scripts/bench/: one module per benchmark)
+from bench import anchor, data, infer, train, video, web  # noqa: E402  (scripts/bench/: one module per benchmark)
 from fststyle.malloc import reuse_freed_memory  # noqa: E402
 from fststyle.web import ORT_WEB_VERSION  # noqa: E402
 
@@ -72,6 +76,14 @@ def main() -> None:
     data_args.add_argument("--device", default="auto", help="where decode_jpeg runs (auto: the GPU if there is one)")
     data_args.add_argument("--json", default="benchmark_data.json")
     data_args.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
+    anchor_args = sub.add_parser("anchor", help="the pytorch/examples training loop's images/s, for comparison")
+    anchor_args.add_argument("--photos", required=True, help="a folder of photos (JPEG/PNG)")
+    anchor_args.add_argument("--batch", type=int, default=4)
+    anchor_args.add_argument("--size", type=int, default=256)
+    anchor_args.add_argument("--steps", type=int, default=50)
+    anchor_args.add_argument("--warmup", type=int, default=10)
+    anchor_args.add_argument("--device", default="auto")
+    anchor_args.add_argument("--json", default="benchmark_anchor.json")
     infer_args = sub.add_parser("infer", help="inference per execution path and image size")
     infer_args.add_argument("--model", help="an exported .pth or a .ckpt (default: an untrained default network)")
     infer_args.add_argument("--device", default="auto")
@@ -81,6 +93,7 @@ def main() -> None:
     infer_args.add_argument("--batch", type=int, default=1)
     infer_args.add_argument("--warmup", type=int, default=2)
     infer_args.add_argument("--repeats", type=int, default=5)
+    infer_args.add_argument("--profile", action="store_true", help="profile the first path at the first size and print the top operators")
     infer_args.add_argument("--json", default="benchmark_infer.json")
     video_args = sub.add_parser("video", help="video frames/s, end to end, as fststyle.infer runs it")
     video_args.add_argument("--video", required=True, help="a video file (e.g. ../shared/assets/videos/bigbuckbunny.mp4)")
@@ -101,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     malloc = "reuse" if args.malloc == "reuse" and reuse_freed_memory() else "default"
 
-    report = {"train": train.run, "data": data.run, "infer": infer.run, "video": video.run, "web": web.run}[args.command](args)
+    report = {"train": train.run, "anchor": anchor.run, "data": data.run, "infer": infer.run, "video": video.run, "web": web.run}[args.command](args)
     report.update(malloc=malloc, torch=torch.__version__, date=datetime.date.today().isoformat(), command=" ".join(sys.argv[1:]))
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json} ({report['device']}, torch {report['torch']}, {report['date']}, malloc {malloc})")

@@ -47,6 +47,25 @@ def test_infer_times_every_path_asked(tmp_path):
         assert r["median_ms"] == r["min_ms"] and r["mpix_per_s"] == pytest.approx(40 * 24 / r["median_ms"] / 1000, abs=0.006)
 
 
+def test_anchor_times_its_loop_end_to_end_and_the_step_alone(tmp_path, photos_dir):
+    """pytorch/examples' loop, written out: both rates real (each step reads its losses back, so the
+    command's wall time holds every timed step) and the step alone no slower than with the photos."""
+    start = time.perf_counter()
+    report = benchmark("anchor", "--photos", str(photos_dir), "--batch", "2", "--size", "32", "--steps", "3", "--warmup", "1",
+                       "--json", str(tmp_path / "a.json"))
+    wall = time.perf_counter() - start
+    assert (report["batch"], report["image_size"], report["steps"]) == (2, 32, 3)
+    end_to_end, alone = report["images_per_s_end_to_end"], report["images_per_s_step_alone"]
+    assert 0 < end_to_end and 0 < alone and 2 * 3 / end_to_end + 2 * 3 / alone < wall
+
+
+def test_infer_profiles_the_first_path_and_times_the_bf16_variants(tmp_path):
+    report = benchmark("infer", "--sizes", "40x24", "--paths", "bf16-nchw", "bf16-weights", "--warmup", "0", "--repeats", "1",
+                       "--profile", "--json", str(tmp_path / "i.json"))
+    assert [r["path"] for r in report["results"]] == ["bf16-nchw", "bf16-weights"]
+    assert list(report["profiles"]) == ["bf16-nchw 40x24"] and "aten::" in report["profiles"]["bf16-nchw 40x24"]
+
+
 def test_video_reports_frames_per_second_per_size_and_precision(tmp_path):
     clip = REPO.parent / "shared" / "assets" / "videos" / "carphone.mp4"  # 176x144, 120 frames
     report = benchmark("video", "--video", str(clip), "--sizes", "48", "--precisions", "fp32", "bf16",

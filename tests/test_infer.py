@@ -207,6 +207,12 @@ def test_auto_precision_on_the_cpu_is_bf16_only_where_it_is_native(monkeypatch, 
     assert pick_precision("fp32", cpu) == torch.float32 and pick_precision("bf16", cpu) == torch.bfloat16
 
 
+def test_auto_precision_on_a_cuda_gpu_is_fp32():
+    """Measured on an H200: fp32 frames 1.8x faster than bf16 (benchmarks/2026-12-04_h200/infer.json)."""
+    assert pick_precision("auto", torch.device("cuda")) == torch.float32
+    assert pick_precision("bf16", torch.device("cuda")) == torch.bfloat16
+
+
 def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     """compile=true (dynamic shapes) on photos of different sizes: the size padding must compile
     (a symbolic modulo there made inductor fail on the first image). Tiled too, on two images: each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import tempfile
 from pathlib import Path
@@ -17,10 +18,13 @@ from fststyle.net import TransformerNet
 from fststyle.stylizer import Stylizer, pick_device
 
 DEFAULT_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
+# Variants of the bf16 path, to find what limits it on a GPU: autocast without channels_last, and the
+# network's weights themselves in bf16 (no casts at all), channels first.
+LAYOUT_PATHS = ["bf16-nchw", "bf16-weights"]
 # The phone formats (fststyle.mobile), run here by their own Linux runtimes on this CPU; each is exported
 # for each size (they take a fixed size). Not by default: exporting takes a minute or more per size.
 MOBILE_PATHS = ["executorch", "executorch-int8", "tflite"]
-ALL_PATHS = DEFAULT_PATHS + MOBILE_PATHS
+ALL_PATHS = DEFAULT_PATHS + LAYOUT_PATHS + MOBILE_PATHS
 
 
 def mobile_runner(path: str, net: TransformerNet, x: torch.Tensor, folder: Path) -> tuple:
@@ -66,9 +70,12 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
         stylizer = Stylizer(net, device=device, compile=True)
         inp = x.to(device)
         return lambda: stylizer.run(inp)
-    channels_last = path != "eager"
-    model = net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    inp = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if path == "bf16-weights":
+        model, inp = copy.deepcopy(net).to(device, torch.bfloat16), x.to(device, torch.bfloat16)
+        return lambda: torch.inference_mode()(model)(inp)
+    half = half or (torch.bfloat16 if path == "bf16-nchw" else None)
+    layout = torch.contiguous_format if path in ("eager", "bf16-nchw") else torch.channels_last
+    model, inp = net.to(device, memory_format=layout), x.to(device, memory_format=layout)
     ctx = (lambda: torch.autocast(device.type, dtype=half)) if half else contextlib.nullcontext
 
     def run():
@@ -76,6 +83,21 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
             return model(inp)
 
     return run
+
+
+def profile_table(runner, device: torch.device, runs: int = 3) -> str:
+    """The operators that took the most time over ``runs`` calls (on the GPU when there is one)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])) as prof:
+        for _ in range(runs):
+            runner()
+        if on_gpu:
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total" if on_gpu else "self_cpu_time_total", row_limit=20)
+    print(table, flush=True)
+    return table
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -86,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
         onnx_files["onnx"] = export_onnx(net, folder / "model.onnx", {})
     if "onnx-int8" in args.paths:  # as `fststyle.export format=onnx-int8` writes it (calibrated on the sample photos)
         onnx_files["onnx-int8"] = quantize_onnx(net, folder / "model.int8.onnx", {}, calibration_photos(None))
-    results = []
+    results, profiles = [], {}
     print(f"{'path':<16} {'size':>10} {'median ms':>10} {'min ms':>9} {'MPix/s':>8} {'file MB':>8}")
     for size in args.sizes:
         w, h = map(int, size.lower().split("x"))
@@ -100,6 +122,8 @@ def run(args: argparse.Namespace) -> dict:
             if runner is None:
                 continue
             times = time_fn(runner, device, args.warmup, args.repeats)
+            if args.profile and (path, size) == (args.paths[0], args.sizes[0]):
+                profiles[f"{path} {size}"] = profile_table(runner, device)
             med = statistics.median(times)
             row = {"path": path, "size": size, "batch": args.batch, "median_ms": round(med, 2), "min_ms": round(min(times), 2),
                    "mpix_per_s": round(args.batch * w * h / med / 1000, 2), "file_mb": round(file_bytes / 2**20, 2) if file_bytes else None}
@@ -107,4 +131,5 @@ def run(args: argparse.Namespace) -> dict:
             shown = f"{row['file_mb']:>8.2f}" if file_bytes else f"{'':>8}"
             print(f"{path:<16} {size:>10} {med:>10.1f} {min(times):>9.1f} {row['mpix_per_s']:>8.2f} {shown}", flush=True)
     return {"device": device_name(device), "model": args.model or "default TransformerNet (untrained)", "warmup": args.warmup,
-            "repeats": args.repeats, "results": results}
+            "repeats": args.repeats, "results": results,
+            **({"profiles": profiles} if profiles else {})}

@@ -100,7 +100,9 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
     if synthetic:
         datamodule = SyntheticPhotos(cfg.data.image_size, cfg.data.batch_size)
     timer = StepTimer(warmup)
-    profiler = StepProfiler(max(warmup - profile, 1), profile) if profile else None
+    # The profiled steps end one step before the timed ones start: building the profile's table takes
+    # seconds, which must not fall inside the timing.
+    profiler = StepProfiler(max(warmup - profile - 1, 1), profile) if profile else None
     trainer: pl.Trainer = instantiate(cfg.trainer, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
                                       enable_progress_bar=False, enable_model_summary=False,
                                       callbacks=[timer] + ([profiler] if profiler else []))
@@ -109,7 +111,8 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
     trainer.fit(module, datamodule=datamodule)
     seconds = timer.end - timer.start
     global_batch = cfg.data.batch_size * trainer.world_size
-    on_gpu = module.device.type == "cuda"
+    device = trainer.strategy.root_device  # not module.device: Lightning moves the module back to the CPU at the end
+    on_gpu = device.type == "cuda"
     peak = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     final = final_losses(cfg, module.net.cpu(), held_out, style_paths[0])
     return {"overrides": overrides, "preset": applied, "precision": str(cfg.trainer.precision), "channels_last": cfg.channels_last,
@@ -117,12 +120,12 @@ def train_once(overrides: list[str], steps: int, warmup: int, synthetic: bool, p
             "images_per_s": round(steps * global_batch / seconds, 2), "ms_per_step": round(seconds / steps * 1000, 2),
             "peak_memory_mb": round(peak), "peak_memory_kind": "CUDA allocated" if on_gpu else "process RSS",
             "final_content": final["content"], "final_style": final["style"], "held_out_photos": len(held_out),
-            "device": device_name(module.device), **({"profile": profiler.table} if profiler else {})}
+            "device": device_name(device), **({"profile": profiler.table} if profiler else {})}
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.profile >= args.warmup:
-        raise SystemExit(f"--profile {args.profile} needs --warmup above it: the profiled steps come before the timed ones")
+    if args.profile and args.profile >= args.warmup - 1:
+        raise SystemExit(f"--profile {args.profile} needs --warmup of at least {args.profile + 2}: the profiled steps end before the timed ones")
     runs = [train_once(args.overrides, args.steps, args.warmup, args.synthetic, args.profile)]
     if args.compare:
         eager = ["trainer.precision=32-true", "channels_last=false", "compile=false"]
