@@ -10,10 +10,9 @@
 set -euo pipefail
 RUNS=${RUNS:-$HOME/runs}
 SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared/assets}
-exec nice -n 10 python -m fststyle.train style=starry_night data=coco \
+exec nice -n 10 python -m fststyle.train style=starry_night data=coco_heldout \
   "data.root=[$SHARED/coco128,$SHARED/photos]" \
-  'data.val_files=[chicago.jpg,dog.jpg,eagle.jpg,horses.jpg,stata.jpg,000000000650.jpg]' \
-  'data.crop_scale=[0.25,1.0]' data.flip=true data.num_workers=1 data.batch_size=1 \
+  data.batch_size=1 \
   init=null trainer.max_steps=64000 optim.schedule=constant optim.warmup_steps=50 \
   quality_every=log sample_every=1000 checkpoint_every=500 checkpoint_keep=-1 \
   logger=csv style_cache="$RUNS/styles" hydra.run.dir="$RUNS/curve_starry_night" ckpt_path=last "$@"

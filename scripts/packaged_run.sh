@@ -13,9 +13,8 @@ set -euo pipefail
 RUNS=${RUNS:-$HOME/runs}
 SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared/assets}
 exec nice -n 10 python -m fststyle.train 'styles=[starry_night,great_wave,the_scream,composition_vii,shipwreck,udnie]' \
-  style.name=packaged data=coco "data.root=[$SHARED/coco128,$SHARED/photos]" \
-  'data.val_files=[chicago.jpg,dog.jpg,eagle.jpg,horses.jpg,stata.jpg,000000000650.jpg]' \
-  'data.crop_scale=[0.25,1.0]' data.flip=true data.num_workers=1 data.batch_size=6 \
+  style.name=packaged data=coco_heldout "data.root=[$SHARED/coco128,$SHARED/photos]" \
+  data.batch_size=6 \
   init=packaged trainer.max_steps=14000 optim.schedule=constant optim.warmup_steps=50 \
   sample_every=1000 checkpoint_every=250 logger=csv style_cache="$RUNS/styles" \
   hydra.run.dir="$RUNS/packaged" ckpt_path=last "$@"
