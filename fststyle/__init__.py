@@ -1,5 +1,6 @@
 """fststyle: train feed-forward neural style transfer models and run them in a single pass."""
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Stylizer", "__version__"]
+__all__ = ["FlickerMeter", "Stabilizer", "Stylizer", "TransformerNet", "__version__"]
 
 # The Hydra configs: the top-level conf/ of a checkout (an editable install reads those files), which a
 # wheel installs inside the package as fststyle/conf/ (pyproject.toml's package-dir).
@@ -21,10 +22,14 @@ CONF_DIR = _INSTALLED_CONF if _INSTALLED_CONF.is_dir() else Path(__file__).resol
 PACKAGED_MODEL_NAME = "packaged"
 
 
-def __getattr__(name: str) -> Any:
-    # Imported on first use, so that `python -m fststyle.export` does not import itself twice.
-    if name == "Stylizer":
-        from fststyle.stylizer import Stylizer
+# The classes of the API page, importable from here wherever their module lives (docs/api.md).
+PUBLIC = {"Stylizer": "fststyle.inference.stylizer", "Stabilizer": "fststyle.inference.stabilize",
+          "FlickerMeter": "fststyle.evaluation.flicker", "TransformerNet": "fststyle.net"}
 
-        return Stylizer
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `import fststyle` stays free of PyTorch (the quick path never imports it),
+    # and `python -m fststyle.export` does not import itself twice.
+    if name in PUBLIC:
+        return getattr(import_module(PUBLIC[name]), name)
     raise AttributeError(f"module 'fststyle' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``style=``: which of a model's styles to paint with, or a blend of them, as one weight per style.
-Shared by the PyTorch path (Stylizer) and the path without it (fststyle.quick); no PyTorch here."""
+Shared by the PyTorch path (Stylizer) and the path without it (fststyle.inference.quick); no PyTorch here."""
 
 from __future__ import annotations
 

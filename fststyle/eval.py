@@ -1,7 +1,7 @@
 """``python -m fststyle.eval model=PATH[,PATH...] content=DIR``: how good is a style model?
 ``sweep=DIR`` instead of ``model=`` compares every model of a training sweep (``fststyle.train -m``).
 
-Per photo and on average, with the fixed evaluation network of fststyle.metrics: content loss, style
+Per photo and on average, with the fixed evaluation network of fststyle.evaluation.metrics: content loss, style
 loss, total variation, luminance SSIM to the photo, and inference milliseconds. Optionally relative to
 the optimization baseline (Gatys et al.) on the same photos. Writes ``metrics.json`` and
 ``contact_sheet.png`` into the run folder and prints a table.
@@ -26,17 +26,17 @@ from PIL import Image, ImageDraw
 
 from fststyle import CONF_DIR
 from fststyle.cli import check_choices, one_value, run_cli
-from fststyle.dashboard import init_run
+from fststyle.training.dashboard import init_run
 from fststyle.errors import first_line
-from fststyle.flicker import FlickerMeter, against_plain, frames_of
-from fststyle.stabilize import Stabilizer, strength_of
+from fststyle.evaluation.flicker import FlickerMeter, against_plain, frames_of
+from fststyle.inference.stabilize import Stabilizer, strength_of
 from fststyle.files import write_json
 from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
-from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
-from fststyle.quality import equivalent_iterations, objective, reference
+from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
+from fststyle.evaluation.quality import equivalent_iterations, objective, reference
 from fststyle.styles import recorded_painting, resolve_style_image, safe_file_name
-from fststyle.stylizer import Stylizer
-from fststyle.video import find_media, is_video, stylize_video
+from fststyle.inference.stylizer import Stylizer
+from fststyle.inference.video import find_media, is_video, stylize_video
 
 METRICS = ("content", "style", "tv", "ssim", "ms")
 CELL = 256  # contact sheet cell size in pixels
@@ -258,7 +258,7 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
 def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], criteria: dict[Path, torch.nn.Module],
                     run_dir: Path) -> list[dict[str, Any]]:
     """Per video and column: the flicker of the stylized video, of the input and the clip's consistent
-    floor (fststyle.flicker), with ``stabilize`` also the plain model's on the same frames (and the
+    floor (fststyle.evaluation.flicker), with ``stabilize`` also the plain model's on the same frames (and the
     ratio to it), and the image metrics of every ``video_metric_every``-th frame; the stylized videos
     are written to ``<run folder>/videos/``."""
     records = []

@@ -1,6 +1,6 @@
 """``python -m fststyle.export``: an exported model (``.pth``, see fststyle.model_file) or a training
-checkpoint as ONNX, int8 ONNX, TorchScript (fststyle.formats), a browser page (fststyle.web) or a phone
-format (ExecuTorch, LiteRT, Core ML: fststyle.mobile), each checked against PyTorch."""
+checkpoint as ONNX, int8 ONNX, TorchScript (fststyle.exporters.formats), a browser page (fststyle.exporters.web) or a phone
+format (ExecuTorch, LiteRT, Core ML: fststyle.exporters.mobile), each checked against PyTorch."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from fststyle import CONF_DIR
 from fststyle.cli import run_cli
 from fststyle.files import atomic_write
 from fststyle.errors import UserError
-from fststyle.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
-from fststyle.mobile import MOBILE_FORMATS, parse_size
+from fststyle.exporters.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
+from fststyle.exporters.mobile import MOBILE_FORMATS, parse_size
 from fststyle.blend import style_names
 from fststyle.model_file import PACKAGED_MODEL, load_network, model_path
 from fststyle.net import TransformerNet
@@ -72,7 +72,7 @@ def verify(written: Path, cfg: DictConfig, net: TransformerNet) -> None:
     if cfg.format == "onnx-int8":
         check_int8(written, net, cfg.int8_tolerance)
         return
-    from fststyle.data import sample_root
+    from fststyle.training.data import sample_root
     from fststyle.images import load_tensor
 
     photo = load_tensor(sample_root() / "astronaut.png", 97)  # a real photo at an odd size
@@ -85,12 +85,12 @@ def verify(written: Path, cfg: DictConfig, net: TransformerNet) -> None:
 
 
 def export_mobile(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], output: Path) -> Path:
-    """A phone file (fststyle.mobile) at the fixed size ``size``, written beside ``output`` and checked
+    """A phone file (fststyle.exporters.mobile) at the fixed size ``size``, written beside ``output`` and checked
     there: ExecuTorch and LiteRT files run by their own runtimes on real photos against PyTorch (mean
     difference in 8-bit steps within mobile_tolerance, int8 within int8_tolerance); a Core ML package,
     which needs macOS to run, by its inputs, output and operations."""
     from fststyle.files import atomic_folder
-    from fststyle.mobile import (check_coreml, check_mobile, export_coreml, export_executorch, export_tflite, fit_photo)
+    from fststyle.exporters.mobile import (check_coreml, check_mobile, export_coreml, export_executorch, export_tflite, fit_photo)
 
     width, height = parse_size(cfg.size)
     fmt = cfg.format
@@ -111,7 +111,7 @@ def export_mobile(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any]
             calibration = [fit_photo(p, width, height) for p in calibration_photos(cfg.calibration)] if fmt == "executorch-int8" else None
             export_executorch(net, tmp, metadata, width, height, calibration)
         if cfg.check:
-            from fststyle.data import SAMPLE_PHOTOS, sample_root
+            from fststyle.training.data import SAMPLE_PHOTOS, sample_root
 
             photos = [fit_photo(sample_root() / name, width, height) for name in (*SAMPLE_PHOTOS[6:], "camera.png", "ihc.png")]
             tolerance = cfg.int8_tolerance if fmt == "executorch-int8" else cfg.mobile_tolerance
@@ -127,7 +127,7 @@ def export_web(cfg: DictConfig, net: TransformerNet, metadata: dict[str, Any], o
     """The browser page's folder, built beside ``output`` and put in its place only when complete and
     checked."""
     from fststyle.files import atomic_folder
-    from fststyle.web import PAGE_FILES, write_page
+    from fststyle.exporters.web import PAGE_FILES, write_page
 
     if output.exists() and not output.is_dir():
         raise ValueError(f"format=web writes a folder, and output={output} is a file; give a folder")

@@ -1,7 +1,7 @@
 """Reading and writing images. Public convention: RGB float tensors in [0, 1], (3, H, W).
 
 PyTorch is imported only by the functions that make or read tensors: reading, resizing and writing
-pictures also serve the path that stylizes without PyTorch (fststyle.quick)."""
+pictures also serve the path that stylizes without PyTorch (fststyle.inference.quick)."""
 
 from __future__ import annotations
 

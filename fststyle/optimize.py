@@ -13,13 +13,13 @@ from tqdm import tqdm
 from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
 from fststyle.images import load_tensor, save_image
-from fststyle.quality import optimize_image
-from fststyle.stylizer import pick_device
+from fststyle.evaluation.quality import optimize_image
+from fststyle.inference.stylizer import pick_device
 
 
 def optimize(cfg: DictConfig) -> Path:
     from fststyle.styles import resolve_style_image
-    from fststyle.criterion import build_criterion, load_style_image, painting_loss, painting_weight
+    from fststyle.training.criterion import build_criterion, load_style_image, painting_loss, painting_weight
 
     device = pick_device(cfg.device)
     content = load_tensor(cfg.content, cfg.size)[None].to(device)

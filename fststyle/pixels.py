@@ -1,5 +1,5 @@
-"""Pixel arithmetic on stylized pictures, shared by the PyTorch path (fststyle.stylizer) and the path that
-runs without PyTorch (fststyle.quick): the functions take (N, 3, H, W) RGB in [0, 1] as a torch tensor or
+"""Pixel arithmetic on stylized pictures, shared by the PyTorch path (fststyle.inference.stylizer) and the path that
+runs without PyTorch (fststyle.inference.quick): the functions take (N, 3, H, W) RGB in [0, 1] as a torch tensor or
 a numpy array alike, using only indexing, arithmetic and ``clip``, which both have."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``python -m fststyle.prepare data=coco``: decode and resize a folder's photos once into the
-prepared file that training memory-maps (``data.prepared``; the format is in fststyle.prepared_file).
+prepared file that training memory-maps (``data.prepared``; the format is in fststyle.training.prepared_file).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 from fststyle import CONF_DIR
 from fststyle.cli import check_choices, run_cli
-from fststyle.data import as_roots, photo_folders
-from fststyle.prepared_file import prepared_path, write_prepared
+from fststyle.training.data import as_roots, photo_folders
+from fststyle.training.prepared_file import prepared_path, write_prepared
 
 
 def prepare(cfg: DictConfig) -> Path:

@@ -21,19 +21,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import fststyle
 from fststyle import CONF_DIR
-from fststyle.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput, TrainingRecord
-from fststyle.checkpoint_io import checkpoint_to_resume
+from fststyle.training.callbacks import QualityCurve, SampleGrid, SaveOnInterrupt, StepProgressBar, StopOnNonFinite, Throughput, TrainingRecord
+from fststyle.training.checkpoint_io import checkpoint_to_resume
 from fststyle.cli import check_choices, run_cli
-from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight
-from fststyle.dashboard import build_logger, is_online
-from fststyle.data import StyleDataModule
+from fststyle.training.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight
+from fststyle.training.dashboard import build_logger, is_online
+from fststyle.training.data import StyleDataModule
 from fststyle.errors import UserError
 from fststyle.model_file import load_network, save_model, style_metadata, training_record
-from fststyle.module import StyleTransferModule
-from fststyle.presets import apply_items, apply_preset, command_line_keys
+from fststyle.training.module import StyleTransferModule
+from fststyle.training.presets import apply_items, apply_preset, command_line_keys
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
-from fststyle.surgery import train_only_new_styles, warm_start
-from fststyle.temporal import MOTIONS, TARGETS
+from fststyle.training.surgery import train_only_new_styles, warm_start
+from fststyle.training.temporal import MOTIONS, TARGETS
 from fststyle.vgg import CONFIGS, layer_names
 
 log = logging.getLogger("fststyle.train")
@@ -115,7 +115,7 @@ def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: Styl
     """quality_every=N|log: the quality curve on the held-out photos (centre squares at
     data.sample_size) against the optimization from each photo and from noise, its references cached
     in ``<style_cache>/references``, its measurements appended to ``<run>/quality.jsonl``."""
-    from fststyle.quality import STARTS, reference_key
+    from fststyle.evaluation.quality import STARTS, reference_key
 
     if module.net.num_styles > 1:
         raise ValueError("quality_every= judges a one-style model; for several styles use scripts/quality_benchmark.py --style NAME")

@@ -53,7 +53,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from bench import anchor, data, infer, train, video, web  # noqa: E402  (scripts/bench/: one module per benchmark)
 from fststyle.malloc import reuse_freed_memory  # noqa: E402
-from fststyle.web import ORT_WEB_VERSION  # noqa: E402
+from fststyle.exporters.web import ORT_WEB_VERSION  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor, to_pil  # noqa: E402
-from fststyle.stylizer import Stylizer  # noqa: E402
+from fststyle.inference.stylizer import Stylizer  # noqa: E402
 
 
 def main() -> None:

@@ -5,9 +5,9 @@
 Each stage is timed in a fresh Python (median of ``--rounds``), in the order the command runs it:
 
 - the PyTorch path (the packaged model): the interpreter, importing PyTorch, importing the command's
-  module (fststyle.stylize_paths: Hydra, PIL, the Stylizer), Hydra's compose of the infer config, the
+  module (fststyle.inference.stylize_paths: Hydra, PIL, the Stylizer), Hydra's compose of the infer config, the
   model's load, reading and resizing the photo, the network, writing the JPEG;
-- the quick path (``--onnx``: an ONNX model, fststyle.quick): the interpreter, importing onnxruntime,
+- the quick path (``--onnx``: an ONNX model, fststyle.inference.quick): the interpreter, importing onnxruntime,
   numpy and PIL, the session, reading, the network, writing;
 - and each whole command, start to written file, for comparison with the sum.
 
@@ -33,7 +33,7 @@ import json, sys, time
 t = {"interpreter": time.perf_counter()}
 import torch
 t["import torch"] = time.perf_counter()
-import fststyle.stylize_paths
+import fststyle.inference.stylize_paths
 t["import the command (Hydra, PIL, Stylizer)"] = time.perf_counter()
 from hydra import compose, initialize_config_dir
 from fststyle import CONF_DIR
@@ -60,7 +60,7 @@ import json, sys, time
 t = {"interpreter": time.perf_counter()}
 import numpy, onnxruntime, PIL.Image
 t["import onnxruntime, numpy, PIL"] = time.perf_counter()
-from fststyle.quick import checked, options, stylize
+from fststyle.inference.quick import checked, options, stylize
 chosen = options([f"model={sys.argv[4]}", f"input={sys.argv[1]}", f"size={sys.argv[2]}", f"output={sys.argv[3]}",
                    "style=starry_night"])
 session, weights = checked(chosen)

@@ -5,7 +5,7 @@
 
 A camera pans over each photo by a fraction of a pixel per frame (--motion, px per frame in x and
 y; bicubic resampling, so no frame is a plain crop). Three videos of that pan are judged by
-fststyle.flicker under both flows:
+fststyle.evaluation.flicker under both flows:
 - the input itself: the metric's floor, what its flows and warps cannot explain;
 - a perfectly steady stylization: the photo stylized once, and the same moving window cut from the
   stylized picture (every stroke moves exactly with the scene);
@@ -13,7 +13,7 @@ fststyle.flicker under both flows:
 The steady one is as steady as a stylized video can be, so its ratio to the input is the lowest any
 stylization with its strokes can read: the warps' interpolation and the flows' errors cost more on
 sharp strokes than on the photo's own texture. Its ratio to the meter's consistent floor (the input's
-error scaled by the texture, fststyle.flicker) checks that floor: near 1 where the floor is right.
+error scaled by the texture, fststyle.evaluation.flicker) checks that floor: near 1 where the floor is right.
 --figure draws why: the first photo's first frame and its steady stylization, each beside its gradient
 (what a misplaced pixel costs), with their mean gradients. --style picks one painting of a model of several (the
 packaged model: --model packaged --style great_wave), as style= does for fststyle.infer.
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fststyle.flicker import FlickerMeter
+from fststyle.evaluation.flicker import FlickerMeter
 from fststyle.images import open_rgb
-from fststyle.stylizer import Stylizer
+from fststyle.inference.stylizer import Stylizer
 
 
 def pan(picture: np.ndarray, width: int, frames: int, motion: tuple[float, float]) -> np.ndarray:
@@ -48,7 +48,7 @@ def texture_figure(frame: np.ndarray, stylized: np.ndarray, out: str) -> None:
     """frame | its gradient | the steady stylization | its gradient, each gradient scaled alike, labelled."""
     from PIL import ImageDraw
 
-    from fststyle.flicker import texture
+    from fststyle.evaluation.flicker import texture
 
     everywhere = np.ones(frame.shape[:2], bool)
     cells = []

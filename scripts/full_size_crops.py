@@ -3,7 +3,7 @@
     python scripts/full_size_crops.py --model M.pth --photo P.jpg [--crop X Y SIZE] [--iterations 100] --out crops.jpg
 
 Stylizes the photo at its own size with ``stroke=1`` and ``stroke=auto``, runs the optimization of the
-model's own training objective (fststyle.quality's reference, over valid pictures) at the same size, and
+model's own training objective (fststyle.evaluation.quality's reference, over valid pictures) at the same size, and
 writes one row of crops (photo | stroke=1 | stroke=auto | optimization), each SIZE px at (X, Y),
 shown at twice their size so that single strokes are visible. Prints the objective of each full picture.
 """
@@ -20,9 +20,9 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.quality import optimize_image  # noqa: E402
-from fststyle.quality import objective  # noqa: E402
-from fststyle.criterion import model_criterion  # noqa: E402
+from fststyle.evaluation.quality import optimize_image  # noqa: E402
+from fststyle.evaluation.quality import objective  # noqa: E402
+from fststyle.training.criterion import model_criterion  # noqa: E402
 
 
 def main() -> None:

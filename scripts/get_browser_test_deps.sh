@@ -4,7 +4,7 @@
 # that test skips and says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=$(python -c "from fststyle.web import ORT_WEB_VERSION; print(ORT_WEB_VERSION)")
+version=$(python -c "from fststyle.exporters.web import ORT_WEB_VERSION; print(ORT_WEB_VERSION)")
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null

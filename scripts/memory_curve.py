@@ -27,7 +27,7 @@ CHILD = """
 import sys, time, torch
 from fststyle.images import load_tensor
 from fststyle.malloc import reuse_freed_memory
-from fststyle.stylizer import Stylizer
+from fststyle.inference.stylizer import Stylizer
 model, photo, w, h, budget, malloc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 if malloc == "reuse":
     reuse_freed_memory()

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without
 from fststyle.images import load_tensor  # noqa: E402
 from fststyle.blend import style_names  # noqa: E402
 from fststyle.model_file import PACKAGED_MODEL, load_model, save_model  # noqa: E402
-from fststyle.quality import objective  # noqa: E402
-from fststyle.criterion import model_criterion  # noqa: E402
+from fststyle.evaluation.quality import objective  # noqa: E402
+from fststyle.training.criterion import model_criterion  # noqa: E402
 
 
 def training_record(run: Path) -> dict:

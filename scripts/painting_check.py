@@ -7,8 +7,8 @@
 A feed-forward model can only learn what its training objective rewards. Before hours of training, this
 optimizes each painting's own objective (the loss and painting the model records; ``--style-weight`` and
 ``--style-size`` try another weight or Gram size for it, ``--style-norm gram`` scales each painting's
-layers to Starry Night's Gram magnitudes, fststyle.criterion) on a few photos at a real size, with the
-reference's method (L-BFGS over valid pictures, fststyle.quality), and writes one sheet per painting:
+layers to Starry Night's Gram magnitudes, fststyle.training.criterion) on a few photos at a real size, with the
+reference's method (L-BFGS over valid pictures, fststyle.evaluation.quality), and writes one sheet per painting:
 the painting | each photo | its optimization | the model's picture. A recolouring or a pale copy of the
 painting there means the objective, not the training, is what falls short.
 
@@ -28,10 +28,10 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
-from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
+from fststyle.training.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, resize_long_side, save_image, to_pil  # noqa: E402
-from fststyle.quality import optimize_image  # noqa: E402
-from fststyle.quality import objective  # noqa: E402
+from fststyle.evaluation.quality import optimize_image  # noqa: E402
+from fststyle.evaluation.quality import objective  # noqa: E402
 from fststyle.styles import recorded_painting  # noqa: E402
 
 

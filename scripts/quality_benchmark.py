@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without
 from fststyle.eval import contact_sheet  # noqa: E402
 from fststyle.files import write_json  # noqa: E402
 from fststyle.images import load_tensor, open_rgb, save_image, to_pil  # noqa: E402
-from fststyle.quality import STARTS, as_8bit, judge, objective, reference, reference_key  # noqa: E402
+from fststyle.evaluation.quality import STARTS, as_8bit, judge, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import resolve_style_image, sha256_of  # noqa: E402
-from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
+from fststyle.inference.stylizer import Stylizer  # noqa: E402
+from fststyle.training.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight  # noqa: E402
 
 
 def train(overrides: list[str], run_dir: Path) -> float:

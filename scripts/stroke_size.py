@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor, save_image  # noqa: E402
-from fststyle.stylizer import Stylizer, resample  # noqa: E402
-from fststyle.criterion import model_criterion  # noqa: E402
+from fststyle.inference.stylizer import Stylizer, resample  # noqa: E402
+from fststyle.training.criterion import model_criterion  # noqa: E402
 
 
 def sharpness(image: torch.Tensor) -> float:

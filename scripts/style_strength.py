@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor  # noqa: E402
-from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss  # noqa: E402
+from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss  # noqa: E402
 from fststyle.styles import resolve_style_image  # noqa: E402
-from fststyle.stylizer import Stylizer  # noqa: E402
+from fststyle.inference.stylizer import Stylizer  # noqa: E402
 
 
 def main() -> None:

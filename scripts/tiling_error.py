@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle.images import load_tensor  # noqa: E402
-from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.tiling import stylize_tiled  # noqa: E402
+from fststyle.inference.stylizer import Stylizer  # noqa: E402
+from fststyle.inference.tiling import stylize_tiled  # noqa: E402
 
 
 def steps_8bit(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:

@@ -4,8 +4,8 @@
         [--style NAME] [--size 640] [--strengths 0 0.5 0.8 1] [--every 10] [--json video_table.json]
 
 Each model stylizes each clip once (frames at --size px long side, fp32); every strength then
-stabilizes those same frames (fststyle.stabilize) and is judged by
-- flicker: the warping error under DIS and under Farneback (fststyle.flicker), as a multiple of the
+stabilizes those same frames (fststyle.inference.stabilize) and is judged by
+- flicker: the warping error under DIS and under Farneback (fststyle.evaluation.flicker), as a multiple of the
   input video's own, of the clip's consistent floor and of the unstabilized frames';
 - the per-frame image objective: the model's training objective (content + style against its
   painting, as in "Quality") of every --every-th frame, as 8-bit pictures, relative to the
@@ -28,16 +28,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench.common import device_name  # noqa: E402
-from fststyle.flicker import FlickerMeter, against_plain  # noqa: E402
-from fststyle.quality import objective  # noqa: E402
-from fststyle.stabilize import Stabilizer  # noqa: E402
-from fststyle.stylizer import Stylizer  # noqa: E402
-from fststyle.criterion import model_criterion  # noqa: E402
-from fststyle.video import output_size  # noqa: E402
+from fststyle.evaluation.flicker import FlickerMeter, against_plain  # noqa: E402
+from fststyle.evaluation.quality import objective  # noqa: E402
+from fststyle.inference.stabilize import Stabilizer  # noqa: E402
+from fststyle.inference.stylizer import Stylizer  # noqa: E402
+from fststyle.training.criterion import model_criterion  # noqa: E402
+from fststyle.inference.video import output_size  # noqa: E402
 
 
 def frames_of(path: str, long_side: int) -> np.ndarray:
-    """Every frame at ``long_side`` px, (N, H, W, 3) uint8, as fststyle.video decodes them."""
+    """Every frame at ``long_side`` px, (N, H, W, 3) uint8, as fststyle.inference.video decodes them."""
     with av.open(path) as container:
         stream = container.streams.video[0]
         width, height = output_size(stream.codec_context.width, stream.codec_context.height, long_side)

@@ -24,7 +24,7 @@ def test_every_config_composes(group, option):
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert container["trainer"]["_target_"] == "pytorch_lightning.Trainer"
     assert container["model"]["_target_"] == "fststyle.net.TransformerNet"
-    assert container["data"]["_target_"] == "fststyle.data.StyleDataModule"
+    assert container["data"]["_target_"] == "fststyle.training.data.StyleDataModule"
     if group == "style" and option != "custom":
         assert container["style"]["name"] == option
         assert container["style"]["source"].startswith("https://") and len(container["style"]["sha256"]) == 64

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fststyle.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule
+from fststyle.training.data import SAMPLE_PHOTOS, PhotoDataset, StyleDataModule
 from fststyle.images import find_files
 from fststyle.errors import UserError
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.images import load_tensor
-from fststyle.metrics import evaluation_loss, image_metrics, ssim
-from fststyle.quality import optimize_image
+from fststyle.evaluation.metrics import evaluation_loss, image_metrics, ssim
+from fststyle.evaluation.quality import optimize_image
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_the_reference_searches_only_valid_pictures_and_returns_the_one_it_score
     """Every evaluation scores a valid picture, so the returned picture's objective is the loss the
     run reached (within 0.5%: the 8-bit picture and the line search's last trial point), and the
     snapshots are the run's pictures at the iteration counts asked for."""
-    from fststyle.quality import objective
+    from fststyle.evaluation.quality import objective
 
     photo = load_tensor(photos_dir / "chicago.jpg", 48)[None]
     result = optimize_image(photo, criterion, steps=20, parametrization=parametrization, checkpoints=(5, 10))
@@ -79,7 +79,7 @@ def test_the_reference_searches_only_valid_pictures_and_returns_the_one_it_score
 
 
 def test_equivalent_iterations_reads_the_reference_curve():
-    from fststyle.quality import equivalent_iterations
+    from fststyle.evaluation.quality import equivalent_iterations
 
     curve = {0: 800.0, 5: 200.0, 10: 100.0, 20: 60.0, 300: 40.0}
     assert equivalent_iterations(100.0, curve) == 10 and equivalent_iterations(900.0, curve) == 0
@@ -115,7 +115,7 @@ def test_eval_writes_metrics_and_a_contact_sheet(model_path, eval_photos, tmp_pa
     assert set(mean) == {"content", "style", "tv", "ssim", "ms"} and 0 < mean["ssim"] < 1
     assert len(metrics["per_image"]) == 2 and all(r["ms"] > 0 for r in metrics["per_image"])
     # The figures again, here: the model on each photo, scored by the evaluation loss; eval's mean is theirs.
-    from fststyle.metrics import EVAL_STYLE_SIZE
+    from fststyle.evaluation.metrics import EVAL_STYLE_SIZE
 
     judge = evaluation_loss(load_tensor(STYLES / "starry_night.jpg", EVAL_STYLE_SIZE)[None])
     stylizer = Stylizer.load(model_path, device="cpu")
@@ -137,7 +137,7 @@ def test_eval_compares_models_side_by_side_and_against_optimization(trained, eva
     reference, model = metrics["mean"]["optimization"], metrics["mean"][str(pth)]
     assert reference["iterations"] == 3 and "content_ratio" in metrics["mean"][str(ckpt)]  # the L-BFGS iterations asked for were run
     # The same figures again, here: the model run on the photo, the optimization run again, each scored.
-    from fststyle.metrics import EVAL_STYLE_SIZE
+    from fststyle.evaluation.metrics import EVAL_STYLE_SIZE
 
     photo = load_tensor(sorted(eval_photos.iterdir())[0], 48)[None]
     judge = evaluation_loss(load_tensor(STYLES / "starry_night.jpg", EVAL_STYLE_SIZE)[None])
@@ -147,7 +147,7 @@ def test_eval_compares_models_side_by_side_and_against_optimization(trained, eva
     assert model["style_ratio"] == pytest.approx(mine["style"] / best["style"], rel=2e-3)
     # The iterations matched, read off the 3-iteration curve by hand (its start and its end, linear in
     # the logarithm of the objective); better than its end is null in the file (strict JSON).
-    from fststyle.quality import objective
+    from fststyle.evaluation.quality import objective
 
     total = objective(judge, Stylizer.load(pth, device="cpu").run(photo), photo)["total"]
     start, end = objective(judge, photo, photo)["total"], objective(judge, optimize_image(photo, judge, 3).image, photo)["total"]

@@ -134,7 +134,7 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
     largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a
     check above the tolerance writes nothing and keeps the earlier file."""
     from fststyle.errors import UserError
-    from fststyle.formats import check_int8
+    from fststyle.exporters.formats import check_int8
     from fststyle.model_file import load_network
     from fststyle.images import load_tensor
 
@@ -175,7 +175,7 @@ def test_the_web_page_stylizes_a_photo_as_onnxruntime_does(model_path, tmp_path,
     sys.path.insert(0, str(REPO / "scripts"))
     from bench.browser import find_chromium, open_page
 
-    from fststyle.web import ORT_WEB_VERSION, write_page
+    from fststyle.exporters.web import ORT_WEB_VERSION, write_page
 
     runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}"))
     if not find_chromium():
@@ -211,7 +211,7 @@ def test_a_published_page_has_no_automation_and_names_no_local_file(model_path, 
     that fetches or posts an address from the page's link), the public runtime pinned with its hash,
     and no local path (the model's, the painting's) in the published model."""
     from fststyle.export import export
-    from fststyle.web import ORT_CDN, ORT_HASHES
+    from fststyle.exporters.web import ORT_CDN, ORT_HASHES
 
     out = tmp_path / "site"
     export(web_config(model_path, output=str(out)))
@@ -254,7 +254,7 @@ def test_the_page_escapes_what_a_model_names(tmp_path):
     config are escaped for where they stand, and the template is filled in one pass (a placeholder
     inside a value stays text)."""
     from fststyle.errors import UserError
-    from fststyle.web import script_json, write_page
+    from fststyle.exporters.web import script_json, write_page
 
     with pytest.raises(UserError, match="not a plain name"):
         write_page(tmp_path / "a", ["<img src=x onerror=alert(1)>"], "t")
@@ -272,7 +272,7 @@ def test_the_pinned_runtimes_hashes_are_the_npm_packages(tmp_path):
     import hashlib
     import os
 
-    from fststyle.web import ORT_HASHES, ORT_WEB_VERSION
+    from fststyle.exporters.web import ORT_HASHES, ORT_WEB_VERSION
 
     dist = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist"
     if not dist.is_dir():
@@ -293,7 +293,7 @@ def test_the_page_checks_every_runtime_file_it_loads(model_path, tmp_path):
     from bench.browser import find_chromium, open_page
 
     from fststyle.export import export
-    from fststyle.web import ORT_FILES, ORT_WEB_VERSION, write_page
+    from fststyle.exporters.web import ORT_FILES, ORT_WEB_VERSION, write_page
 
     runtime = Path(os.environ.get("FSTSTYLE_ORT_WEB", REPO / ".cache" / f"onnxruntime-web-{ORT_WEB_VERSION}")) / "dist"
     if not find_chromium() or not runtime.is_dir():
@@ -315,7 +315,7 @@ def test_the_page_checks_every_runtime_file_it_loads(model_path, tmp_path):
 
 
 def test_calibration_takes_a_bounded_spread_of_a_large_folder(tmp_path, capsys):
-    from fststyle.formats import MAX_CALIBRATION_PHOTOS, calibration_photos
+    from fststyle.exporters.formats import MAX_CALIBRATION_PHOTOS, calibration_photos
 
     for i in range(40):
         (tmp_path / f"{i:02d}.jpg").write_bytes(b"")  # only listed, never read here

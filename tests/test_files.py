@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from fststyle.checkpoint_io import AtomicCheckpointIO
+from fststyle.training.checkpoint_io import AtomicCheckpointIO
 from fststyle.files import atomic_write
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -35,7 +35,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, sync):
 
 WRITER = """
 import sys, torch
-from fststyle.checkpoint_io import AtomicCheckpointIO
+from fststyle.training.checkpoint_io import AtomicCheckpointIO
 io, path = AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"step": 0}, path)
 print("first checkpoint written", flush=True)
@@ -83,7 +83,7 @@ def test_a_checkpoint_killed_while_being_written_keeps_the_last_good_one(tmp_pat
 def test_every_trainer_writes_checkpoints_atomically(option):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"trainer={option}"])
-    assert [p._target_ for p in cfg.trainer.plugins] == ["fststyle.checkpoint_io.AtomicCheckpointIO"]
+    assert [p._target_ for p in cfg.trainer.plugins] == ["fststyle.training.checkpoint_io.AtomicCheckpointIO"]
     if cfg.trainer.accelerator in ("cpu", "auto") and cfg.trainer.get("strategy", "auto") == "auto":
         trainer = instantiate(cfg.trainer, accelerator="cpu", logger=False, enable_checkpointing=False)
         assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, SHARED, run_cli
 from media import panning
 
-from fststyle.flicker import FlickerMeter, warping_errors
+from fststyle.evaluation.flicker import FlickerMeter, warping_errors
 
 VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
 
@@ -62,7 +62,7 @@ def test_eval_reports_the_flicker_of_a_video(model_path, tmp_path):
     assert record["flicker_floor"] == pytest.approx(again["flicker_floor"], rel=0.2)
     # The plain model on the same frames, here: what eval compared the stabilized video with.
     from fststyle import Stylizer
-    from fststyle.flicker import frames_of
+    from fststyle.evaluation.flicker import frames_of
 
     stylizer = Stylizer.load(model_path, device="cpu")
     plain = FlickerMeter()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.images import load_tensor
-from fststyle.stylizer import pick_precision
+from fststyle.inference.stylizer import pick_precision
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_preserve_color_keeps_the_photos_chroma(stylizer, photo):
 def test_stroke_runs_the_network_smaller_and_keeps_the_photos_detail(stylizer, photo):
     """stroke=2: the network sees the photo at half size; the result has the photo's size, its strokes
     enlarged, and the photo's fine luminance detail back (sharper than a plain enlargement)."""
-    from fststyle.stylizer import resample, restore_detail
+    from fststyle.inference.stylizer import resample, restore_detail
 
     seen = []
     hook = stylizer.module.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
@@ -121,7 +121,7 @@ def test_tiles_of_256_px_equal_the_untiled_result(stylizer, photos_dir, stats_si
     comes from a tile that saw all it depends on; the instance-norm statistics are the whole image's,
     from one pass (an image up to stats_size) or from tiled passes layer by layer (a larger one). So
     tiled and untiled agree to float rounding, borders included."""
-    from fststyle.tiling import stylize_tiled
+    from fststyle.inference.tiling import stylize_tiled
 
     photo = load_tensor(photos_dir / "stata.jpg", 420)[None]  # 279 x 420 (not multiples of 16): 2 x 3 tiles of 256
     with torch.inference_mode():
@@ -136,7 +136,7 @@ def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, capl
     time, unchanged; a photo that fits runs whole. (A narrow network with one residual block: its
     receptive radius, 22 px, makes tiles of 128 px exact.)"""
     from fststyle.net import TransformerNet
-    from fststyle.memory import forward_bytes
+    from fststyle.inference.memory import forward_bytes
 
     net = TransformerNet(width=8, num_residual=1).eval()
     for norm in net.modules():
@@ -147,7 +147,7 @@ def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, capl
     untiled = Stylizer(net, device="cpu", precision="fp32", max_memory="none").run(photo)  # exactness is float32's
     for budget, how, tolerance in ((need // 2, "bands of", 1e-5), (need // 6, "tiles of", 0.25 / 255)):
         caplog.clear()
-        with caplog.at_level("WARNING", logger="fststyle.stylizer"):
+        with caplog.at_level("WARNING", logger="fststyle.inference.stylizer"):
             out = Stylizer(net, device="cpu", precision="fp32", max_memory=budget).run(photo)
         [warning] = [r.getMessage() for r in caplog.records]
         assert warning.startswith("300x199 px would need about") and f"stylized in {how} " in warning, warning
@@ -156,14 +156,14 @@ def test_an_image_over_the_memory_budget_runs_in_bands_or_tiles(photos_dir, capl
     caplog.clear()
     one_by_one = Stylizer(net, device="cpu", precision="fp32", max_memory=f"{need * 1.5 / 2**20:.2f}MB")
     assert one_by_one.memory_plan(2, 199, 300) == ("one by one", None) and one_by_one.memory_plan(1, 199, 300) == ("whole", None)
-    with caplog.at_level("WARNING", logger="fststyle.stylizer"):
+    with caplog.at_level("WARNING", logger="fststyle.inference.stylizer"):
         out = one_by_one.run(torch.cat([photo, photo.flip(-1)]))
     assert not caplog.records and (out[:1] - untiled).abs().max() < 1e-5
 
 
 def test_banded_inference_equals_the_untiled_pass(photos_dir):
     """Layer by layer in bands of rows, with several styles blended, at a size that is no multiple of 16."""
-    from fststyle.banded import stylize_banded
+    from fststyle.inference.banded import stylize_banded
     from fststyle.net import TransformerNet
 
     net = TransformerNet(width=8, num_residual=2, num_styles=3).eval()
@@ -199,9 +199,9 @@ def test_bf16_is_close_to_fp32(model_path, photo):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_on_the_cpu_is_bf16_only_where_it_is_native(monkeypatch, native):
-    import fststyle.stylizer
+    import fststyle.inference.stylizer
 
-    monkeypatch.setattr(fststyle.stylizer, "native_bf16_cpu", lambda: native)
+    monkeypatch.setattr(fststyle.inference.stylizer, "native_bf16_cpu", lambda: native)
     cpu = torch.device("cpu")
     assert pick_precision("auto", cpu) == (torch.bfloat16 if native else torch.float32)
     assert pick_precision("fp32", cpu) == torch.float32 and pick_precision("bf16", cpu) == torch.bfloat16
@@ -376,7 +376,7 @@ def test_infer_refuses_to_overwrite_its_input_in_one_line(model_path, photos_dir
 
 
 def test_plan_never_maps_an_input_onto_itself_and_skips_its_own_outputs(tmp_path, photos_dir):
-    from fststyle.stylize_paths import plan
+    from fststyle.inference.stylize_paths import plan
 
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
@@ -446,7 +446,7 @@ def test_the_pixel_arithmetic_is_the_same_on_numpy_and_torch(photo):
 
 
 def test_the_quick_path_gives_the_full_paths_picture_without_pytorch(model_path, photos_dir, tmp_path):
-    """One photo and an ONNX model: fststyle.quick (onnxruntime, numpy, PIL: neither PyTorch nor Hydra is
+    """One photo and an ONNX model: fststyle.inference.quick (onnxruntime, numpy, PIL: neither PyTorch nor Hydra is
     imported) writes the picture the PyTorch path makes of it, with size, strength and colours."""
     import subprocess
     import sys

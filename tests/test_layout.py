@@ -8,6 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "fststyle"
 # The entry points (python -m fststyle.X). styles.py is one too, but every part uses its painting lookup.
 COMMANDS = {"fststyle.train", "fststyle.infer", "fststyle.export", "fststyle.eval", "fststyle.optimize", "fststyle.prepare"}
+# The parts, one concern each; what they all share stays at the top (docs/architecture.md).
+SUBPACKAGES = ("fststyle.training", "fststyle.inference", "fststyle.exporters", "fststyle.evaluation")
 
 
 def module_name(path: Path, package: Path) -> str:
@@ -74,3 +76,25 @@ def test_the_checks_see_a_circle_and_an_arrow_up(tmp_path):
     assert circles(graph) == [["fststyle.a", "fststyle.b", "fststyle.a"]]
     (package / "b.py").write_text("import fststyle.train\n")
     assert import_graph(package)["fststyle.b"] & COMMANDS == {"fststyle.train"}
+
+
+def shared_modules_reaching_up(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The shared modules at the top (not a command, not in a subpackage) that import from a subpackage."""
+    shared = [m for m in graph if not m.startswith(SUBPACKAGES) and m not in COMMANDS]
+    return {m: sorted(t for t in graph[m] if t.startswith(SUBPACKAGES)) for m in shared if any(t.startswith(SUBPACKAGES) for t in graph[m])}
+
+
+def test_the_shared_modules_import_no_part():
+    graph = import_graph()
+    assert set(SUBPACKAGES) <= graph.keys()
+    assert shared_modules_reaching_up(graph) == {}
+
+
+def test_the_check_sees_a_shared_module_reaching_into_a_part(tmp_path):
+    package = tmp_path / "fststyle"
+    (package / "inference").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "inference" / "__init__.py").write_text("")
+    (package / "inference" / "stylizer.py").write_text("from fststyle.images import load\n")
+    (package / "images.py").write_text("def load():\n    from fststyle.inference.stylizer import x\n")
+    assert shared_modules_reaching_up(import_graph(package)) == {"fststyle.images": ["fststyle.inference.stylizer"]}

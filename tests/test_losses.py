@@ -78,7 +78,7 @@ def test_style_norm_gram_gives_every_painting_the_reference_magnitude(starry_nig
     from conftest import STYLES
     from fststyle.images import load_tensor
     from fststyle.styles import PAINTINGS
-    from fststyle.criterion import build_criterion, gram_magnitudes
+    from fststyle.training.criterion import build_criterion, gram_magnitudes
 
     cfg = OmegaConf.load(PAINTINGS.parents[1] / "conf" / "loss" / "vgg19.yaml")
     cfg.style_layers = ["relu1_2", "relu3_3"]
@@ -106,7 +106,7 @@ def test_a_paintings_own_weight_scales_its_style_loss_alone(starry_night):
     from omegaconf import OmegaConf
 
     from conftest import REPO, STYLES
-    from fststyle.criterion import build_criterion, model_criterion, painting_loss, painting_weight
+    from fststyle.training.criterion import build_criterion, model_criterion, painting_loss, painting_weight
     from fststyle.images import load_tensor
     from fststyle.model_file import PACKAGED_MODEL, load_model
 

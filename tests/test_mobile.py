@@ -1,4 +1,4 @@
-"""Phone formats (fststyle.mobile): ExecuTorch and LiteRT files run by their own Linux runtimes and match
+"""Phone formats (fststyle.exporters.mobile): ExecuTorch and LiteRT files run by their own Linux runtimes and match
 PyTorch; Core ML converts to the program it should be (running it needs macOS). Tiny networks, 64 px."""
 
 import json
@@ -35,7 +35,7 @@ def test_a_phone_file_runs_in_its_own_runtime_as_pytorch_does(tiny_model, fmt, s
     """Run here with the file's own runtime (ExecuTorch's Python runtime, the LiteRT interpreter) on a
     real photo it was not checked on: within 2/255 of PyTorch on average; the size and metadata travel
     inside the file, with no local path."""
-    from fststyle.mobile import fit_photo, read_metadata, run_mobile
+    from fststyle.exporters.mobile import fit_photo, read_metadata, run_mobile
 
     proc = exported(tiny_model, fmt, "size=64x48")
     out = tiny_model.with_suffix(suffix)
@@ -58,7 +58,7 @@ def test_a_phone_file_runs_in_its_own_runtime_as_pytorch_does(tiny_model, fmt, s
 
 def test_an_int8_executorch_program_is_small_and_within_the_int8_tolerance(model_path, tmp_path):
     """A trained model (int8 needs the activations of a trained network to calibrate on)."""
-    from fststyle.mobile import fit_photo, run_mobile
+    from fststyle.exporters.mobile import fit_photo, run_mobile
 
     out = tmp_path / "m.int8.pte"
     proc = exported(model_path, "executorch-int8", "size=64", f"output={out}")
@@ -73,8 +73,8 @@ def test_an_int8_executorch_program_is_small_and_within_the_int8_tolerance(model
 
 def test_the_packaged_models_styles_and_blends_run_on_the_phone(tmp_path):
     """The six-style packaged model as ExecuTorch: the style weights are an input, so a blend works."""
-    from fststyle.mobile import fit_photo, read_metadata, run_mobile
-    from fststyle.stylizer import Stylizer
+    from fststyle.exporters.mobile import fit_photo, read_metadata, run_mobile
+    from fststyle.inference.stylizer import Stylizer
 
     exported("packaged", "executorch", "size=48x32", cwd=tmp_path)
     out = tmp_path / "packaged.pte"
@@ -90,7 +90,7 @@ def test_the_packaged_models_styles_and_blends_run_on_the_phone(tmp_path):
 def test_core_ml_converts_to_the_program_it_should_be(tiny_model, tmp_path):
     """Core ML needs macOS to run; here: the package converts, with the inputs, output and operations of
     the network (16-bit ML Program), and its metadata."""
-    from fststyle.mobile import coreml_summary
+    from fststyle.exporters.mobile import coreml_summary
 
     out = tmp_path / "tiny.mlpackage"
     proc = exported(tiny_model, "coreml", "size=64x48", f"output={out}")
@@ -114,7 +114,7 @@ def test_a_missing_runtime_names_the_extra(monkeypatch):
     import importlib
 
     from fststyle.errors import UserError
-    from fststyle.mobile import need
+    from fststyle.exporters.mobile import need
 
     real = importlib.import_module
     monkeypatch.setattr(importlib, "import_module", lambda name: (_ for _ in ()).throw(ImportError(name)) if name.startswith("litert")

@@ -9,7 +9,7 @@ from conftest import STYLES, read_metric, run_cli, tiny_args
 from PIL import Image
 
 from fststyle import Stylizer
-from fststyle.formats import check_export, export_onnx, run_export
+from fststyle.exporters.formats import check_export, export_onnx, run_export
 from fststyle.images import load_tensor
 from fststyle.losses import PerceptualLoss
 from fststyle.net import ConditionalInstanceNorm2d, TransformerNet
@@ -103,7 +103,7 @@ def test_infer_cli_style_and_blend(multi_run, model_path, photos_dir, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exports_take_the_style_weights_as_a_second_input(multi_run, photos_dir, tmp_path, fmt):
-    from fststyle.formats import export_torchscript
+    from fststyle.exporters.formats import export_torchscript
     from fststyle.model_file import load_network
 
     net, meta = load_network(multi_run / "export" / "three.pth")
@@ -149,8 +149,8 @@ def test_eval_reports_each_style_against_its_own_painting(multi_run, photos_dir,
     # evaluation network with Great Wave's Grams (not Starry Night's).
     from fststyle import Stylizer
     from fststyle.images import load_tensor
-    from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
-    from fststyle.quality import optimize_image
+    from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
+    from fststyle.evaluation.quality import optimize_image
 
     photo = load_tensor(photos_dir / "dog.jpg", 48)[None]
     judge = evaluation_loss(load_tensor(STYLES / "great_wave.jpg", EVAL_STYLE_SIZE)[None])

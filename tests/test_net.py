@@ -62,7 +62,7 @@ def test_receptive_radius_is_how_far_a_pixel_reaches(num_residual, upsample):
     """With instance norm's statistics held fixed (as tiling does), changing one input pixel changes
     output pixels up to receptive_radius away: the nearest variant exactly that far, the transpose one
     no farther."""
-    from fststyle.tiling import fixed_instance_stats, measure_instance_stats
+    from fststyle.inference.tiling import fixed_instance_stats, measure_instance_stats
 
     net = TransformerNet(width=4, num_residual=num_residual, upsample=upsample).eval()
     x = torch.rand(1, 3, 192, 192)

@@ -48,7 +48,7 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     # Every config of the top-level conf/ is installed inside the package, as fststyle/conf/.
     assert {f"fststyle/conf/{p.relative_to(REPO / 'conf').as_posix()}" for p in (REPO / "conf").rglob("*.yaml")} <= set(names)
     assert {"fststyle/conf/train.yaml", "fststyle/conf/cli/infer.yaml", "fststyle/conf/style/great_wave.yaml",
-            "fststyle/paintings/great_wave.jpg", "fststyle/web/stylize.js", "fststyle/web/automate.js", "fststyle/models/packaged.pth"} <= set(names)
+            "fststyle/paintings/great_wave.jpg", "fststyle/exporters/web/stylize.js", "fststyle/exporters/web/automate.js", "fststyle/models/packaged.pth"} <= set(names)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)

@@ -12,7 +12,7 @@ from PIL import Image
 from fststyle.images import load_tensor, to_uint8
 from fststyle.model_file import PACKAGED_MODEL, load_model, save_model
 from fststyle.net import TransformerNet
-from fststyle.stylizer import Stylizer
+from fststyle.inference.stylizer import Stylizer
 
 SIX = ["starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck", "udnie"]
 
@@ -32,8 +32,8 @@ OBJECTIVE_128 = {"starry_night": (280267.8, 674704.2), "great_wave": (107715.0, 
 def test_the_packaged_model_is_the_one_measured_and_stored_in_float16():
     """The shipped file is scored, not read: each painting's objective on a photo it never saw is the
     figure recorded for it (and far below the photo's own); the weights are stored as float16."""
-    from fststyle.criterion import model_criterion
-    from fststyle.quality import objective
+    from fststyle.training.criterion import model_criterion
+    from fststyle.evaluation.quality import objective
 
     assert PACKAGED_MODEL.stat().st_size <= 4 * 2**20  # the wheel grows by at most 4 MB
     payload = torch.load(PACKAGED_MODEL, weights_only=True)

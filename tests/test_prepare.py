@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from conftest import photo_folder, run_cli
 
-from fststyle.data import PhotoDataset, StyleDataModule
-from fststyle.prepared_file import PreparedDataset, prepared_path
+from fststyle.training.data import PhotoDataset, StyleDataModule
+from fststyle.training.prepared_file import PreparedDataset, prepared_path
 
 
 def test_prepare_then_train_from_the_file(tmp_path, photos_dir, starry_night):
@@ -66,11 +66,11 @@ def test_build_writes_the_file_once_and_trains_from_it(tmp_path, photos_dir):
 
 
 def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, photos_dir, monkeypatch, caplog):
-    import fststyle.data
+    import fststyle.training.data
 
     root = photo_folder(tmp_path, photos_dir)
     dm = StyleDataModule(str(root), image_size=32, batch_size=2, num_val=1, num_workers=0, prepared="build")
-    monkeypatch.setattr(fststyle.data.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 0))
+    monkeypatch.setattr(fststyle.training.data.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 0))
     dm.prepare_data()
     assert "would need" in caplog.text and not prepared_path(root, 32).exists()
     monkeypatch.undo()
@@ -78,7 +78,7 @@ def test_build_falls_back_to_the_photos_without_space_or_write_access(tmp_path, 
     def read_only(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr(fststyle.data, "write_prepared", read_only)
+    monkeypatch.setattr(fststyle.training.data, "write_prepared", read_only)
     dm.prepare_data()
     dm.setup("fit")
     assert "could not write" in caplog.text and dm.prepared is None

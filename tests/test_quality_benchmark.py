@@ -34,9 +34,9 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
 
     from fststyle import Stylizer
     from fststyle.images import load_tensor
-    from fststyle.quality import optimize_image
-    from fststyle.quality import as_8bit
-    from fststyle.criterion import build_criterion
+    from fststyle.evaluation.quality import optimize_image
+    from fststyle.evaluation.quality import as_8bit
+    from fststyle.training.criterion import build_criterion
 
     loss = OmegaConf.load(tmp_path / "a" / "run" / ".hydra" / "config.yaml").loss
     criterion = build_criterion(loss, load_tensor(starry_night, 128)[None])
@@ -71,7 +71,7 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
 
 
 def test_quality_every_log_is_250_500_1000_and_on():
-    from fststyle.callbacks import log_spaced
+    from fststyle.training.callbacks import log_spaced
 
     assert [step for step in range(1, 70_000) if log_spaced(step)] == [250 * 2**k for k in range(9)]
 

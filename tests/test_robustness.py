@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fststyle import images
-from fststyle.data import PhotoDataset
+from fststyle.training.data import PhotoDataset
 from fststyle.images import open_rgb
 from fststyle.net import TransformerNet
 
@@ -136,9 +136,9 @@ def test_the_gradient_guard_skips_a_non_finite_step_and_leaves_a_finite_one_alon
     of finite gradients updates the weights as Adam would without the guard."""
     from omegaconf import OmegaConf
 
-    from fststyle.criterion import build_criterion
+    from fststyle.training.criterion import build_criterion
     from fststyle.images import load_tensor
-    from fststyle.module import StyleTransferModule
+    from fststyle.training.module import StyleTransferModule
     from fststyle.net import TransformerNet
 
     loss_cfg = OmegaConf.load(REPO / "conf" / "loss" / "vgg19.yaml")

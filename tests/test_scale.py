@@ -1,6 +1,6 @@
 """Many processes give the same model as one; interrupted runs continue exactly.
 
-How the order of images is made identical: fststyle.data.EpochSampler draws each epoch's permutation
+How the order of images is made identical: fststyle.training.data.EpochSampler draws each epoch's permutation
 from (seed, epoch) alone and cuts it into global batches of batch_size x processes; rank r takes slice
 r of each global batch, and each photo's random crop is seeded by (seed, epoch, photo). So 2 processes
 x batch 2 see exactly the images, crops and steps of 1 process x batch 4, and DDP's gradient average
@@ -21,7 +21,7 @@ import conftest
 from conftest import CONSTANT_LR, REPO, read_metric, with_defaults
 
 from fststyle import Stylizer
-from fststyle.data import EpochSampler
+from fststyle.training.data import EpochSampler
 from fststyle.images import load_tensor
 
 
@@ -207,7 +207,7 @@ def test_a_requeued_slurm_job_continues_from_the_newest_checkpoint(tmp_path, pho
 
 NAN_ON_ONE_RANK = """
 import runpy
-from fststyle.module import StyleTransferModule
+from fststyle.training.module import StyleTransferModule
 
 original = StyleTransferModule.training_step
 

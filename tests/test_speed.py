@@ -12,9 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from fststyle.losses import PerceptualLoss
-from fststyle.module import StyleTransferModule
+from fststyle.training.module import StyleTransferModule
 from fststyle.net import TransformerNet
-from fststyle.presets import apply_preset
+from fststyle.training.presets import apply_preset
 from fststyle.vgg import LossNetwork
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -166,7 +166,7 @@ def test_training_steps_do_not_wait_for_the_device(tmp_path, monkeypatch, photos
             stack = traceback.extract_stack(limit=12)[:-1]
             # Host tensors by design, never on the GPU: the data pipeline's seeds and crop offsets, and
             # Adam's step counts (the fused CUDA Adam keeps them on the device and does not read them).
-            host = any(f.filename.endswith(("fststyle/data.py", "data/dataloader.py", "optim/optimizer.py")) for f in stack)
+            host = any(f.filename.endswith(("fststyle/training/data.py", "data/dataloader.py", "optim/optimizer.py")) for f in stack)
             if step["now"] >= 0 and not host:
                 reads.append((step["now"], name, [f"{Path(f.filename).name}:{f.lineno}" for f in stack[-5:]]))
             return original(self, *args, **kwargs)
@@ -187,10 +187,10 @@ def test_training_steps_do_not_wait_for_the_device(tmp_path, monkeypatch, photos
 
 @pytest.mark.parametrize("native,given", [(True, set()), (False, set()), (True, {"trainer.precision"})])
 def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, given):
-    import fststyle.presets
+    import fststyle.training.presets
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(fststyle.presets, "native_bf16_cpu", lambda: native)
+    monkeypatch.setattr(fststyle.training.presets, "native_bf16_cpu", lambda: native)
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
@@ -217,7 +217,7 @@ def test_sample_grid_runs_the_network_uncompiled(tmp_path):
 
     from PIL import Image
 
-    from fststyle.callbacks import SampleGrid
+    from fststyle.training.callbacks import SampleGrid
 
     module = make_module(compile=True)
 
@@ -267,13 +267,13 @@ def test_freed_tensors_stay_with_the_process_for_reuse():
 
 def test_the_entry_points_keep_freed_memory_and_the_budget_counts_it(monkeypatch):
     import fststyle.cli
-    import fststyle.memory
+    import fststyle.inference.memory
     calls = []
     monkeypatch.setattr(fststyle.cli, "reuse_freed_memory", lambda: calls.append(1))
     assert fststyle.cli.run_cli(lambda: 7) == 7 and calls == [1]
     held = 10**13  # more than any machine has, so only the held memory can explain the figure
-    monkeypatch.setattr(fststyle.memory, "held_free", lambda: held)
-    assert fststyle.memory.available_memory(torch.device("cpu")) >= held
+    monkeypatch.setattr(fststyle.inference.memory, "held_free", lambda: held)
+    assert fststyle.inference.memory.available_memory(torch.device("cpu")) >= held
 
 
 def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
@@ -285,7 +285,7 @@ def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
 
     import psutil
 
-    import fststyle.memory
+    import fststyle.inference.memory
 
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (_ for _ in ()).throw(OSError("no /proc")) if str(f).startswith("/proc")
@@ -293,19 +293,19 @@ def test_the_memory_budget_reads_the_system_on_every_platform(monkeypatch):
     monkeypatch.setattr(os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
     memory = collections.namedtuple("svmem", "total available")(16 * 2**30, 6 * 2**30)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
-    monkeypatch.setattr(fststyle.memory, "held_free", lambda: 2**30)
-    assert fststyle.memory.memory_budget("auto", torch.device("cpu")) == (6 * 2**30 + 2**30) // 2
+    monkeypatch.setattr(fststyle.inference.memory, "held_free", lambda: 2**30)
+    assert fststyle.inference.memory.memory_budget("auto", torch.device("cpu")) == (6 * 2**30 + 2**30) // 2
     monkeypatch.setattr(psutil, "virtual_memory", lambda: (_ for _ in ()).throw(RuntimeError("unsupported platform")))
-    assert fststyle.memory.memory_budget("auto", torch.device("cpu")) is None  # no figure: no budget, no crash
+    assert fststyle.inference.memory.memory_budget("auto", torch.device("cpu")) is None  # no figure: no budget, no crash
 
 
 def test_the_cuda_budget_counts_the_allocators_cache(monkeypatch):
     """On a GPU, memory PyTorch holds reserved but unused is free for the next photo (simulated)."""
-    import fststyle.memory
+    import fststyle.inference.memory
 
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 80 * gib))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
-    assert fststyle.memory.available_memory(torch.device("cuda")) == 29 * gib
-    assert fststyle.memory.memory_budget("auto", torch.device("cuda")) == int(29 * gib * 0.8)
+    assert fststyle.inference.memory.available_memory(torch.device("cuda")) == 29 * gib
+    assert fststyle.inference.memory.memory_budget("auto", torch.device("cuda")) == int(29 * gib * 0.8)

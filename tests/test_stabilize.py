@@ -1,4 +1,4 @@
-"""Stabilized video (fststyle.stabilize): steady where the input's flow explains the motion, the
+"""Stabilized video (fststyle.inference.stabilize): steady where the input's flow explains the motion, the
 model's own output where it does not (new objects, scene cuts), through the CLI and Stylizer.stream."""
 
 import re
@@ -10,9 +10,9 @@ from conftest import SHARED, run_cli
 from media import make_video, panning, probe
 from PIL import Image
 
-from fststyle.flicker import FlickerMeter
-from fststyle.stabilize import DEFAULT_STRENGTH, MARGIN, Stabilizer, strength_of, with_contrast_of
-from fststyle.stylizer import Stylizer
+from fststyle.evaluation.flicker import FlickerMeter
+from fststyle.inference.stabilize import DEFAULT_STRENGTH, MARGIN, Stabilizer, strength_of, with_contrast_of
+from fststyle.inference.stylizer import Stylizer
 
 VIDEO = SHARED / "videos" / "carphone.mp4"  # 176x144, 120 frames
 

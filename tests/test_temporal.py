@@ -1,4 +1,4 @@
-"""The temporal regularisation (fststyle.temporal): what it measures, and that training uses and logs it."""
+"""The temporal regularisation (fststyle.training.temporal): what it measures, and that training uses and logs it."""
 
 import csv
 import math
@@ -8,7 +8,7 @@ import torch
 from conftest import REPO, run_cli, tiny_args
 
 from fststyle.images import load_tensor
-from fststyle.temporal import LUMA, NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
+from fststyle.training.temporal import LUMA, NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
 
 
 def test_motions_are_small_and_no_motion_changes_nothing(photos_dir):
@@ -72,9 +72,9 @@ def test_the_training_step_adds_the_temporal_term_with_its_gradient(photos_dir, 
     and its gradient is the perceptual loss's plus w times the term's (the term is not detached)."""
     from omegaconf import OmegaConf
 
-    from fststyle.module import StyleTransferModule
+    from fststyle.training.module import StyleTransferModule
     from fststyle.net import TransformerNet
-    from fststyle.criterion import build_criterion
+    from fststyle.training.criterion import build_criterion
 
     loss_cfg = OmegaConf.load(REPO / "conf" / "loss" / "vgg19.yaml")
     loss_cfg.weights = "random"

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from fststyle import Stylizer
-from fststyle.presets import fits_packaged
+from fststyle.training.presets import fits_packaged
 from fststyle.styles import sha256_of
 
 def test_training_lowers_the_loss(trained):
@@ -226,7 +226,7 @@ def test_a_many_style_run_resumes_only_with_the_paintings_weights_it_trained_wit
     trained when Udnie's weight was 1 is not resumed at its weight of 6 without a word."""
     from omegaconf import OmegaConf
 
-    from fststyle.checkpoint_io import painting_differences
+    from fststyle.training.checkpoint_io import painting_differences
     from fststyle.styles import style_entries
 
     cfg = OmegaConf.create({"styles": ["udnie", "starry_night"], "style": {"size": 256, "weight": 1.0}})
@@ -242,7 +242,7 @@ def test_a_many_style_run_resumes_only_with_the_paintings_weights_it_trained_wit
 def test_a_checkpoint_older_than_a_loss_key_resumes_when_the_key_keeps_its_meaning():
     """A checkpoint written before loss.temporal_target existed meant `steady`: resuming it with the
     default is no difference; asking for `difference` is one."""
-    from fststyle.checkpoint_io import config_differences
+    from fststyle.training.checkpoint_io import config_differences
 
     saved = {"loss": {"style_weight": 1.0, "temporal_weight": 0.0}}
     current = {"loss": {"style_weight": 1.0, "temporal_weight": 0.0, "temporal_target": "steady"}}

@@ -22,7 +22,7 @@ from torchvision.models import vgg16
 from bench.common import device_name
 from fststyle.losses import gram
 from fststyle.net import TransformerNet
-from fststyle.stylizer import pick_device
+from fststyle.inference.stylizer import pick_device
 
 RELU_ENDS = (4, 9, 16, 23)  # relu1_2, relu2_2, relu3_3, relu4_3 in torchvision's vgg16().features
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -37,7 +37,7 @@ def time_fn(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
 
 def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     """The config `python -m fststyle.train` would run with these overrides (presets applied)."""
-    from fststyle.presets import apply_preset, override_keys
+    from fststyle.training.presets import apply_preset, override_keys
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     GlobalHydra.instance().clear()

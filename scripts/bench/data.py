@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 
 from bench.common import device_name, time_fn, training_config
-from fststyle.stylizer import pick_device
+from fststyle.inference.stylizer import pick_device
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -12,16 +12,16 @@ from pathlib import Path
 import torch
 
 from bench.common import device_name, time_fn
-from fststyle.formats import calibration_photos, export_onnx, quantize_onnx
+from fststyle.exporters.formats import calibration_photos, export_onnx, quantize_onnx
 from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
-from fststyle.stylizer import Stylizer, pick_device
+from fststyle.inference.stylizer import Stylizer, pick_device
 
 DEFAULT_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
 # Variants of the bf16 path, to find what limits it on a GPU: autocast without channels_last, and the
 # network's weights themselves in bf16 (no casts at all), channels first.
 LAYOUT_PATHS = ["bf16-nchw", "bf16-weights"]
-# The phone formats (fststyle.mobile), run here by their own Linux runtimes on this CPU; each is exported
+# The phone formats (fststyle.exporters.mobile), run here by their own Linux runtimes on this CPU; each is exported
 # for each size (they take a fixed size). Not by default: exporting takes a minute or more per size.
 MOBILE_PATHS = ["executorch", "executorch-int8", "tflite"]
 ALL_PATHS = DEFAULT_PATHS + LAYOUT_PATHS + MOBILE_PATHS
@@ -29,8 +29,8 @@ ALL_PATHS = DEFAULT_PATHS + LAYOUT_PATHS + MOBILE_PATHS
 
 def mobile_runner(path: str, net: TransformerNet, x: torch.Tensor, folder: Path) -> tuple:
     """A no-argument function running ``x`` through ``path``'s file of x's size, and the file's size in bytes."""
-    from fststyle.mobile import MOBILE_FORMATS, export_executorch, export_tflite, fit_photo
-    from fststyle.formats import calibration_photos
+    from fststyle.exporters.mobile import MOBILE_FORMATS, export_executorch, export_tflite, fit_photo
+    from fststyle.exporters.formats import calibration_photos
 
     h, w = x.shape[-2:]
     out = folder / f"model_{w}x{h}{MOBILE_FORMATS[path]}"

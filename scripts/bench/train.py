@@ -66,8 +66,8 @@ class StepProfiler(Callback):
 def final_losses(cfg: DictConfig, trained: torch.nn.Module, photos: torch.Tensor, style_path: Path) -> dict[str, float]:
     """Content and style loss of the trained network on held-out photos, measured the same way for
     every run: an uncompiled fp32 copy, the fixed evaluation network of `fststyle.eval`."""
-    from fststyle.metrics import EVAL_STYLE_SIZE, evaluation_loss
-    from fststyle.criterion import load_style_image
+    from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss
+    from fststyle.training.criterion import load_style_image
 
     net = instantiate(cfg.model)
     net.load_state_dict(trained.state_dict())

@@ -13,9 +13,9 @@ import torch
 from bench.common import device_name
 from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
-from fststyle.stabilize import Stabilizer
-from fststyle.stylizer import Stylizer, pick_device
-from fststyle.video import output_size, stylize_video
+from fststyle.inference.stabilize import Stabilizer
+from fststyle.inference.stylizer import Stylizer, pick_device
+from fststyle.inference.video import output_size, stylize_video
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -11,12 +11,12 @@ from pathlib import Path
 from PIL import Image
 
 from bench.browser import open_page
-from fststyle.formats import export_onnx
+from fststyle.exporters.formats import export_onnx
 from fststyle.images import open_rgb
 from fststyle.blend import style_names
 from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
-from fststyle.web import write_page
+from fststyle.exporters.web import write_page
 
 
 def run(args: argparse.Namespace) -> dict:

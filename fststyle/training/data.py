@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fststyle.errors import UserError
 from fststyle.images import find_files, open_rgb, square_crop, to_tensor
-from fststyle.prepared_file import PreparedDataset, prepared_path, prepared_rows, write_prepared
+from fststyle.training.prepared_file import PreparedDataset, prepared_path, prepared_rows, write_prepared
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fststyle.model_file import PACKAGED_MODEL_NAME, model_architecture
-from fststyle.stylizer import native_bf16_cpu, pick_device
+from fststyle.inference.stylizer import native_bf16_cpu, pick_device
 
 
 def override_keys(overrides: list[str]) -> set[str]:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fststyle.errors import float_in
-from fststyle.flow import MIN_SIDE, Flow, cv2_module, gray
+from fststyle.inference.flow import MIN_SIDE, Flow, cv2_module, gray
 
 # Per pixel, the input's own change after the flow's warp (mean over RGB, 8-bit steps): up to LOW the
 # flow explains the pixel fully; from HIGH on not at all (something new is there); linear between.
@@ -132,7 +132,7 @@ class Stabilizer:
 
     def run(self, frames: torch.Tensor, styled: torch.Tensor) -> torch.Tensor:
         """A batch of consecutive frames: ``frames`` (N, 3, H, W) in [0, 1] (the input, as
-        fststyle.video gives it) and ``styled`` (N, 3, H, W), -> the stabilized (N, 3, H, W) float32 on
+        fststyle.inference.video gives it) and ``styled`` (N, 3, H, W), -> the stabilized (N, 3, H, W) float32 on
         ``styled``'s device."""
         if self.strength == 0:
             return styled

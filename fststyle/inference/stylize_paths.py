@@ -23,10 +23,10 @@ from fststyle.cli import OUT_OF_MEMORY_HINT, run_cli
 from fststyle.errors import first_line, whole_in
 from fststyle.files import check_not_an_input
 from fststyle.images import check_size, load_tensor, save_image
-from fststyle.stylizer import Stylizer
-from fststyle.flicker import FlickerMeter, against_plain, frames_of, summary as flicker_summary
-from fststyle.stabilize import Stabilizer, strength_of
-from fststyle.video import find_media, frame_count, is_media, is_video, stylize_video
+from fststyle.inference.stylizer import Stylizer
+from fststyle.evaluation.flicker import FlickerMeter, against_plain, frames_of, summary as flicker_summary
+from fststyle.inference.stabilize import Stabilizer, strength_of
+from fststyle.inference.video import find_media, frame_count, is_media, is_video, stylize_video
 
 
 class Plan(NamedTuple):

@@ -1,4 +1,4 @@
-"""The LightningModule that trains a TransformerNet (its callbacks are in fststyle.callbacks)."""
+"""The LightningModule that trains a TransformerNet (its callbacks are in fststyle.training.callbacks)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from fststyle.callbacks import logs_after
+from fststyle.training.callbacks import logs_after
 from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
-from fststyle.temporal import temporal_loss
+from fststyle.training.temporal import temporal_loss
 
 
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -92,7 +92,7 @@ class StyleTransferModule(pl.LightningModule):
         stylized = self.net(batch) if weights is None else self.net(batch, weights)
         losses = self.criterion(stylized, batch) if styles is None else self.criterion(stylized, batch, styles)
         total = losses.pop("loss")
-        if self.hparams.temporal_weight > 0:  # loss.temporal_weight: stable over time (fststyle.temporal)
+        if self.hparams.temporal_weight > 0:  # loss.temporal_weight: stable over time (fststyle.training.temporal)
             # Its random numbers depend only on the seed, the step and the process: exact on resume.
             generator = torch.Generator(batch.device).manual_seed((self.seed * 1_000_003 + self.global_step) * 4099 + self.global_rank)
             losses["temporal"] = temporal_loss(lambda x: self.net(x) if weights is None else self.net(x, weights), batch, stylized, generator,

@@ -1,6 +1,6 @@
 """Exact inference of a whole image in row bands: the untiled result in a fraction of its memory.
 
-An untiled pass holds about ten full-size feature maps at once (``fststyle.memory.forward_bytes``).
+An untiled pass holds about ten full-size feature maps at once (``fststyle.inference.memory.forward_bytes``).
 Here the network runs layer by layer over the whole image, each layer computed in horizontal bands
 of rows: a band of a layer's output needs only the rows of its input within the kernel's reach (a
 few rows of halo), and reflection padding at the image's top and bottom is the same reflection the
@@ -14,7 +14,7 @@ the output pass. So memory is those maps plus one band, and the extra work is tw
 full-resolution convolutions (about 1.3 passes in all).
 
 Works for the default architecture (instance norm, nearest-neighbour upsampling); other networks
-use tiles (``fststyle.tiling``).
+use tiles (``fststyle.inference.tiling``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fststyle.memory import FORWARD_COPIES, ChannelMoments
+from fststyle.inference.memory import FORWARD_COPIES, ChannelMoments
 from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, pad_amount
 
 Rows = tuple[int, int]
@@ -149,7 +149,7 @@ def stored_bytes(width: int, h: int, w: int) -> int:
 
 def band_bytes(width: int, w: int, rows: int) -> int:
     """The working memory of a band of ``rows`` full-resolution rows (as much per pixel as a forward
-    pass's: fststyle.memory.FORWARD_COPIES maps of ``width`` channels)."""
+    pass's: fststyle.inference.memory.FORWARD_COPIES maps of ``width`` channels)."""
     return FORWARD_COPIES * width * 4 * rows * (w + pad_amount(w))
 
 

@@ -1,5 +1,5 @@
 """How much memory a pass of the network needs, and how much there is: what decides whether a photo
-runs whole, one by one, in row bands (fststyle.banded) or in tiles (fststyle.tiling). Also what both
+runs whole, one by one, in row bands (fststyle.inference.banded) or in tiles (fststyle.inference.tiling). Also what both
 of those share: per-channel statistics summed over the pieces of a feature map.
 
 ``memory_budget`` turns ``max_memory`` into bytes: by default half the memory the system has

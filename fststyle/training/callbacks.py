@@ -224,7 +224,7 @@ class TrainingRecord(Callback):
 class QualityCurve(Callback):
     """Every ``every`` steps (or at 250, 500, 1000, ... steps: ``every="log"``) and at the end (rank
     zero): the network's training objective on the held-out photos against the optimization of that
-    objective (fststyle.quality), started from each photo and from white noise. Logged as
+    objective (fststyle.evaluation.quality), started from each photo and from white noise. Logged as
     ``val/quality`` (mean total objective / the photo-start reference's), ``val/quality_content``,
     ``val/quality_style``, ``val/style_ratio/<layer>``, ``val/equivalent_iterations`` and
     ``val/equivalent_iterations_noise`` (the median iteration counts matched), and appended to
@@ -250,7 +250,7 @@ class QualityCurve(Callback):
         self.measure(trainer, pl_module)
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from fststyle.quality import judge, reference
+        from fststyle.evaluation.quality import judge, reference
 
         if not trainer.is_global_zero or trainer.global_step == self._last_step:
             return

@@ -171,7 +171,7 @@ def calibration_photos(folder: str | None) -> list[Path]:
     """The photos that calibrate an int8 export: at most MAX_CALIBRATION_PHOTOS below ``folder``, spread
     evenly over its sorted list, else six of the sample photos (check_int8 checks on the other two and
     two more)."""
-    from fststyle.data import SAMPLE_PHOTOS, sample_root
+    from fststyle.training.data import SAMPLE_PHOTOS, sample_root
     from fststyle.images import find_files
 
     photos = find_files(folder) if folder else [sample_root() / name for name in SAMPLE_PHOTOS[:6]]
@@ -188,7 +188,7 @@ def check_int8(path: Path, net: TransformerNet, tolerance: float) -> None:
     """The int8 model against PyTorch on real photos it was not calibrated on, in 8-bit steps: the
     mean difference must stay within ``tolerance`` (the largest is printed: a few pixels always differ
     by more)."""
-    from fststyle.data import SAMPLE_PHOTOS, sample_root
+    from fststyle.training.data import SAMPLE_PHOTOS, sample_root
     from fststyle.images import load_tensor
 
     photos = [load_tensor(sample_root() / name, 257)[None] for name in (*SAMPLE_PHOTOS[6:], "camera.png", "ihc.png")]

@@ -2,7 +2,7 @@
 whose page stylizes a photo the user picks, or the webcam, with onnxruntime-web (WebGPU where the
 browser has it, else WebAssembly). Nothing leaves the user's machine.
 
-The folder: ``index.html``, ``stylize.js`` (the page's program, fststyle/web/), ``model.onnx`` (the ONNX
+The folder: ``index.html``, ``stylize.js`` (the page's program, fststyle/exporters/web/), ``model.onnx`` (the ONNX
 export) and, when ``runtime`` names a local copy of onnxruntime-web, ``ort/`` with the files the page
 loads, so that it works offline; otherwise the page loads the pinned public copy (ORT_CDN), every file
 of it checked against its hash (ORT_HASHES): the loader by the browser's subresource integrity, and the

@@ -14,16 +14,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fststyle import banded
+from fststyle.inference import banded
 from fststyle.errors import UserError, float_in, whole_in
 from fststyle.blend import style_blend, style_names
 from fststyle.model_file import load_network
 from fststyle.images import to_pil, to_tensor, to_uint8
 from fststyle.net import TransformerNet
 from fststyle.pixels import blend, check_blend_options, keep_colours, luminance
-from fststyle.stabilize import Stabilizer
-from fststyle.memory import forward_bytes, memory_budget, tile_for_budget
-from fststyle.tiling import MIN_TILE, stylize_tiled
+from fststyle.inference.stabilize import Stabilizer
+from fststyle.inference.memory import forward_bytes, memory_budget, tile_for_budget
+from fststyle.inference.tiling import MIN_TILE, stylize_tiled
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -117,7 +117,7 @@ class Stylizer:
     ``strength`` in [0, 1] blends with the photo (0: the photo, 1: the full style);
     ``preserve_color`` keeps the photo's colours (only luminance is transferred);
     ``tile`` (px) stylizes in overlapping tiles to bound memory (PyTorch models only); without it,
-    images whose pass would not fit ``max_memory`` (see ``fststyle.memory.memory_budget``) are run in
+    images whose pass would not fit ``max_memory`` (see ``fststyle.inference.memory.memory_budget``) are run in
     row bands (or tiles, where bands do not fit or the network is not the default kind), with one
     warning per image size;
     ``stroke`` scales the strokes relative to the picture (see ``stroke_factor``);
@@ -196,7 +196,7 @@ class Stylizer:
     def memory_plan(self, n: int, h: int, w: int) -> tuple[str, int | None]:
         """How a batch of n h x w images is run under ``max_memory``: ("whole", None) when the batch
         fits, ("one by one", None) when one image does, ("bands", rows) when banded inference fits
-        (fststyle.banded: exact, little slower), else ("tiles", tile) (fststyle.tiling: exact, slower)."""
+        (fststyle.inference.banded: exact, little slower), else ("tiles", tile) (fststyle.inference.tiling: exact, slower)."""
         budget = None if self.module is None else memory_budget(self.max_memory, self.device)
         width = getattr(self.module, "width", 0)
         if budget is None or n * forward_bytes(width, h, w) <= budget:
@@ -254,7 +254,7 @@ class Stylizer:
     def stream(self, stabilize: bool | float | str = True, **options: Any) -> Callable[[ImageLike], ImageLike]:
         """For a caller's own frame loop (a webcam, a video decoder): a function that stylizes one frame
         after another (PIL images or uint8 (H, W, 3) arrays, in order) and steadies each against the
-        previous one (fststyle.stabilize; ``stabilize`` false, a strength in [0, 1] or true). ``options``
+        previous one (fststyle.inference.stabilize; ``stabilize`` false, a strength in [0, 1] or true). ``options``
         as for a call. Take a new stream for each new video."""
         stabilizer = Stabilizer(stabilize)
         self.check_options(**options)

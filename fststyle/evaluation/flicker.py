@@ -4,7 +4,7 @@ For each pair of consecutive frames, the optical flow of the *input* frames carr
 stylized frame onto the current one; the error is the mean absolute difference (8-bit steps, all
 channels) between the current stylized frame and the warped previous one, over the pixels that the
 flow says are visible in both frames (forward-backward consistency, the occlusion test of Sundaram et
-al. 2010). Measured under two independent flows (fststyle.flow): DIS, which the stabilizer follows,
+al. 2010). Measured under two independent flows (fststyle.inference.flow): DIS, which the stabilizer follows,
 and Farneback, so that stabilization is not graded only by its own flow.
 
 Two references for each figure:
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fststyle.flow import FLOWS, MIN_SIDE, Flow, gray
+from fststyle.inference.flow import FLOWS, MIN_SIDE, Flow, gray
 
 if TYPE_CHECKING:
     import torch

@@ -104,7 +104,7 @@ def stylize_video(src: str | Path, dst: str | Path, stylize: Callable[[torch.Ten
     """Write ``dst`` with every frame of ``src`` passed through ``stylize`` ((N, 3, H, W) [0, 1] ->
     same). Written to a temporary file first, renamed when complete. Returns the frame count.
     ``observe`` gets each batch of input frames and their stylized frames, (N, H, W, 3) uint8 each, in
-    order (e.g. a fststyle.flicker.FlickerMeter's update)."""
+    order (e.g. a fststyle.evaluation.flicker.FlickerMeter's update)."""
     import torch
 
     av = _av()

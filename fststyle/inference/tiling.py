@@ -15,7 +15,7 @@ Two things make a tile's output differ from the same region of an untiled run, a
 The image is padded once to a multiple of 16 (as the network pads it) and tiles are multiples of 16
 long and start on multiples of 16, so every tile sees the untiled run's sampling grid and padding.
 
-When to tile, and with which tile: ``fststyle.memory`` (the working memory of a pass against a budget).
+When to tile, and with which tile: ``fststyle.inference.memory`` (the working memory of a pass against a budget).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fststyle.memory import ChannelMoments
+from fststyle.inference.memory import ChannelMoments
 from fststyle.net import MULTIPLE, pad_amount
 
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]

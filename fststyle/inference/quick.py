@@ -2,7 +2,7 @@
 and PIL only. Importing PyTorch alone takes longer (1.4-1.9 s on this project's 2-core CPU) than a
 small network needs for a 1024 px photo; Hydra's compose adds a few tenths more.
 
-It takes a command only when it gives exactly the picture the full path (fststyle.stylize_paths) gives:
+It takes a command only when it gives exactly the picture the full path (fststyle.inference.stylize_paths) gives:
 ``model=`` an .onnx file, one image file in and one out, and options it implements the same way
 (``size``, ``strength``, ``preserve_color``, ``style``, through the same code: fststyle.images,
 fststyle.pixels, fststyle.blend); anything else (a folder, a video, ``stroke``, ``tile``, ``stabilize``, a
