@@ -98,3 +98,16 @@ def test_the_check_sees_a_shared_module_reaching_into_a_part(tmp_path):
     (package / "inference" / "stylizer.py").write_text("from fststyle.images import load\n")
     (package / "images.py").write_text("def load():\n    from fststyle.inference.stylizer import x\n")
     assert shared_modules_reaching_up(import_graph(package)) == {"fststyle.images": ["fststyle.inference.stylizer"]}
+
+
+def test_the_api_pages_classes_import_from_the_top():
+    """`import fststyle` alone loads no PyTorch (the quick path never does); the API page's classes come
+    from the top, each from its module in the parts."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fststyle; bare = 'torch' in sys.modules; "
+            "from fststyle import FlickerMeter, Stabilizer, Stylizer, TransformerNet; "
+            "print(bare, *(c.__module__ for c in (Stylizer, Stabilizer, FlickerMeter, TransformerNet)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert out == ["False", "fststyle.inference.stylizer", "fststyle.inference.stabilize", "fststyle.evaluation.flicker", "fststyle.net"]
