@@ -102,12 +102,38 @@ class ResidualBlock(nn.Module):
         return x + self.body(x, style)
 
 
+class _NearestUp2x(torch.autograd.Function):
+    """Nearest 2x upsampling whose gradient sums each 2x2 block with avg_pool2d (x 4). torch.compile
+    turns the built-in gradient into a scatter with atomic adds: 0.56 ms a call at batch 4 on an H200,
+    a tenth of the step's GPU time (profile of 2026-12-04, benchmarks/)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(grad, 2) * 4
+
+
+class NearestUpsample2x(nn.Upsample):
+    """nn.Upsample(scale_factor=2, mode="nearest") (exports and counts as one) with the faster
+    gradient of _NearestUp2x while training; in eval mode (inference, every export, tracing) it is
+    nn.Upsample itself."""
+
+    def __init__(self):
+        super().__init__(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _NearestUp2x.apply(x) if self.training and torch.is_grad_enabled() else super().forward(x)
+
+
 class Upsample(Styled):
     """2x upsampling: nearest neighbour + conv (no checkerboard artifacts) or a transposed conv."""
 
     def __init__(self, cin: int, cout: int, mode: str, norm: str, num_styles: int = 1):
         if mode == "nearest":
-            layers = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(cin, cout, 3, bias=False)]
+            layers = [NearestUpsample2x(), ConvLayer(cin, cout, 3, bias=False)]
         elif mode == "transpose":
             layers = [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=False)]
         else:

@@ -74,3 +74,19 @@ def test_receptive_radius_is_how_far_a_pixel_reaches(num_residual, upsample):
     reach = max((ys - 96).abs().max().item(), (xs - 96).abs().max().item())
     assert reach == net.receptive_radius if upsample == "nearest" else reach <= net.receptive_radius
 
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_nearest_upsampling_has_the_built_in_values_and_gradient(layout):
+    """NearestUpsample2x's own gradient (each 2x2 block summed) equals nn.Upsample's, in both layouts;
+    in eval mode it is nn.Upsample itself (what the exporters see)."""
+    from fststyle.net import NearestUpsample2x
+
+    x = torch.randn(2, 5, 7, 9).to(memory_format=layout).requires_grad_()
+    reference = torch.nn.Upsample(scale_factor=2, mode="nearest")
+    y, y_ref = NearestUpsample2x()(x), reference(x)
+    grad = torch.randn_like(y)
+    (g,), (g_ref,) = torch.autograd.grad(y, x, grad), torch.autograd.grad(y_ref, x, grad)
+    assert torch.equal(y, y_ref) and y.grad_fn.name() != y_ref.grad_fn.name()
+    torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-6)
+    evaluated = NearestUpsample2x().eval()(x)
+    assert torch.equal(evaluated, y_ref) and evaluated.grad_fn.name() == y_ref.grad_fn.name()
