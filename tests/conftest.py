@@ -26,6 +26,12 @@ PHOTOS = SHARED / "photos"
 STYLES = SHARED / "styles"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first, each group in its own order: started early, a long test overlaps
+    the short ones on the other worker instead of being the last thing the suite waits for."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _small_and_quiet(monkeypatch):
     torch.manual_seed(0)

@@ -129,6 +129,7 @@ def test_a_bad_tolerance_is_refused_before_any_work(model_path, tmp_path, option
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, photos_dir):
     """format=onnx-int8: calibrated on photos, checked in 8-bit steps (mean within int8_tolerance, the
     largest printed), a quarter of the size of the float weights, and run by infer like any .onnx; a

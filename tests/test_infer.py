@@ -213,6 +213,7 @@ def test_auto_precision_on_a_cuda_gpu_is_fp32():
     assert pick_precision("bf16", torch.device("cuda")) == torch.bfloat16
 
 
+@pytest.mark.slow
 def test_compiled_stylizer_matches_eager_at_several_sizes(tmp_path):
     """compile=true (dynamic shapes) on photos of different sizes: the size padding must compile
     (a symbolic modulo there made inductor fail on the first image). Tiled too, on two images: each

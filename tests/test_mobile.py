@@ -56,6 +56,7 @@ def test_a_phone_file_runs_in_its_own_runtime_as_pytorch_does(tiny_model, fmt, s
         assert out.read_bytes() == good and not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_an_int8_executorch_program_is_small_and_within_the_int8_tolerance(model_path, tmp_path):
     """A trained model (int8 needs the activations of a trained network to calibrate on)."""
     from fststyle.exporters.mobile import fit_photo, run_mobile

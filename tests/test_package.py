@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 from conftest import REPO, tiny_args
 from PIL import Image
 
@@ -34,6 +35,7 @@ def test_a_checkout_reads_the_top_level_conf_folder(tmp_path):
     assert "num_residual: 7" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_path, photos_dir, starry_night):
     """Build the wheel, install it into a folder of its own, and from a folder that is not the checkout:
     list the styles, train a few steps (the configs come from the wheel), and stylize a photo with the

@@ -104,6 +104,7 @@ def assert_same_model(run_a, run_b, photos_dir):
     assert (a - b).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path, photos_dir, starry_night):
     """gloo on the CPU: 2 processes x batch 2 == 1 process x batch 4 over the first 3 steps.
     Tolerance: float32 sums in another order differ by ~1e-7 relative; 1e-4 relative on the losses,
@@ -116,6 +117,7 @@ def test_two_processes_match_one(tmp_path, photos_dir, starry_night):
     assert_same_model(ddp, single, photos_dir)
 
 
+@pytest.mark.slow
 def test_resume_is_exact_under_ddp(tmp_path, photos_dir, starry_night):
     """2 processes training two styles: 3 steps, then resumed to 6 (mid-epoch: 17 photos / (2 x 2) =
     4 steps an epoch) == 6 steps in one go, to the last bit."""

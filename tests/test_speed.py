@@ -231,6 +231,7 @@ def test_sample_grid_runs_the_network_uncompiled(tmp_path):
     assert Image.open(grid.written[0]).size == (2 * 24 + 3 * 4, 2 * 24 + 3 * 4)  # photos over stylized, 4 px padding
 
 
+@pytest.mark.slow
 def test_the_gpu_presets_switches_train_together(tmp_path, photos_dir, starry_night):
     """Every switch of gpu_preset at once (bf16, channels_last, compile, prepared photos built on the
     fly, workers), as far as a CPU can run them: training, sample grids, checkpoints, resume, export.
