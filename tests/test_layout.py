@@ -3,6 +3,8 @@ build on imports a command (docs/architecture.md). Read from the source with ast
 (also those inside functions, which run later but tie the modules together all the same)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fststyle"
@@ -80,8 +82,8 @@ def test_the_checks_see_a_circle_and_an_arrow_up(tmp_path):
 
 def shared_modules_reaching_up(graph: dict[str, set[str]]) -> dict[str, list[str]]:
     """The shared modules at the top (not a command, not in a subpackage) that import from a subpackage."""
-    shared = [m for m in graph if not m.startswith(SUBPACKAGES) and m not in COMMANDS]
-    return {m: sorted(t for t in graph[m] if t.startswith(SUBPACKAGES)) for m in shared if any(t.startswith(SUBPACKAGES) for t in graph[m])}
+    up = {m: sorted(t for t in graph[m] if t.startswith(SUBPACKAGES)) for m in graph if not m.startswith(SUBPACKAGES) and m not in COMMANDS}
+    return {m: targets for m, targets in up.items() if targets}
 
 
 def test_the_shared_modules_import_no_part():
@@ -103,9 +105,6 @@ def test_the_check_sees_a_shared_module_reaching_into_a_part(tmp_path):
 def test_the_api_pages_classes_import_from_the_top():
     """`import fststyle` alone loads no PyTorch (the quick path never does); the API page's classes come
     from the top, each from its module in the parts."""
-    import subprocess
-    import sys
-
     code = ("import sys, fststyle; bare = 'torch' in sys.modules; "
             "from fststyle import FlickerMeter, Stabilizer, Stylizer, TransformerNet; "
             "print(bare, *(c.__module__ for c in (Stylizer, Stabilizer, FlickerMeter, TransformerNet)))")

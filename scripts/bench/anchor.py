@@ -20,6 +20,7 @@ from torchvision import transforms
 from torchvision.models import vgg16
 
 from bench.common import device_name
+from fststyle.images import is_image_file
 from fststyle.losses import gram
 from fststyle.net import TransformerNet
 from fststyle.inference.stylizer import pick_device
@@ -30,7 +31,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 class Photos(Dataset):
     def __init__(self, folder: Path, size: int):
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        self.files = sorted(p for p in folder.iterdir() if is_image_file(p))
         self.transform = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
 
     def __len__(self) -> int:
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     timings = {}
     for mode in ("end to end", "step alone"):
         batches = iter(loader) if mode == "end to end" else None
-        kept = next(iter(loader)).to(device)
+        kept = None if batches else next(iter(loader)).to(device)
         done = 0
         for i in range(args.warmup + args.steps):
             if i == args.warmup:

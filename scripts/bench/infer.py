@@ -63,19 +63,17 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
         session = ort.InferenceSession(str(onnx_files[path]), providers=["CPUExecutionProvider"])
         feed = {"input": x.cpu().numpy()}
         return lambda: session.run(None, feed)
-    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(path)
+    half = {"bf16": torch.bfloat16, "bf16-nchw": torch.bfloat16, "fp16": torch.float16}.get(path)
     if path == "fp16" and device.type == "cpu":
         return None  # fp16 convolutions on CPUs are slow emulation, never a recommendation
     if path == "compile":  # what `fststyle.infer compile=true` runs: dynamic shapes, the default precision
         stylizer = Stylizer(net, device=device, compile=True)
         inp = x.to(device)
         return lambda: stylizer.run(inp)
-    if path == "bf16-weights":
-        model, inp = copy.deepcopy(net).to(device, torch.bfloat16), x.to(device, torch.bfloat16)
-        return lambda: torch.inference_mode()(model)(inp)
-    half = half or (torch.bfloat16 if path == "bf16-nchw" else None)
-    layout = torch.contiguous_format if path in ("eager", "bf16-nchw") else torch.channels_last
+    layout = torch.contiguous_format if path in ("eager", "bf16-nchw", "bf16-weights") else torch.channels_last
     model, inp = net.to(device, memory_format=layout), x.to(device, memory_format=layout)
+    if path == "bf16-weights":  # a bf16 copy: the other paths keep timing the float32 network
+        model, inp = copy.deepcopy(model).to(torch.bfloat16), inp.to(torch.bfloat16)
     ctx = (lambda: torch.autocast(device.type, dtype=half)) if half else contextlib.nullcontext
 
     def run():
