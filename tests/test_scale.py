@@ -66,6 +66,16 @@ def test_epochs_differ_and_skip_resumes_mid_epoch():
     assert list(s) == second  # a skip holds for one epoch
 
 
+def test_repeat_lists_each_photo_that_many_times_with_its_own_crops():
+    s = EpochSampler(5, 3, seed=0, repeat=3)
+    items = list(s)
+    assert len(items) == len(s) == 15 and s.batches_per_epoch == 5  # one epoch: 15 items, not 5 // 3 batches
+    assert sorted(i for i, _ in items) == sorted(list(range(5)) * 3)  # every photo three times
+    assert len({seed for _, seed in items}) == 15  # each time its own random square
+    with pytest.raises(ValueError, match="data.repeat must be >= 1"):
+        EpochSampler(5, 3, repeat=0)
+
+
 def args_for(run_dir, photos_dir, painting, batch, steps, *extra):
     return with_defaults(["trainer.accelerator=cpu", "trainer.precision=32-true", "logger=csv", "data=folder", f"data.root={photos_dir}",
             "data.image_size=32", f"data.batch_size={batch}", "data.num_workers=0", "data.sample_size=32", f"style.image={painting}",

@@ -96,13 +96,19 @@ class EpochSampler(Sampler[tuple[int, int]]):
     global batch is dropped. Each item comes with a crop seed derived from (seed, epoch, photo), so a
     photo's random crop depends neither on the rank nor on the data worker that loads it.
     ``skip(n)`` starts the current epoch at its n-th global batch (resuming a checkpoint).
+    ``repeat``: an epoch lists every photo that many times (each time with its own crop seed): with
+    few photos and fast steps, an epoch of a handful of batches would leave the GPU waiting for the
+    data workers at every epoch's start.
     """
 
-    def __init__(self, size: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0):
-        if size < batch_size * world_size:
+    def __init__(self, size: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0, repeat: int = 1):
+        if repeat < 1:
+            raise ValueError(f"data.repeat must be >= 1, got {repeat}")
+        if size * repeat < batch_size * world_size:
             raise ValueError(f"{size} training photos are fewer than one global batch ({batch_size} x {world_size} processes)")
-        self.size, self.batch_size, self.rank, self.world_size, self.seed = size, batch_size, rank, world_size, seed
-        self.batches_per_epoch = size // (batch_size * world_size)
+        self.photos, self.size = size, size * repeat
+        self.batch_size, self.rank, self.world_size, self.seed = batch_size, rank, world_size, seed
+        self.batches_per_epoch = self.size // (batch_size * world_size)
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int) -> None:  # called by Lightning before every epoch
@@ -123,7 +129,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
         for b in range(start, self.batches_per_epoch):
             first = b * global_batch + self.rank * self.batch_size
             for index in order[first : first + self.batch_size]:
-                yield index, (self.seed * 1_000_003 + self.epoch) * self.size + index
+                yield index % self.photos, (self.seed * 1_000_003 + self.epoch) * self.size + index
 
 
 class PhotoDataset(Dataset):
@@ -226,6 +232,7 @@ class StyleDataModule(pl.LightningDataModule):
         prepared: str | bool = "auto",
         crop_scale: tuple[float, float] | None = None,
         flip: bool | None = None,
+        repeat: int = 1,
     ):
         super().__init__()
         # data.prepared=build writes the prepared file beside the photo folder, which the nodes of a job
@@ -235,6 +242,7 @@ class StyleDataModule(pl.LightningDataModule):
             (image_size >= 32, f"data.image_size must be >= 32 (the loss network looks 8x coarser), got {image_size}"),
             (batch_size >= 1, f"data.batch_size must be >= 1, got {batch_size}"),
             (num_workers >= 0 and num_val >= 0, f"data.num_workers and data.num_val must be >= 0, got {num_workers}, {num_val}"),
+            (repeat >= 1, f"data.repeat must be >= 1, got {repeat}"),
             (root is not None or sample, "data.root is not set: give the folder of photos as data.root=DIR"),
             (crop_scale is None or (len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1] <= 1),
              f"data.crop_scale must be [low, high] with 0 < low <= high <= 1, got {crop_scale and list(crop_scale)}"),
@@ -258,6 +266,7 @@ class StyleDataModule(pl.LightningDataModule):
         self.folders, files = photo_folders(roots)
         self.root = self.folders[0]  # names the prepared file
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
+        self.repeat = repeat
         self.train_files, self.val_files = split_photos(files, val_root, val_files, num_val, include)
         if not self.train_files:
             raise FileNotFoundError(f"no images (jpg, png, webp, bmp, tif, gif) found under {self.root.resolve()}")
@@ -316,7 +325,7 @@ class StyleDataModule(pl.LightningDataModule):
         continues where it stopped (Lightning builds the loader after restoring)."""
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = EpochSampler(len(self.train_files), self.batch_size, rank, world, self.seed)
+        sampler = EpochSampler(len(self.train_files), self.batch_size, rank, world, self.seed, self.repeat)
         if trainer is not None:
             sampler.set_epoch(trainer.current_epoch)
             sampler.skip(trainer.global_step - trainer.current_epoch * sampler.batches_per_epoch)
