@@ -6,9 +6,12 @@
 Stores the run's exported model with float16 weights (half the file) after measuring what that costs:
 each style's training objective on the held-out ``--photos`` (at 256 px), float16 weights against
 float32 (the network still runs in float32). Into the file's metadata go the training command, the
-training data, steps and date, and each style's quality as ``scripts/quality_benchmark.py --run RUN
---style NAME`` measured it (the ``quality.json`` of each ``--quality`` folder): the ratio of its
-objective to 300 L-BFGS iterations and the iteration count it matches, on photos it never saw.
+training data, steps and date (beside the run's own record: images, hours, photos, its warm start), each
+style's quality as ``scripts/quality_benchmark.py --model MODEL --style NAME`` measured it (the
+``quality.json`` of each ``--quality`` folder): the ratio of its objective to 300 L-BFGS iterations and
+the iteration count it matches, on photos it never saw; and ``--compare``'s figures
+(``scripts/compare_models.py NEW OLD --json``: each painting's objective against the previous model's).
+A style without a ``quality.json`` is named as not yet measured (``--partial``; else an error).
 """
 
 from __future__ import annotations
@@ -32,32 +35,39 @@ from fststyle.evaluation.quality import objective  # noqa: E402
 from fststyle.training.criterion import model_criterion  # noqa: E402
 
 
+LOCAL = ("hydra.", "ckpt_path", "data.root", "style_cache")  # overrides that name this machine's paths
+
+
 def training_record(run: Path) -> dict:
     """What the run was: its command, the photos it trained on (from its log) and when it ended."""
     overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
-    command = "python -m fststyle.train " + " ".join(o for o in overrides if not o.startswith(("hydra.", "ckpt_path")))
-    # "training NAME on N photos from FOLDER; run folder RUN": the count and the folder's last two parts
-    # (no local path ships inside the package).
+    # A resumed or scripted run may set a key twice (the script's value, then the caller's): the last one holds.
+    last = {o.split("=", 1)[0]: o for o in overrides if not o.startswith(LOCAL)}
+    command = "python -m fststyle.train " + " ".join(last.values())
+    # "training NAME on N photos from FOLDER[, FOLDER]; run folder RUN": the count and each folder's last
+    # two parts (no local path ships inside the package).
     line = next(line for line in (run / "train.log").read_text().splitlines() if " - training " in line)
-    count, folder = re.search(r" on (\d+) photos from (.+?); run folder", line).groups()
-    data = f"{count} photos from {Path(folder).parent.name}/{Path(folder).name}"
+    count, folders = re.search(r" on (\d+) photos from (.+?); run folder", line).groups()
+    data = f"{count} photos from " + ", ".join(f"{Path(f).parent.name}/{Path(f).name}" for f in folders.split(", "))
     ended = datetime.date.fromtimestamp((run / "export").stat().st_mtime).isoformat()
     return {"command": command, "data": data, "date": ended}
 
 
-def quality_of(folders: list[Path], styles: list[str]) -> dict[str, dict]:
+def quality_of(folders: list[Path], styles: list[str], partial: bool = False) -> dict[str, dict]:
     """Each style's quality.json summary (scripts/quality_benchmark.py --style NAME), by style."""
     found = {}
     for folder in folders:
         report = json.loads((folder / "quality.json").read_text())
         found[report["style"]] = {"ratio": round(report["mean_ratio"]["total"], 3),
                                   "equivalent_iterations": round(report["median_equivalent_iterations"], 1),
+                                  "equivalent_iterations_noise": round(report["median_equivalent_iterations_noise"], 1),
                                   "photos": [Path(p).name for p in report["photos"]], "size": report["size"],
                                   "reference_steps": report["reference_steps"], "date": report["date"]}
     missing = [s for s in styles if s not in found]
-    if missing:
-        raise SystemExit(f"no quality.json for {', '.join(missing)}: run scripts/quality_benchmark.py --run RUN --style NAME first")
-    return found
+    if missing and not partial:
+        raise SystemExit(f"no quality.json for {', '.join(missing)}: run scripts/quality_benchmark.py --model MODEL --style NAME "
+                         "first (or --partial)")
+    return {**found, **{s: "not measured yet" for s in missing}}
 
 
 @torch.inference_mode()
@@ -86,6 +96,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="the finished training run folder")
     parser.add_argument("--quality", type=Path, nargs="+", required=True, help="quality_benchmark.py output folders, one per style")
     parser.add_argument("--photos", type=Path, nargs="+", required=True, help="held-out photos for the float16 check")
+    parser.add_argument("--compare", type=Path, help="scripts/compare_models.py's JSON: this model against the previous one")
+    parser.add_argument("--partial", action="store_true", help="package although some styles have no quality.json yet")
     parser.add_argument("--output", type=Path, default=PACKAGED_MODEL)
     args = parser.parse_args()
 
@@ -96,8 +108,12 @@ def main() -> None:
     costs = half_cost(exported, args.photos)
     for style, cost in costs.items():
         print(f"{style:<16} float16 weights change the objective by {100 * cost:+.3f}% on {len(args.photos)} photos")
-    metadata = {**metadata, "training": training_record(args.run), "quality": quality_of(args.quality, styles),
-                "float16_cost": {s: round(c, 5) for s, c in costs.items()}}
+    metadata = {**metadata, "training": {**metadata.get("training", {}), **training_record(args.run)},
+                "quality": quality_of(args.quality, styles, args.partial), "float16_cost": {s: round(c, 5) for s, c in costs.items()}}
+    if args.compare:
+        compared = json.loads(args.compare.read_text())
+        metadata["compared_with_previous"] = {"photos": compared["photos"], "size": compared["size"], "date": compared["date"],
+                                              "old_over_new": {s: round(r["old_over_new"], 3) for s, r in compared["paintings"].items()}}
     model_config = {**config["model"], "num_styles": len(styles)}
     model_config.pop("_target_", None)
     written = save_model(args.output, net, model_config, metadata, half=True)
