@@ -5,6 +5,7 @@
 # CPU can reuse them from the cache as they are). Everything useful comes back in at most 8 files:
 #
 #   scripts/gpu_packaged_run.sh OUT_DIR      # TRAIN_TIME (HH:MM:SS, default 00:04:30), BUDGET_S (default 540)
+#   MODEL=fststyle/models/packaged.pth STYLES="the_scream udnie" scripts/gpu_packaged_run.sh OUT_DIR   # judge only
 #
 # OUT_DIR/packaged.pth (the exported model, its training record in the metadata), log.txt, run.tar (the
 # run folder without checkpoints: config, metrics.csv, samples; and each painting's quality.json and
@@ -23,7 +24,7 @@ shared=${SHARED:-$(cd .. && pwd)/shared/assets}
 photos=()
 for f in chicago.jpg dog.jpg eagle.jpg horses.jpg stata.jpg; do photos+=("$shared/photos/$f"); done
 photos+=("$shared/coco128/train2017/000000000650.jpg")
-styles=(starry_night great_wave the_scream composition_vii shipwreck udnie)
+read -ra styles <<< "${STYLES:-starry_night great_wave the_scream composition_vii shipwreck udnie}"
 if [[ ${QUICK:-0} == 1 ]]; then
     train=(trainer.max_steps=2 data.batch_size=6 data.repeat=2 data.image_size=32 data.sample_size=32 data.num_workers=1 trainer.precision=32 compile=false)
     judge=(--size 32 --reference-steps 3)
@@ -38,10 +39,12 @@ python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device
 # random squares of the photos (not the prepared file's one centre square each: only 143 photos), each
 # photo 20 times an epoch (a 5-step epoch would leave the GPU waiting at every start); if the compiled
 # run fails, the same without compile from its last checkpoint (ckpt_path=last).
-RUNS=$work SHARED=$shared scripts/packaged_run.sh "${train[@]}" ||
-    RUNS=$work SHARED=$shared scripts/packaged_run.sh "${train[@]}" compile=false
-model=$work/packaged/export/packaged.pth
-cp "$model" "$out/packaged.pth"
+model=${MODEL:-$work/packaged/export/packaged.pth}
+if [[ -z ${MODEL:-} ]]; then
+    RUNS=$work SHARED=$shared scripts/packaged_run.sh "${train[@]}" ||
+        RUNS=$work SHARED=$shared scripts/packaged_run.sh "${train[@]}" compile=false
+    cp "$model" "$out/packaged.pth"
+fi
 
 # Judging, each painting within what is left of the budget (60 s kept for packing up).
 for style in "${styles[@]}"; do
@@ -57,5 +60,5 @@ done
 
 tar -C "$work" -cf "$out/references.tar" references 2>/dev/null
 tar -C "$work" -cf "$out/run.tar" --exclude=checkpoints --exclude=export packaged
-split -b 15M "$work/packaged/checkpoints/last.ckpt" "$out/ckpt.part-"
+[[ -n ${MODEL:-} ]] || split -b 15M "$work/packaged/checkpoints/last.ckpt" "$out/ckpt.part-"
 ls -la "$out"
