@@ -1,11 +1,14 @@
-"""A model's pictures at a photo's full size, beside the optimization's: what the quality table cannot show.
+"""Models' pictures at a photo's full size, beside the optimization's: what the quality table cannot show.
 
-    python scripts/full_size_crops.py --model M.pth --photo P.jpg [--crop X Y SIZE] [--iterations 100] --out crops.jpg
+    python scripts/full_size_crops.py --model M.pth [OLD.pth ...] --photo P.jpg [--labels new old]
+        [--styles NAME ...] [--strokes 1 auto] [--crop X Y SIZE] [--zoom 2] [--iterations 100] --out crops.jpg
 
-Stylizes the photo at its own size with ``stroke=1`` and ``stroke=auto``, runs the optimization of the
-model's own training objective (fststyle.evaluation.quality's reference, over valid pictures) at the same size, and
-writes one row of crops (photo | stroke=1 | stroke=auto | optimization), each SIZE px at (X, Y),
-shown at twice their size so that single strokes are visible. Prints the objective of each full picture.
+Each model stylizes the whole photo at its own size (fp32) with each ``--strokes`` setting; with
+``--iterations`` above 0 the optimization of the first model's own training objective
+(fststyle.evaluation.quality's reference, over valid pictures) runs at the same size too. The same
+SIZE px square at (X, Y) is cut from every picture and shown ``--zoom`` times enlarged (nearest
+neighbour, so that single strokes stay visible): a row per painting (``--styles``, default the first
+model's: all the styles of a model of several), the photo first. Prints the objective of each full picture.
 """
 
 from __future__ import annotations
@@ -15,45 +18,81 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.evaluation.quality import optimize_image  # noqa: E402
-from fststyle.evaluation.quality import objective  # noqa: E402
+from fststyle.evaluation.quality import objective, optimize_image  # noqa: E402
 from fststyle.training.criterion import model_criterion  # noqa: E402
+
+
+def stroke_value(text: str) -> float | str:
+    return text if text == "auto" else float(text)
+
+
+@torch.inference_mode()
+def stylized(photo: torch.Tensor, models: dict[str, Stylizer], strokes: list, style: str | None) -> dict[str, torch.Tensor]:
+    """Each model's picture of the whole photo at each stroke setting, labelled."""
+    return {f"{label}, stroke={s}" if len(models) > 1 else f"stroke={s}": model.run(photo, stroke=s, style=style)
+            for label, model in models.items() for s in strokes}
+
+
+def row_of(pictures: dict[str, torch.Tensor], box: tuple[int, int, int], zoom: int) -> list[Image.Image]:
+    x, y, size = box
+    cells = []
+    for label, image in pictures.items():
+        crop = to_pil(image[0]).crop((x, y, x + size, y + size)).resize((zoom * size, zoom * size), Image.NEAREST)
+        ImageDraw.Draw(crop).text((4, 4), label, fill="white")
+        cells.append(crop)
+    return cells
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", "--models", dest="models", nargs="+", required=True, help=".pth files or packaged")
+    parser.add_argument("--labels", nargs="+", help="a name per model (default: the model arguments)")
     parser.add_argument("--photo", required=True)
+    parser.add_argument("--styles", nargs="+", help="the paintings to show (default: all the first model holds)")
+    parser.add_argument("--strokes", nargs="+", type=stroke_value, default=[1.0, "auto"])
     parser.add_argument("--crop", type=int, nargs=3, metavar=("X", "Y", "SIZE"), default=(0, 0, 192))
+    parser.add_argument("--zoom", type=int, default=2, help="how many times each crop is enlarged")
     parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the optimization at full size (0: none)")
     parser.add_argument("--style-cache", default="data/styles")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    labels = args.labels or args.models
+    if len(labels) != len(args.models):
+        parser.error("--labels: one per model")
 
-    stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
-    criterion = model_criterion(stylizer.metadata, style_cache=args.style_cache)
+    models = {label: Stylizer.load(m, device="cpu", precision="fp32") for label, m in zip(labels, args.models)}
+    first = next(iter(models.values()))
+    styles = args.styles or (first.styles if len(first.styles) > 1 else [None])
     photo = load_tensor(args.photo)[None]
-    pictures = {"photo": photo, "stroke=1": stylizer.run(photo), "stroke=auto": stylizer.run(photo, stroke="auto")}
-    if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
-        start = time.perf_counter()
-        pictures[f"optimization ({args.iterations} it.)"] = optimize_image(photo, criterion, args.iterations).image
-        print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: {time.perf_counter() - start:.0f} s")
     x, y, size = args.crop
-    cells = []
-    for label, image in pictures.items():
-        print(f"{label:<28} total objective {objective(criterion, image, photo)['total']:.4g}")
-        crop = to_pil(image[0]).crop((x, y, x + size, y + size)).resize((2 * size, 2 * size), Image.NEAREST)
-        ImageDraw.Draw(crop).text((4, 4), label, fill="white")
-        cells.append(crop)
-    row = Image.new("RGB", (sum(c.width for c in cells) + 4 * (len(cells) - 1), cells[0].height), "white")
-    for i, cell in enumerate(cells):
-        row.paste(cell, (i * (cell.width + 4), 0))
-    save_image(row, args.out)
+    if x < 0 or y < 0 or x + size > photo.shape[-1] or y + size > photo.shape[-2]:
+        parser.error(f"--crop {x} {y} {size} lies outside the {photo.shape[-1]}x{photo.shape[-2]} photo")
+    rows = []
+    for style in styles:
+        criterion = model_criterion(first.metadata, style, style_cache=args.style_cache)
+        pictures = {"photo": photo, **stylized(photo, models, args.strokes, style)}
+        if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
+            start = time.perf_counter()
+            pictures[f"optimization ({args.iterations} it.)"] = optimize_image(photo, criterion, args.iterations).image
+            print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: {time.perf_counter() - start:.0f} s")
+        for label, image in pictures.items():
+            print(f"{style or '':<16}{label:<36} total objective {objective(criterion, image, photo)['total']:.4g}")
+        cells = row_of(pictures, args.crop, args.zoom)
+        if style:
+            ImageDraw.Draw(cells[0]).text((4, 18), style, fill="white")
+        rows.append(cells)
+    cell, gap = rows[0][0].width, 4
+    sheet = Image.new("RGB", (len(rows[0]) * (cell + gap) - gap, len(rows) * (cell + gap) - gap), "white")
+    for r, cells in enumerate(rows):
+        for c, image in enumerate(cells):
+            sheet.paste(image, (c * (cell + gap), r * (cell + gap)))
+    save_image(sheet, args.out)
     print(f"wrote: {args.out}")
 
 

@@ -1,0 +1,64 @@
+"""The packaged model's tools: scripts/compare_models.py (two models, one objective) and
+scripts/package_model.py's training record and quality summary."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import PHOTOS, REPO
+
+from fststyle.inference.stylizer import Stylizer
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_models_finds_the_better_model_by_the_objective():
+    compare = script("compare_models").compare
+    photos = [PHOTOS / "dog.jpg", PHOTOS / "eagle.jpg"]
+    packaged = Stylizer.load("packaged", device="cpu", precision="fp32")
+    same = compare(packaged, packaged, photos, 48)
+    assert set(same) == set(packaged.styles)
+    assert all(r["old_over_new"] == 1.0 and r["photos_new_better"] == 0 for r in same.values())
+    worse = Stylizer.load("packaged", device="cpu", precision="fp32")
+    with torch.no_grad():
+        for param in worse.module.parameters():
+            param.add_(torch.randn_like(param), alpha=0.5 * param.abs().mean().item())  # far from trained
+    results = compare(packaged, worse, photos, 48)
+    assert all(r["old_over_new"] > 1 and r["photos_new_better"] == 2 for r in results.values()), results
+
+
+def test_the_training_record_keeps_the_last_value_of_a_key_and_no_local_path(tmp_path):
+    record = script("package_model").training_record
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "export").mkdir()
+    overrides = ["styles=[a,b]", "data.root=[/home/me/coco128,/home/me/photos]", "data.batch_size=6", "style_cache=/tmp/s",
+                 "trainer=gpu", "data.batch_size=24", "hydra.run.dir=/tmp/x", "ckpt_path=last"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (run / "train.log").write_text("[...][fststyle.train][INFO] - training packaged on 143 photos from "
+                                   "/home/me/coco128/train2017, /home/me/photos; run folder /tmp/x\n")
+    got = record(run)
+    assert got["command"] == "python -m fststyle.train styles=[a,b] data.batch_size=24 trainer=gpu"
+    assert got["data"] == "143 photos from coco128/train2017, me/photos"
+
+
+def test_quality_of_names_the_styles_not_measured_only_when_asked(tmp_path):
+    quality_of = script("package_model").quality_of
+    folder = tmp_path / "q"
+    folder.mkdir()
+    (folder / "quality.json").write_text(json.dumps({
+        "style": "a", "mean_ratio": {"total": 2.0421}, "median_equivalent_iterations": 16.23,
+        "median_equivalent_iterations_noise": 46.71, "photos": ["/x/dog.jpg"], "size": 256, "reference_steps": 300,
+        "date": "2026-12-04"}))
+    got = quality_of([folder], ["a", "b"], partial=True)
+    assert got["a"]["ratio"] == 2.042 and got["a"]["equivalent_iterations_noise"] == 46.7 and got["a"]["photos"] == ["dog.jpg"]
+    assert got["b"] == "not measured yet"
+    with pytest.raises(SystemExit, match="no quality.json for b"):
+        quality_of([folder], ["a", "b"])
