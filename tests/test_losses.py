@@ -126,7 +126,9 @@ def test_a_paintings_own_weight_scales_its_style_loss_alone(starry_night):
     assert build_criterion(cfg, [painting, other], [1.0, 3.0]).style_layer_weights == [[1.0] * 4, [3.0] * 4]
 
     _, metadata = load_model(PACKAGED_MODEL)
-    assert model_criterion(metadata, "udnie").style_weight == 1.0  # recorded before painting weights: 1
+    assert model_criterion(metadata, "udnie").style_weight == 6.0  # the weight it was trained at (conf/style/udnie.yaml)
+    metadata["styles"] = [{k: v for k, v in e.items() if k != "weight"} for e in metadata["styles"]]
+    assert model_criterion(metadata, "udnie").style_weight == 1.0  # a model recorded before painting weights: 1
     metadata["styles"] = [{**e, "weight": 2.5} if e["name"] == "udnie" else e for e in metadata["styles"]]
     assert model_criterion(metadata, "udnie").style_weight == 2.5 and model_criterion(metadata, "great_wave").style_weight == 1.0
     for bad in (0, -1, float("inf"), float("nan"), "abc", True):
