@@ -31,7 +31,7 @@ bench="python scripts/benchmark.py"
 shared=${SHARED:-$(cd .. && pwd)/shared/assets}
 photos=${PHOTOS:-$shared/coco128}
 held_out=${HELD_OUT:-$shared/photos}
-val_files='[chicago.jpg,dog.jpg,eagle.jpg,horses.jpg,stata.jpg,000000000650.jpg]'
+val_files=$(python scripts/held_out_photos.py --hydra)  # conf/data/coco_heldout.yaml's
 if [[ ${QUICK:-0} == 1 ]]; then
     steps=4 warmup=4 profile=2 size=32 batches=(2 4) big=4 sizes=(64x64) workers=1 limit=600 quality=(trainer.max_steps=3 quality_reference_steps=3 data.sample_size=32)
 else

@@ -21,9 +21,8 @@ export PYTHONUNBUFFERED=1
 deadline=$((SECONDS + ${BUDGET_S:-540}))
 work=${WORK:-/tmp/fststyle_packaged}  # the run folder and the references' cache, packed at the end
 shared=${SHARED:-$(cd .. && pwd)/shared/assets}
-photos=()
-for f in chicago.jpg dog.jpg eagle.jpg horses.jpg stata.jpg; do photos+=("$shared/photos/$f"); done
-photos+=("$shared/coco128/train2017/000000000650.jpg")
+mapfile -t photos < <(python scripts/held_out_photos.py "$shared/photos" "$shared/coco128")
+((${#photos[@]} == 6)) || exit 1
 read -ra styles <<< "${STYLES:-starry_night great_wave the_scream composition_vii shipwreck udnie}"
 if [[ ${QUICK:-0} == 1 ]]; then
     train=(trainer.max_steps=2 data.batch_size=6 data.repeat=2 data.image_size=32 data.sample_size=32 data.num_workers=1 trainer.precision=32 compile=false)
@@ -50,10 +49,7 @@ fi
 for style in "${styles[@]}"; do
     left=$((deadline - SECONDS - 60))
     ((left > 10)) || { echo "SKIPPED (budget spent): judging $style"; continue; }
-    timeout "$left" python -c "import runpy, sys, torch
-torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')" scripts/quality_benchmark.py --model "$model" --style "$style" \
+    timeout "$left" python scripts/quality_benchmark.py --model "$model" --style "$style" \
         --photos "${photos[@]}" "${judge[@]}" --cache "$work/references" --out "$work/packaged/quality/$style" ||
         echo "FAILED or out of time: judging $style"
 done

@@ -53,7 +53,7 @@ def training_record(run: Path) -> dict:
     return {"command": command, "data": data, "date": ended}
 
 
-def quality_of(folders: list[Path], styles: list[str], partial: bool = False) -> dict[str, dict]:
+def quality_of(folders: list[Path], styles: list[str], partial: bool = False) -> dict[str, dict | str]:
     """Each style's quality.json summary (scripts/quality_benchmark.py --style NAME), by style."""
     found = {}
     for folder in folders:

@@ -89,6 +89,30 @@ def test_equivalent_iterations_reads_the_reference_curve():
     assert equivalent_iterations(60.0, {0: {"total": 100.0}, 10: {"total": 60.0}}) == 10
 
 
+def test_references_and_judged_objectives_are_computed_without_tf32():
+    """A GPU reference is read from the cache on the CPU: it must be float32 throughout, whatever
+    training turned on, and the setting must be restored after."""
+    from fststyle.evaluation.quality import objective
+
+    seen = []
+
+    def criterion(picture, photo):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        loss = ((picture - photo) ** 2).mean()
+        return {"loss": loss, "content": loss, "style": loss * 0}
+
+    photo = torch.rand(1, 3, 8, 8)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        optimize_image(photo, criterion, steps=2, start=torch.rand(1, 3, 8, 8))
+        objective(criterion, photo, photo)
+        assert seen and set(seen) == {(False, False)}
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 @pytest.mark.parametrize("name", ["dog.jpg", "horses.jpg"])  # horses: L-BFGS once stalled on it
 def test_optimization_runs_the_iterations_asked_and_lowers_the_loss(criterion, photos_dir, optimizer, name):

@@ -14,10 +14,11 @@ read off L-BFGS started from noise).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,12 +41,26 @@ NOISE_SEED = 0
 CUTS = ("centre-square", "whole")
 
 
+@contextlib.contextmanager
+def exact_fp32() -> Iterator[None]:
+    """float32 convolutions and matmuls computed in float32 on CUDA (TF32 off; training may turn it
+    on), restored after: TF32 keeps 10 bits of mantissa, and a figure must not depend on the machine
+    that computed it (references computed on a GPU are read from the cache on a CPU). A no-op on CPUs."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def as_8bit(image: torch.Tensor) -> torch.Tensor:
     """The image as it is saved (8 bits per channel): model and reference are scored as pictures."""
     return (image * 255).round().clamp(0, 255) / 255
 
 
 @torch.no_grad()
+@exact_fp32()
 def objective(criterion: PerceptualLoss, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
     """content, style and each style layer's loss (unweighted: ``style/<layer>``) and the weighted total
     of the training objective, of ``image`` as a saved picture."""
@@ -69,6 +84,7 @@ PARAMETRIZATIONS = ("clamp", "sigmoid")
 EPS = 1e-3  # sigmoid: how far inside (0, 1) the photo's pixels start
 
 
+@exact_fp32()
 def optimize_image(content: torch.Tensor, criterion: PerceptualLoss, steps: int = 300, optimizer: str = "lbfgs",
                    lr: float | None = None, on_step: Callable[[int, float], None] | None = None, parametrization: str = "clamp",
                    checkpoints: tuple[int, ...] = (), start: torch.Tensor | None = None) -> Optimized:
