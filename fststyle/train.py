@@ -27,7 +27,10 @@ from fststyle.cli import check_choices, run_cli
 from fststyle.training.criterion import build_criterion, held_styles, load_style_image, painting_loss, painting_weight
 from fststyle.training.dashboard import build_logger, is_online
 from fststyle.training.data import StyleDataModule
+from fststyle.training.distillation import TeacherLoss
 from fststyle.errors import UserError
+from fststyle.losses import PerceptualLoss
+from fststyle.net import TransformerNet
 from fststyle.model_file import load_network, save_model, style_metadata, training_record
 from fststyle.training.module import StyleTransferModule
 from fststyle.training.presets import apply_items, apply_preset, command_line_keys
@@ -69,6 +72,9 @@ def validate(cfg: DictConfig) -> None:
         painting_weight(entry)
     if cfg.train not in ("all", "norms"):
         raise ValueError(f"train={cfg.train} is not one of all, norms")
+    if cfg.get("teacher") and (cfg.train != "all" or cfg.quality_every):
+        raise ValueError("teacher= trains the whole network (train=all) and has no quality curve (quality_every=0): judge the model "
+                         "written with scripts/quality_benchmark.py --model MODEL --style NAME")
     if cfg.train == "norms" and not (cfg.get("init") and cfg.get("styles")):
         raise ValueError("train=norms adds styles to a trained model: give init=MODEL and styles=[NEW,...] (and style.name=NAME)")
 
@@ -80,8 +86,25 @@ def check_disk_space(run_dir: Path, needed_mb: int = 200) -> None:
 
 
 def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[Path]]:
-    """The LightningModule and DataModule a config describes, and the style images' files."""
+    """The LightningModule and DataModule a config describes, and the style images' files (none when
+    the network learns from a teacher)."""
     datamodule: StyleDataModule = instantiate(cfg.data)
+    if cfg.get("teacher"):
+        net, held, criterion = distilled(cfg)
+        train_styles, style_paths = None, []
+    else:
+        net, held, train_styles, criterion, style_paths = painted(cfg)
+    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
+                                 channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
+                                 schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
+                                 held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight,
+                                 temporal_motion=cfg.loss.temporal_motion, temporal_target=cfg.loss.temporal_target, seed=cfg.seed)
+    return module, datamodule, style_paths
+
+
+def painted(cfg: DictConfig) -> tuple[TransformerNet, list[dict], list[int] | None, PerceptualLoss, list[Path]]:
+    """The network, the styles it holds, those that train, the loss network's objective and the
+    paintings' files, for training against the paintings (the usual run)."""
     entries = style_entries(cfg)
     style_paths = [resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache) for e in entries]
     new = [{"name": e.name, "image": str(e.image), "sha256": sha256_of(path), "size": e.size, "weight": painting_weight(e)}
@@ -102,12 +125,18 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, StyleDataModule, list[P
         net = instantiate(cfg.model, num_styles=len(new))
     images = [load_style_image(path, e.size) for path, e in zip(style_paths, entries)]
     criterion = build_criterion(cfg.loss, images[0] if len(images) == 1 else images, [entry["weight"] for entry in new])
-    module = StyleTransferModule(net, criterion, lr=cfg.optim.lr, lr_scaling=cfg.optim.lr_scaling, batch_size=cfg.data.batch_size,
-                                 channels_last=cfg.channels_last, compile=cfg.compile, config=OmegaConf.to_container(cfg, resolve=True),
-                                 schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
-                                 held_styles=held, train_styles=train_styles, temporal_weight=cfg.loss.temporal_weight,
-                                 temporal_motion=cfg.loss.temporal_motion, temporal_target=cfg.loss.temporal_target, seed=cfg.seed)
-    return module, datamodule, style_paths
+    return net, held, train_styles, criterion, style_paths
+
+
+def distilled(cfg: DictConfig) -> tuple[TransformerNet, list[dict], TeacherLoss]:
+    """teacher=MODEL: the network (holding the teacher's styles, in its order; from init= when given)
+    and the objective of giving the teacher's pictures."""
+    teacher, teacher_meta = load_network(cfg.teacher)
+    held = held_styles(teacher_meta)
+    net = instantiate(cfg.model, num_styles=len(held))
+    if cfg.get("init"):
+        warm_start(net, load_network(cfg.init)[0], cfg.init)
+    return net, held, TeacherLoss(teacher)
 
 
 def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: StyleDataModule, run_dir: Path,
@@ -185,16 +214,19 @@ def train(cfg: DictConfig) -> Path:
         return run_dir
     if not module.weights_are_finite():
         raise FloatingPointError("the trained weights are NaN/inf: nothing exported. Try a lower optim.lr or loss weights")
+    teacher_meta = load_network(cfg.teacher)[1] if cfg.get("teacher") else None
     metadata = {
         # A one-item styles=[...] list records its own painting, not the style group's default.
         **style_metadata(cfg.style.name, module.hparams.held_styles),
-        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+        # A distilled network is judged (and fine-tuned) by its teacher's objective.
+        "loss": teacher_meta["loss"] if teacher_meta else OmegaConf.to_container(cfg.loss, resolve=True),
         "steps": trainer.global_step,
         "image_size": cfg.data.image_size,
         "init": str(cfg.init) if cfg.get("init") else None,
         # How much training this model saw, across every resume (the training photos' count and folders).
         "training": {**record.record(trainer), "photos": len(datamodule.train_files), "photo_folders": [f.name for f in datamodule.folders],
-                     **({"init_training": init_training} if cfg.get("init") and (init_training := training_record(cfg.init)) else {})},
+                     **({"init_training": init_training} if cfg.get("init") and (init_training := training_record(cfg.init)) else {}),
+                     **({"teacher": str(cfg.teacher), "teacher_training": training_record(cfg.teacher)} if teacher_meta else {})},
         "fststyle_version": fststyle.__version__,
     }
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}

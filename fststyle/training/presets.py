@@ -23,10 +23,10 @@ def command_line_keys() -> set[str]:
 
 
 def fits_packaged(cfg: DictConfig) -> bool:
-    """Whether the packaged model can start this run: the whole network trains (train=all) and it has
-    the packaged model's architecture."""
+    """Whether the packaged model can start this run: the whole network trains (train=all), against the
+    paintings (not a teacher's pictures), and it has the packaged model's architecture."""
     packaged = model_architecture(PACKAGED_MODEL_NAME)
-    return cfg.train == "all" and all(cfg.model.get(key) == value for key, value in packaged.items() if key != "num_styles")
+    return cfg.train == "all" and not cfg.get("teacher") and all(cfg.model.get(key) == value for key, value in packaged.items() if key != "num_styles")
 
 
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
