@@ -60,7 +60,8 @@ def quality_of(folders: list[Path], styles: list[str], partial: bool = False) ->
         report = json.loads((folder / "quality.json").read_text())
         found[report["style"]] = {"ratio": round(report["mean_ratio"]["total"], 3),
                                   "equivalent_iterations": round(report["median_equivalent_iterations"], 1),
-                                  "equivalent_iterations_noise": round(report["median_equivalent_iterations_noise"], 1),
+                                  "equivalent_iterations_noise": (round(report["median_equivalent_iterations_noise"], 1)
+                                                                  if report.get("median_equivalent_iterations_noise") is not None else "not measured"),
                                   "photos": [Path(p).name for p in report["photos"]], "size": report["size"],
                                   "reference_steps": report["reference_steps"], "date": report["date"]}
     missing = [s for s in styles if s not in found]

@@ -71,9 +71,13 @@ def main() -> None:
     parser.add_argument("--run", help="score the model of this finished training run (a run folder with csv logs) instead of training")
     parser.add_argument("--model", help="score this exported model (.pth, or packaged) instead of training: its loss and paintings from its metadata")
     parser.add_argument("--style", help="a model of several styles: the style to judge (against its own painting)")
+    parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS),
+                        help="the references' starts (photo is required: the ratios are to it; noise gives Johnson et al.'s count)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m fststyle.train")
     args = parser.parse_args()
     out, cache = Path(args.out), Path(args.cache)
+    if "photo" not in args.starts:
+        parser.error("--starts must include photo: the ratios are to the optimization started from the photo")
     if (args.run or args.model) and args.overrides:
         parser.error("--run and --model score a finished model: no overrides")
 
@@ -101,19 +105,19 @@ def main() -> None:
         photo = load_tensor(photo_path, args.size)[None].to(stylizer.device)
         references = {start: reference(photo, criterion, args.reference_steps, cache, start=start,
                                        key=reference_key(photo_path, sha256_of(style_path), args.size, loss, entry["size"],
-                                                         args.reference_steps, cut="whole", start=start)) for start in STARTS}
+                                                         args.reference_steps, cut="whole", start=start)) for start in args.starts}
         cached += sum(r.cached for r in references.values())
         best = references["photo"]
         stylized = as_8bit(stylizer.run(photo, style=args.style))
         records.append({"photo": str(photo_path), **judge(criterion, stylized, photo, references), "reference": objective(criterion, best.image, photo),
                         "reference_curve": {n: v["total"] for n, v in best.curve.items()},
-                        "reference_curve_noise": {n: v["total"] for n, v in references["noise"].curve.items()}})
+                        **({"reference_curve_noise": {n: v["total"] for n, v in references["noise"].curve.items()}} if "noise" in references else {})})
         rows.append([to_pil(photo[0]), to_pil(stylized[0]), to_pil(best.image[0])])
 
     ratios = {k: statistics.fmean(r["ratio"][k] for r in records) for k in ("content", "style", "total")}
     # The median: one photo better than the whole reference run (inf) does not swamp the others.
     matched = statistics.median(r["equivalent_iterations"] for r in records)
-    matched_noise = statistics.median(r["equivalent_iterations_noise"] for r in records)
+    matched_noise = statistics.median(r["equivalent_iterations_noise"] for r in records) if "noise" in args.starts else None
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) if run_dir else None
     report = {"overrides": overrides, "run": str(run_dir) if run_dir else None, "model": args.model, "style": args.style, "photos": args.photos, "size": args.size, "reference_steps": args.reference_steps,
               "minutes": round(minutes, 2) if minutes is not None else None, "images_per_s": rate, "mean_ratio": ratios,
@@ -126,9 +130,9 @@ def main() -> None:
           "L-BFGS iterations; the iteration count it matches from the photo and from noise)")
     for r in records:
         print(f"{Path(r['photo']).name:<28}" + "".join(f"{r['ratio'][k]:>10.2f}" for k in ("content", "style", "total"))
-              + f"{r['equivalent_iterations']:>12.1f}{r['equivalent_iterations_noise']:>12.1f}")
+              + f"{r['equivalent_iterations']:>12.1f}" + (f"{r['equivalent_iterations_noise']:>12.1f}" if matched_noise is not None else f"{'-':>12}"))
     print(f"{'mean (iterations: median)':<28}" + "".join(f"{ratios[k]:>10.2f}" for k in ("content", "style", "total"))
-          + f"{matched:>12.1f}{matched_noise:>12.1f}")
+          + f"{matched:>12.1f}" + (f"{matched_noise:>12.1f}" if matched_noise is not None else f"{'-':>12}"))
     took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir or args.model}, "
     took += f"{rate:.1f} images/s" if rate else "images/s not logged"
     print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")

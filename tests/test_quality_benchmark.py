@@ -68,6 +68,11 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
     third = run("c", "--model", str(tmp_path / "a" / "run" / "export" / "starry_night.pth"))
     assert third["references_cached"] == 4 and third["run"] is None and third["overrides"] is None
     assert [(r["model"], r["reference"]) for r in third["per_photo"]] == [(r["model"], r["reference"]) for r in first["per_photo"]]
+    # From the photo only (--starts photo): the same ratios, from the cache; no count from noise.
+    photo_only = run("d", "--model", str(tmp_path / "a" / "run" / "export" / "starry_night.pth"), "--starts", "photo")
+    assert photo_only["references_cached"] == 2 and photo_only["median_equivalent_iterations_noise"] is None
+    assert [r["ratio"] for r in photo_only["per_photo"]] == [r["ratio"] for r in first["per_photo"]]
+    assert all("equivalent_iterations_noise" not in r and "reference_curve_noise" not in r for r in photo_only["per_photo"])
 
 
 def test_quality_every_log_is_250_500_1000_and_on():
