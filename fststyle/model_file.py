@@ -151,10 +151,15 @@ def training_record(path: str | Path) -> dict[str, Any] | None:
     saved = torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)
     if "metadata" in saved:
         return saved["metadata"].get("training")
-    state = next((v for k, v in saved.get("callbacks", {}).items() if k.startswith("TrainingRecord")), None)
+    return checkpoint_training(saved)
+
+
+def checkpoint_training(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """A training checkpoint's step, images and hours (its TrainingRecord's state), or None."""
+    state = next((v for k, v in ckpt.get("callbacks", {}).items() if k.startswith("TrainingRecord")), None)
     if state is None:
         return None
-    return {"steps": int(saved["global_step"]), "images": int(state["images"]), "hours": round(float(state["seconds"]) / 3600, 4)}
+    return {"steps": int(ckpt["global_step"]), "images": int(state["images"]), "hours": round(float(state["seconds"]) / 3600, 4)}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TransformerNet, dict[str, Any]]:
@@ -175,7 +180,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     style = config["style"]
     metadata = {**style_metadata(style["name"], held or [{"name": style["name"], "image": style["image"], "size": style.get("size"), "sha256": None,
                                                              "weight": style.get("weight", 1.0)}]),
-                "steps": ckpt.get("global_step"), "loss": config.get("loss")}
+                "steps": ckpt.get("global_step"), "loss": config.get("loss"), "training": checkpoint_training(ckpt)}
     return net.eval(), metadata
 
 

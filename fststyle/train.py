@@ -136,7 +136,7 @@ def distilled(cfg: DictConfig) -> tuple[TransformerNet, list[dict], TeacherLoss]
     net = instantiate(cfg.model, num_styles=len(held))
     if cfg.get("init"):
         warm_start(net, load_network(cfg.init)[0], cfg.init)
-    return net, held, TeacherLoss(teacher)
+    return net, held, TeacherLoss(teacher, teacher_meta)
 
 
 def quality_curve(cfg: DictConfig, module: StyleTransferModule, datamodule: StyleDataModule, run_dir: Path,
@@ -214,7 +214,7 @@ def train(cfg: DictConfig) -> Path:
         return run_dir
     if not module.weights_are_finite():
         raise FloatingPointError("the trained weights are NaN/inf: nothing exported. Try a lower optim.lr or loss weights")
-    teacher_meta = load_network(cfg.teacher)[1] if cfg.get("teacher") else None
+    teacher_meta = module.criterion.metadata if isinstance(module.criterion, TeacherLoss) else None
     metadata = {
         # A one-item styles=[...] list records its own painting, not the style group's default.
         **style_metadata(cfg.style.name, module.hparams.held_styles),
@@ -226,7 +226,7 @@ def train(cfg: DictConfig) -> Path:
         # How much training this model saw, across every resume (the training photos' count and folders).
         "training": {**record.record(trainer), "photos": len(datamodule.train_files), "photo_folders": [f.name for f in datamodule.folders],
                      **({"init_training": init_training} if cfg.get("init") and (init_training := training_record(cfg.init)) else {}),
-                     **({"teacher": str(cfg.teacher), "teacher_training": training_record(cfg.teacher)} if teacher_meta else {})},
+                     **({"teacher": str(cfg.teacher), "teacher_training": teacher_meta.get("training")} if teacher_meta else {})},
         "fststyle_version": fststyle.__version__,
     }
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}

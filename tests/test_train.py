@@ -79,9 +79,10 @@ def test_resume_continues_from_a_checkpoint(trained, tmp_path, photos_dir, starr
     assert meta["steps"] == STEPS + 4
     assert len(read_metric(resumed, "train/loss")) == 4
     # The training record counts across the resume: images of both runs (batches of 2), hours of both.
-    from fststyle.model_file import training_record
+    from fststyle.model_file import load_network, training_record
 
     before = training_record(run_dir / "checkpoints" / "last.ckpt")
+    assert load_network(run_dir / "checkpoints" / "last.ckpt")[1]["training"] == before  # a checkpoint as a teacher records it
     first = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["training"]
     assert before["steps"] == STEPS and before["images"] == first["images"] == 2 * STEPS and before["hours"] > 0
     assert meta["training"]["images"] == 2 * (STEPS + 4) and meta["training"]["steps"] == STEPS + 4

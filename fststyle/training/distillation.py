@@ -7,6 +7,8 @@ teacher's own objective (its metadata records the teacher's paintings and loss).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,11 +24,13 @@ def edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class TeacherLoss(nn.Module):
     """The distillation objective, called like PerceptualLoss (``criterion(stylized, photos, styles)``):
     the teacher's picture of ``photos`` (in each item's style) is the target. ``network`` is the teacher,
-    frozen: checkpoints leave it out (StyleTransferModule.FROZEN_PREFIX) and a resumed run reloads it."""
+    frozen: checkpoints leave it out (StyleTransferModule.FROZEN_PREFIX) and a resumed run reloads it.
+    ``metadata`` is the teacher file's (its paintings, loss and training), kept for the model written."""
 
-    def __init__(self, teacher: TransformerNet):
+    def __init__(self, teacher: TransformerNet, metadata: dict[str, Any] | None = None):
         super().__init__()
         self.network = teacher.eval().requires_grad_(False)
+        self.metadata = metadata or {}
 
     def train(self, mode: bool = True) -> TeacherLoss:
         super().train(mode)
