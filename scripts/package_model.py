@@ -1,7 +1,7 @@
 """Build the model that ships with fststyle (``fststyle/models/packaged.pth``) from a finished training run.
 
     python scripts/package_model.py --run RUN_FOLDER --quality QUALITY_DIR ... --photos P1.jpg P2.jpg ...
-        [--output fststyle/models/packaged.pth]
+        [--partial] [--output fststyle/models/packaged.pth]
 
 Stores the run's exported model with float16 weights (half the file) after measuring what that costs:
 each style's training objective on the held-out ``--photos`` (at 256 px), float16 weights against
@@ -95,7 +95,7 @@ def half_cost(model: Path, photos: list[Path]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="the finished training run folder")
-    parser.add_argument("--quality", type=Path, nargs="+", required=True, help="quality_benchmark.py output folders, one per style")
+    parser.add_argument("--quality", type=Path, nargs="*", default=[], help="quality_benchmark.py output folders, one per style")
     parser.add_argument("--photos", type=Path, nargs="+", required=True, help="held-out photos for the float16 check")
     parser.add_argument("--compare", type=Path, help="scripts/compare_models.py's JSON: this model against the previous one")
     parser.add_argument("--partial", action="store_true", help="package although some styles have no quality.json yet")
