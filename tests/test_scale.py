@@ -102,24 +102,31 @@ def assert_same_weights(a, b, atol, skip_inert=False):
     assert a.keys() == b.keys()
     keys = [k for k in a if not (skip_inert and FUNCTIONALLY_INERT.fullmatch(k))]
     assert len(keys) > 0.8 * len(a)
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in keys)
-    assert worst <= atol, f"largest weight difference {worst}"
+    worst, key = max(((a[k].float() - b[k].float()).abs().max().item(), k) for k in keys)
+    assert worst <= atol, f"largest weight difference {worst} ({key})"
 
 
 def assert_same_model(run_a, run_b, photos_dir):
-    """The same weights (but the inert ones) and the same pictures."""
-    assert_same_weights(weights(run_a), weights(run_b), 1e-5, skip_inert=True)
+    """The same weights (but the inert ones) and the same pictures, up to rounding as Adam amplifies it:
+    its first steps are about lr x sign(gradient), so a weight whose gradient is near zero moves by up to
+    2 lr more or less when the sums' rounding differs. On an AVX2 CPU (2026-12-05) 5% of the weights
+    were more than 1e-5 apart after 3 steps (none beyond 3 lr) and the pictures 2.4e-3 apart at most; a
+    run on other data or with unaveraged gradients is apart almost everywhere."""
+    a, b = weights(run_a), weights(run_b)
+    assert_same_weights(a, b, 3e-3, skip_inert=True)
+    diffs = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in a if not FUNCTIONALLY_INERT.fullmatch(k)])
+    assert (diffs <= 1e-5).float().mean() >= 0.9, f"{(diffs > 1e-5).sum().item()} of {diffs.numel()} weights apart"
     photo = load_tensor(photos_dir / "stata.jpg", 96)[None]
     a, b = (Stylizer.load(r / "export" / "sn.pth", device="cpu", precision="fp32").run(photo) for r in (run_a, run_b))
-    assert (a - b).abs().max() < 1e-4
+    assert (a - b).abs().max() < 1 / 255  # under one 8-bit step
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path, photos_dir, starry_night):
     """gloo on the CPU: 2 processes x batch 2 == 1 process x batch 4 over the first 3 steps.
-    Tolerance: float32 sums in another order differ by ~1e-7 relative; 1e-4 relative on the losses,
-    1e-5 absolute on the weights after Adam steps of lr 1e-3, 1e-4 on the stylized pixels. (Over many
-    steps such rounding differences grow, as in any two runs that sum in different orders.)"""
+    Tolerance: float32 sums in another order differ by ~1e-7 relative; 1e-4 relative on the losses, the
+    weights and pixels as assert_same_model allows. (Over many steps such rounding differences grow, as
+    in any two runs that sum in different orders.)"""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     run_cli("fststyle.train", "trainer=cpu", *args_for(single, photos_dir, starry_night, 4, 3))
     run_cli("fststyle.train", "trainer=ddp", "trainer.devices=2", *args_for(ddp, photos_dir, starry_night, 2, 3))
