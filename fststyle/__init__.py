@@ -18,8 +18,13 @@ _INSTALLED_CONF = Path(__file__).resolve().parent / "conf"
 CONF_DIR = _INSTALLED_CONF if _INSTALLED_CONF.is_dir() else Path(__file__).resolve().parent.parent / "conf"
 
 
-# ``model=packaged``: the model of the six packaged paintings that ships inside the package (fststyle.model_file).
+# Models that ship inside the package (fststyle/models/, read by fststyle.model_file), by the name a command
+# takes for them: ``model=packaged``, the six packaged paintings; ``model=packaged-small``, the same paintings
+# in a network a twentieth of its size (distilled from it), which also ships as ONNX for the quick path
+# (fststyle.inference.quick). Each file's stem is the style name its model was trained under.
 PACKAGED_MODEL_NAME = "packaged"
+PACKAGED_MODELS = {PACKAGED_MODEL_NAME: "packaged.pth", "packaged-small": "packaged_small.pth"}
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 # The classes of the API page, importable from here wherever their module lives (docs/api.md).

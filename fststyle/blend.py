@@ -4,9 +4,10 @@ Shared by the PyTorch path (Stylizer) and the path without it (fststyle.inferenc
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from fststyle import PACKAGED_MODEL_NAME
+from fststyle import PACKAGED_MODELS
 
 
 def style_names(metadata: dict[str, Any]) -> list[str]:
@@ -33,7 +34,7 @@ def style_blend(style: str | dict[str, float] | None, names: list[str], model_na
     unknown = [n for n in style if n not in names]
     if unknown:
         train = (f"; for another painting, train a model: python -m fststyle.train style={unknown[0]} (or style=custom "
-                 "style.image=PATH)") if model_name == PACKAGED_MODEL_NAME else ""
+                 "style.image=PATH)") if model_name in {Path(f).stem for f in PACKAGED_MODELS.values()} else ""
         raise ValueError(f"style {unknown[0]} is not in this model, which holds: {', '.join(names)}{train}")
     if len(names) == 1:
         return None

@@ -11,14 +11,14 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from fststyle import CONF_DIR
+from fststyle import CONF_DIR, PACKAGED_MODELS
 from fststyle.cli import run_cli
 from fststyle.files import atomic_write
 from fststyle.errors import UserError
 from fststyle.exporters.formats import calibration_photos, check_export, check_int8, export_onnx, export_torchscript, public_metadata, quantize_onnx
 from fststyle.exporters.mobile import MOBILE_FORMATS, parse_size
 from fststyle.blend import style_names
-from fststyle.model_file import PACKAGED_MODEL, load_network, model_path
+from fststyle.model_file import load_network, model_path
 from fststyle.net import TransformerNet
 
 EXPORT_FORMATS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt", "web": "_web", **MOBILE_FORMATS}
@@ -40,7 +40,7 @@ def export(cfg: DictConfig) -> Path:
     check_options(cfg)
     net, metadata = load_network(cfg.model)
     source = model_path(cfg.model)
-    model = Path(source.name) if source == PACKAGED_MODEL else source  # never write into the installed package
+    model = Path(source.name) if str(cfg.model) in PACKAGED_MODELS else source  # never write into the installed package
     output = Path(cfg.output) if cfg.output else model.with_name(model.stem + EXPORT_FORMATS[cfg.format]) if cfg.format == "web" \
         else model.with_suffix(EXPORT_FORMATS[cfg.format])
     if output.resolve() == source.resolve():

@@ -12,7 +12,8 @@ Floating-point tensors may be stored as float16 (``save_model(..., half=True)``;
 ``"weights": "float16"``): half the file, read back as float32.
 
 ``packaged`` names the model of the six packaged paintings that ships inside the package
-(``fststyle/models/packaged.pth``): every loader here takes it where it takes a path.
+(``fststyle/models/packaged.pth``), ``packaged-small`` the same paintings in a small network
+(``packaged_small.pth``): every loader here takes these names where it takes a path.
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from typing import Any
 
 import torch
 
-from fststyle import PACKAGED_MODEL_NAME
+from fststyle import MODELS_DIR, PACKAGED_MODEL_NAME, PACKAGED_MODELS
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
-PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "packaged.pth"
+PACKAGED_MODEL = MODELS_DIR / PACKAGED_MODELS[PACKAGED_MODEL_NAME]
 
 
 def model_path(model: str | Path) -> Path:
-    """The file ``model`` names: ``packaged`` is the model that ships with fststyle, anything else a path."""
-    return PACKAGED_MODEL if str(model) == PACKAGED_MODEL_NAME else Path(model).expanduser()
+    """The file ``model`` names: ``packaged`` and ``packaged-small`` are models that ship with fststyle,
+    anything else a path."""
+    return MODELS_DIR / PACKAGED_MODELS[str(model)] if str(model) in PACKAGED_MODELS else Path(model).expanduser()
 
 
 def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any],

@@ -213,6 +213,7 @@ def main() -> None:
         print(f"{'':<33} source: {style.get('source') or style['image']}")
     print(f"packaged: the painting ships with fststyle, no download ({PAINTINGS / 'SOURCES.md'}); download: fetched once into style_cache.\n"
           "model: the packaged model holds it, ready to stylize: python -m fststyle.infer style=NAME input=PHOTO output=OUT.jpg\n"
+          "(model=packaged-small: the same paintings in a small network, several times faster, weaker)\n"
           "Train a model for any style: python -m fststyle.train style=NAME; any other painting: style=custom style.image=PATH_OR_URL style.name=NAME")
 
 

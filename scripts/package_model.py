@@ -3,6 +3,10 @@
     python scripts/package_model.py --run RUN_FOLDER --quality QUALITY_DIR ... --photos P1.jpg P2.jpg ...
         [--partial] [--output fststyle/models/packaged.pth]
 
+The small packaged model: ``--output fststyle/models/packaged_small.pth``, then its ONNX copy for the quick
+path, checked against PyTorch: ``python -m fststyle.export model=packaged-small format=onnx
+output=fststyle/models/packaged_small.onnx`` (tests/test_packaged_small.py checks the two agree).
+
 Stores the run's exported model with float16 weights (half the file) after measuring what that costs:
 each style's training objective on the held-out ``--photos`` (at 256 px), float16 weights against
 float32 (the network still runs in float32). Into the file's metadata go the training command, the
@@ -32,6 +36,7 @@ from fststyle.images import load_tensor  # noqa: E402
 from fststyle.blend import style_names  # noqa: E402
 from fststyle.model_file import PACKAGED_MODEL, load_model, save_model  # noqa: E402
 from fststyle.evaluation.quality import objective  # noqa: E402
+from fststyle.exporters.formats import public_metadata  # noqa: E402
 from fststyle.training.criterion import model_criterion  # noqa: E402
 
 
@@ -43,6 +48,8 @@ def training_record(run: Path) -> dict:
     overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
     # A resumed or scripted run may set a key twice (the script's value, then the caller's): the last one holds.
     last = {o.split("=", 1)[0]: o for o in overrides if not o.startswith(LOCAL)}
+    # A file the run started from (init=, teacher=) by its name only.
+    last = {k: f"{k}={public_metadata(o.split('=', 1)[1])}" for k, o in last.items()}
     command = "python -m fststyle.train " + " ".join(last.values())
     # "training NAME on N photos from FOLDER[, FOLDER]; run folder RUN": the count and each folder's last
     # two parts (no local path ships inside the package).
@@ -117,6 +124,8 @@ def main() -> None:
                                               "old_over_new": {s: round(r["old_over_new"], 3) for s, r in compared["paintings"].items()}}
     model_config = {**config["model"], "num_styles": len(styles)}
     model_config.pop("_target_", None)
+    # The file it started from by its name only: no local path ships inside the package.
+    metadata.update({k: public_metadata(metadata[k]) for k in ("init", "teacher") if isinstance(metadata.get(k), str)})
     written = save_model(args.output, net, model_config, metadata, half=True)
     print(f"wrote {written} ({written.stat().st_size / 2**20:.2f} MB)")
 

@@ -50,7 +50,8 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     # Every config of the top-level conf/ is installed inside the package, as fststyle/conf/.
     assert {f"fststyle/conf/{p.relative_to(REPO / 'conf').as_posix()}" for p in (REPO / "conf").rglob("*.yaml")} <= set(names)
     assert {"fststyle/conf/train.yaml", "fststyle/conf/cli/infer.yaml", "fststyle/conf/style/great_wave.yaml",
-            "fststyle/paintings/great_wave.jpg", "fststyle/exporters/web/stylize.js", "fststyle/exporters/web/automate.js", "fststyle/models/packaged.pth"} <= set(names)
+            "fststyle/paintings/great_wave.jpg", "fststyle/exporters/web/stylize.js", "fststyle/exporters/web/automate.js", "fststyle/models/packaged.pth",
+            "fststyle/models/packaged_small.pth", "fststyle/models/packaged_small.onnx"} <= set(names)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
@@ -78,6 +79,10 @@ def test_a_wheel_installed_outside_the_checkout_trains_exports_and_stylizes(tmp_
     run(str(site / "bin" / "fststyle-infer"), "style=udnie", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=40")  # packaged
     with Image.open(out) as image:
         assert max(image.size) == 40
+    small = run(str(site / "bin" / "fststyle-infer"), "model=packaged-small", "style=udnie", f"input={photos_dir / 'dog.jpg'}", f"output={out}", "size=48")
+    assert "quick path" in small.stdout  # its ONNX copy, installed with the wheel
+    with Image.open(out) as image:
+        assert max(image.size) == 48
     for command, arg, key in (("fststyle-export", "model=m.pth", "format: onnx"), ("fststyle-eval", "model=m.pth", "reference: false"),
                               ("fststyle-train", "model=johnson_small", "num_residual: 3")):
         assert key in run(str(site / "bin" / command), "--cfg", "job", arg).stdout  # each finds its config

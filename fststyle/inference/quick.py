@@ -3,7 +3,7 @@ and PIL only. Importing PyTorch alone takes longer (1.4-1.9 s on this project's 
 small network needs for a 1024 px photo; Hydra's compose adds a few tenths more.
 
 It takes a command only when it gives exactly the picture the full path (fststyle.inference.stylize_paths) gives:
-``model=`` an .onnx file, one image file in and one out, and options it implements the same way
+``model=`` an .onnx file (or ``packaged-small``, which ships as ONNX too), one image file in and one out, and options it implements the same way
 (``size``, ``strength``, ``preserve_color``, ``style``, through the same code: fststyle.images,
 fststyle.pixels, fststyle.blend); anything else (a folder, a video, ``stroke``, ``tile``, ``stabilize``, a
 Hydra override) goes to the full path, which also gives the errors of anything it cannot parse.
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fststyle import CONF_DIR
+from fststyle import CONF_DIR, MODELS_DIR, PACKAGED_MODELS
 from fststyle.errors import UserError, first_line
 
 # Options the quick path leaves at these values (anything else: the full path).
@@ -41,12 +41,21 @@ def options(argv: list[str]) -> dict[str, Any] | None:
     return chosen
 
 
+def onnx_model(model: str) -> Path | None:
+    """The ONNX file ``model=`` names: an .onnx path, or the ONNX copy of a model that ships with fststyle
+    (None where it ships none: ``packaged`` is PyTorch only)."""
+    if model in PACKAGED_MODELS:
+        path = MODELS_DIR / Path(PACKAGED_MODELS[model]).with_suffix(".onnx")
+        return path if path.is_file() else None
+    return Path(model) if model.lower().endswith(".onnx") and Path(model).is_file() else None
+
+
 def applies(chosen: dict[str, Any]) -> bool:
     """Whether the quick path gives this command's picture: an ONNX model, one image to one image."""
     from fststyle.images import is_image_file
 
-    model, source, target = (str(chosen.get(k)) for k in ("model", "input", "output"))
-    return (model.lower().endswith(".onnx") and Path(model).is_file() and Path(source).is_file() and is_image_file(source)
+    source, target = (str(chosen.get(k)) for k in ("input", "output"))
+    return (onnx_model(str(chosen.get("model"))) is not None and Path(source).is_file() and is_image_file(source)
             and is_image_file(target) and not Path(target).is_dir()
             and all(chosen.get(k) in allowed for k, allowed in FULL_PATH_UNLESS.items()))
 
@@ -64,7 +73,7 @@ def checked(chosen: dict[str, Any]) -> tuple[Any, list[float] | None]:
     check_size(chosen["size"])
     check_blend_options(chosen["strength"], chosen["preserve_color"])
     check_not_an_input(chosen["output"], [(Path(chosen["input"]), Path(chosen["output"]))])
-    session = ort.InferenceSession(str(chosen["model"]), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(onnx_model(str(chosen["model"]))), providers=["CPUExecutionProvider"])
     metadata = json.loads(session.get_modelmeta().custom_metadata_map.get("fststyle", "{}"))
     return session, style_blend(chosen["style"] or None, style_names(metadata), metadata.get("style_name"))
 
