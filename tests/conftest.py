@@ -81,6 +81,16 @@ def run_cli(module: str, *args: str, env: dict | None = None, timeout: int = 300
     return proc
 
 
+def infer_on_the_quick_path(*args: str) -> subprocess.CompletedProcess:
+    """``python -m fststyle.infer ARGS`` in a new Python that records its imports; asserts it took the
+    quick path: it succeeded on onnxruntime, and imported neither PyTorch nor Hydra."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fststyle.infer", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "; onnxruntime, quick path)" in proc.stdout, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and not imported & {"torch", "hydra", "omegaconf", "pytorch_lightning"}
+    return proc
+
+
 def fresh_warnings() -> None:
     """A new Python's warning filters (not pytest's), its warnings printed on (captured) stderr."""
     warnings.resetwarnings()

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import photo_folder, run_cli
+from conftest import infer_on_the_quick_path, photo_folder, run_cli
 from media import make_video, probe
 from PIL import Image
 
@@ -449,18 +449,11 @@ def test_the_pixel_arithmetic_is_the_same_on_numpy_and_torch(photo):
 def test_the_quick_path_gives_the_full_paths_picture_without_pytorch(model_path, photos_dir, tmp_path):
     """One photo and an ONNX model: fststyle.inference.quick (onnxruntime, numpy, PIL: neither PyTorch nor Hydra is
     imported) writes the picture the PyTorch path makes of it, with size, strength and colours."""
-    import subprocess
-    import sys
-
     onnx = tmp_path / "m.onnx"
     run_cli("fststyle.export", f"model={model_path}", f"output={onnx}", "check=false")
     options = ["size=80", "strength=0.8", "preserve_color=true"]
     out = tmp_path / "quick.png"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fststyle.infer", f"model={onnx}", f"input={photos_dir / 'dog.jpg'}",
-                           f"output={out}", *options], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "; onnxruntime, quick path)" in proc.stdout, proc.stderr[-2000:]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "onnxruntime" in imported and not imported & {"torch", "hydra", "omegaconf", "pytorch_lightning"}
+    infer_on_the_quick_path(f"model={onnx}", f"input={photos_dir / 'dog.jpg'}", f"output={out}", *options)
     full = Stylizer.load(onnx, device="cpu").run(load_tensor(photos_dir / "dog.jpg", 80)[None], strength=0.8, preserve_color=True)
     from fststyle.images import to_uint8
 

@@ -1,13 +1,10 @@
 """The small packaged model (``model=packaged-small``): the six packaged paintings in a network a twentieth of
 the packaged one's size, shipped as float16 PyTorch weights and as an ONNX copy that the quick path runs."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-from conftest import PHOTOS
+from conftest import PHOTOS, infer_on_the_quick_path
 from PIL import Image
 from test_packaged import OBJECTIVE_128, SIX
 
@@ -71,11 +68,7 @@ def test_infer_packaged_small_takes_the_quick_path_without_pytorch(tmp_path, pho
     """``model=packaged-small`` for one photo runs its ONNX copy with onnxruntime, neither PyTorch nor Hydra
     imported, and writes the picture the PyTorch path makes in float32."""
     out = tmp_path / "small.png"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fststyle.infer", "model=packaged-small", "style=udnie",
-                           f"input={photos_dir / 'horses.jpg'}", f"output={out}", "size=96"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "; onnxruntime, quick path)" in proc.stdout, proc.stderr[-2000:]
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "onnxruntime" in imported and not imported & {"torch", "hydra", "omegaconf", "pytorch_lightning"}
+    infer_on_the_quick_path("model=packaged-small", "style=udnie", f"input={photos_dir / 'horses.jpg'}", f"output={out}", "size=96")
     expected = to_uint8(small.run(load_tensor(photos_dir / "horses.jpg", 96)[None], style="udnie")[0]).astype(np.int16)
     got = np.asarray(Image.open(out), dtype=np.int16)
     assert got.shape == expected.shape and np.abs(got - expected).max() <= 1

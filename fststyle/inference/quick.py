@@ -50,17 +50,19 @@ def onnx_model(model: str) -> Path | None:
     return Path(model) if model.lower().endswith(".onnx") and Path(model).is_file() else None
 
 
-def applies(chosen: dict[str, Any]) -> bool:
-    """Whether the quick path gives this command's picture: an ONNX model, one image to one image."""
+def quick_model(chosen: dict[str, Any]) -> Path | None:
+    """The ONNX file to run when the quick path gives this command's picture (an ONNX model, one image to
+    one image), else None."""
     from fststyle.images import is_image_file
 
+    model = onnx_model(str(chosen.get("model")))
     source, target = (str(chosen.get(k)) for k in ("input", "output"))
-    return (onnx_model(str(chosen.get("model"))) is not None and Path(source).is_file() and is_image_file(source)
-            and is_image_file(target) and not Path(target).is_dir()
-            and all(chosen.get(k) in allowed for k, allowed in FULL_PATH_UNLESS.items()))
+    applies = (model is not None and Path(source).is_file() and is_image_file(source) and is_image_file(target)
+               and not Path(target).is_dir() and all(chosen.get(k) in allowed for k, allowed in FULL_PATH_UNLESS.items()))
+    return model if applies else None
 
 
-def checked(chosen: dict[str, Any]) -> tuple[Any, list[float] | None]:
+def checked(chosen: dict[str, Any], model: Path) -> tuple[Any, list[float] | None]:
     """Every option checked once, before any work (ValueError in one line, as the full path words it);
     returns the model's session and the style weights."""
     import onnxruntime as ort
@@ -73,7 +75,7 @@ def checked(chosen: dict[str, Any]) -> tuple[Any, list[float] | None]:
     check_size(chosen["size"])
     check_blend_options(chosen["strength"], chosen["preserve_color"])
     check_not_an_input(chosen["output"], [(Path(chosen["input"]), Path(chosen["output"]))])
-    session = ort.InferenceSession(str(onnx_model(str(chosen["model"]))), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     metadata = json.loads(session.get_modelmeta().custom_metadata_map.get("fststyle", "{}"))
     return session, style_blend(chosen["style"] or None, style_names(metadata), metadata.get("style_name"))
 
@@ -101,11 +103,12 @@ def stylize(chosen: dict[str, Any], session: Any, weights: list[float] | None) -
 def quick_run(argv: list[str]) -> int | None:
     """Run the command on the quick path when it applies (the exit status), else None."""
     chosen = options(argv)
-    if chosen is None or not applies(chosen):
+    model = None if chosen is None else quick_model(chosen)
+    if model is None:
         return None
     start = time.perf_counter()
     try:
-        session, weights = checked(chosen)
+        session, weights = checked(chosen, model)
     except (UserError, ValueError, FileNotFoundError, PermissionError) as err:  # as fststyle.cli.run_cli: one line, status 2
         print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
