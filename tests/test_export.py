@@ -93,6 +93,8 @@ def test_export_matches_pytorch_at_other_sizes(model_path, tmp_path, fmt, suffix
     assert stored["style_name"] == meta["style_name"] == "starry_night"
     # One rule for every published file: no local path (the model's, the painting's), only file names.
     assert "/" not in json.dumps(stored) and stored["source"] == model_path.name and stored["style_image"] == "starry_night.jpg"
+    # Nor in what the exporter writes of its own (ONNX: each operation's Python stack, with its source files' paths).
+    assert str(REPO).encode() not in out.read_bytes() and str(Path.home()).encode() not in out.read_bytes()
     # Neither the trace size nor the check sizes; below 16 px the size padding takes its other branch.
     for shape in [(2, 3, 41, 77), (1, 3, 5, 3), (1, 3, 1, 1)]:
         x = torch.rand(*shape)
@@ -139,9 +141,8 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
     from fststyle.model_file import load_network
     from fststyle.images import load_tensor
 
-    out = tmp_path / "m.int8.onnx"
-    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}",
-                   f"calibration={photo_folder(tmp_path, photos_dir, 3)}")
+    out, calibration = tmp_path / "m.int8.onnx", f"calibration={photo_folder(tmp_path, photos_dir, 3)}"
+    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}", calibration)
     checked = proc.stdout.splitlines()[-2]
     mean = float(checked.split("by ")[1].split(" 8-bit")[0])
     assert checked.startswith("checked: int8 differs from PyTorch by") and "at most, on 4 photos (int8_tolerance 4.0 on the mean)" in checked
@@ -157,8 +158,8 @@ def test_int8_export_is_checked_against_pytorch_and_runs(model_path, tmp_path, p
         check_int8(out, net, 0.0)
     # The command with that tolerance keeps the good int8 file made above.
     good = out.read_bytes()
-    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}", "int8_tolerance=0", expect=2,
-                   cwd=tmp_path)
+    proc = run_cli("fststyle.export", f"model={model_path}", "format=onnx-int8", f"output={out}", calibration, "int8_tolerance=0",
+                   expect=2, cwd=tmp_path)
     assert "nothing written (an earlier export there is kept)" in proc.stderr and out.read_bytes() == good
 
 

@@ -72,6 +72,7 @@ def test_an_int8_executorch_program_is_small_and_within_the_int8_tolerance(model
     assert out.stat().st_size < 0.35 * model_path.stat().st_size  # int8 weights: a quarter of float32's
 
 
+@pytest.mark.slow
 def test_the_packaged_models_styles_and_blends_run_on_the_phone(tmp_path):
     """The six-style packaged model as ExecuTorch: the style weights are an input, so a blend works."""
     from fststyle.exporters.mobile import fit_photo, read_metadata, run_mobile

@@ -19,6 +19,7 @@ def script(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_compare_models_finds_the_better_model_by_the_objective():
     compare = script("compare_models").compare
     photos = [PHOTOS / "dog.jpg", PHOTOS / "eagle.jpg"]

@@ -11,6 +11,7 @@ from conftest import REPO, tiny_args
 from PIL import Image
 
 
+@pytest.mark.slow
 def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, photos_dir, starry_night):
     photos = [str(photos_dir / "horses.jpg"), str(photos_dir / "stata.jpg")]
     overrides = [a for a in tiny_args(tmp_path / "unused", photos_dir, starry_night, "trainer.max_steps=3", "sample_every=0")

@@ -48,10 +48,20 @@ def export_onnx(net: TransformerNet, path: str | Path, metadata: dict[str, Any],
                                     input_names=names, output_names=["output"], dynamic_shapes=shapes)
         program.save(str(tmp))
         model = onnx.load(str(tmp))
+        _drop_exporter_trace(model.graph)
         model.metadata_props.add(key="fststyle", value=json.dumps(metadata))
         model.doc_string = "fststyle model: input/output RGB float32 in [0, 1], (N, 3, H, W), any H and W"
         onnx.save(model, str(tmp))
     return path.resolve()
+
+
+def _drop_exporter_trace(graph: Any) -> None:
+    """Remove the exporter's debugging notes from every node and value: they hold the Python stack of
+    each traced operation, with the absolute paths of this machine's source files (and the FX graph's
+    names), which a published model must not carry; the runtimes never read them."""
+    for item in (*graph.node, *graph.value_info, *graph.input, *graph.output):
+        del item.metadata_props[:]
+    del graph.metadata_props[:]
 
 
 class _Calibration:
