@@ -7,7 +7,7 @@ Each stage is timed in a fresh Python (median of ``--rounds``), in the order the
 - the PyTorch path (the packaged model): the interpreter, importing PyTorch, importing the command's
   module (fststyle.inference.stylize_paths: Hydra, PIL, the Stylizer), Hydra's compose of the infer config, the
   model's load, reading and resizing the photo, the network, writing the JPEG;
-- the quick path (``--onnx``: an ONNX model, fststyle.inference.quick): the interpreter, importing onnxruntime,
+- the quick path (``--onnx``: an ONNX model or ``packaged-small``, fststyle.inference.quick): the interpreter, importing onnxruntime,
   numpy and PIL, the session, reading, the network, writing;
 - and each whole command, start to written file, for comparison with the sum.
 
@@ -60,10 +60,10 @@ import json, sys, time
 t = {"interpreter": time.perf_counter()}
 import numpy, onnxruntime, PIL.Image
 t["import onnxruntime, numpy, PIL"] = time.perf_counter()
-from fststyle.inference.quick import checked, options, stylize
+from fststyle.inference.quick import checked, options, quick_model, stylize
 chosen = options([f"model={sys.argv[4]}", f"input={sys.argv[1]}", f"size={sys.argv[2]}", f"output={sys.argv[3]}",
                    "style=starry_night"])
-session, weights = checked(chosen)
+session, weights = checked(chosen, quick_model(chosen))
 t["options and the session"] = time.perf_counter()
 stylize(chosen, session, weights)
 t["read, the network, write"] = time.perf_counter()
@@ -76,7 +76,9 @@ def stages(snippet: str, args: list[str]) -> dict[str, float]:
     what a command spends beyond their sum is its own machinery (Hydra's run folder and logging, the
     option checks, the progress line)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", snippet, *args], capture_output=True, text=True, check=True, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-c", snippet, *args], capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
+        raise SystemExit(f"a stage failed:\n{proc.stderr[-2000:]}")
     marks = json.loads(proc.stdout.strip().splitlines()[-1])
     # perf_counter is one monotonic clock for every process on Linux, so the child's marks and ours compare.
     previous, result = start, {}
@@ -95,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photo", default=str(REPO.parent / "shared" / "assets" / "photos" / "stata.jpg"))
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--onnx", help="an ONNX model for the quick path (python -m fststyle.export model=packaged)")
+    parser.add_argument("--onnx", help="an ONNX model for the quick path (python -m fststyle.export model=packaged), or packaged-small (its ONNX copy)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

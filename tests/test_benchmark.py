@@ -76,3 +76,19 @@ def test_video_reports_frames_per_second_per_size_and_precision(tmp_path):
     assert rows == [("float32", "48x40", 12), ("bfloat16", "48x40", 12)]  # 176x144 at long side 48: 39.3 -> the nearest even 40
     for r in report["results"]:  # the network is part of the time, never all of it (decoding and encoding too)
         assert r["frames_per_s"] > 0 and 0 < r["network_share"] < 1
+
+
+def test_first_photo_times_each_stage_of_both_paths(tmp_path, photos_dir):
+    """scripts/first_photo.py: each stage of the PyTorch path and of the quick path (packaged-small's ONNX
+    copy, as the command finds it) timed in a fresh Python, and each whole command."""
+    out = tmp_path / "first.json"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "first_photo.py"), "--photo", str(photos_dir / "dog.jpg"), "--size", "64",
+                           "--onnx", "packaged-small", "--rounds", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    torch_path, quick_path = report["PyTorch path (packaged model)"], report["quick path (ONNX model)"]
+    assert list(torch_path)[1:3] == ["import torch", "import the command (Hydra, PIL, Stylizer)"] and "the network" in torch_path
+    assert list(quick_path)[1:] == ["import onnxruntime, numpy, PIL", "options and the session", "read, the network, write", "whole command"]
+    for table in (torch_path, quick_path):
+        assert all(seconds > 0 for seconds in table.values())
+        assert table["whole command"] > sum(v for k, v in table.items() if k not in ("whole command", "interpreter")) * 0.5
