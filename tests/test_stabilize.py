@@ -161,3 +161,25 @@ def test_the_contrast_step_gives_every_band_of_a_washed_out_blend_its_contrast_b
     for fine, coarse in ((0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 8.0)):
         assert band_energy(blend, fine, coarse) < 0.85 * band_energy(styled, fine, coarse)  # washed out
         assert band_energy(restored, fine, coarse) == pytest.approx(band_energy(styled, fine, coarse), rel=0.1)
+
+
+def test_the_packaged_models_blend_is_stabilized_by_the_command_and_the_stream(tmp_path, photos_dir):
+    """No model given (the packaged one), a blend of two of its paintings: the command steadies it and
+    reports it against the plain model's frames under both flows; a stream with the same blend gives the
+    blend's own picture first, then steadier ones than the plain stream's."""
+    blend = "style=starry_night:0.5,udnie:0.5"
+    lines = {}
+    for strength in ("false", "true"):
+        out = tmp_path / f"{strength}.mp4"
+        proc = run_cli("fststyle.infer", blend, f"input={VIDEO}", f"output={out}", "size=64", "flicker=true", f"stabilize={strength}")
+        lines[strength] = next(x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith(f"{out.name}: flicker"))
+        assert probe(out)["frames"] == 120
+    vs_plain = [float(x) for x in re.findall(r"(\d+\.\d+)x the plain model's", lines["true"])]  # DIS, Farneback
+    assert "the plain model's" not in lines["false"] and len(vs_plain) == 2 and all(r < 0.9 for r in vs_plain), lines
+    stylizer = Stylizer.load("packaged", device="cpu", precision="fp32")
+    frames = panning(photos_dir / "stata.jpg", frames=4)
+    style = blend.removeprefix("style=")
+    steady, plain = stylizer.stream(stabilize=True, style=style), stylizer.stream(stabilize=False, style=style)
+    out, ref = np.stack([steady(f) for f in frames]), np.stack([plain(f) for f in frames])
+    assert np.array_equal(out[0], ref[0]) and np.array_equal(ref[0], stylizer(frames[0], style=style))
+    assert np.all(flicker(frames, out) < flicker(frames, ref))
