@@ -20,11 +20,15 @@ from fststyle.inference.video import output_size, stylize_video
 
 def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
-    net = load_network(args.model)[0] if args.model else TransformerNet().eval()
+    net, metadata = load_network(args.model) if args.model else (TransformerNet().eval(), {})
     results = []
     print(f"{'precision':<10} {'size':>9} {'stabilize':>10} {'frames':>7} {'frames/s':>9} {'network share':>14}")
     for precision in args.precisions:
-        stylizer = Stylizer(net, device=device, precision=precision)
+        stylizer = Stylizer(net, metadata, device=device, precision=precision)
+        try:
+            stylizer.check_options(style=args.style)  # a model of several styles needs one: say so before any work
+        except ValueError as err:
+            raise SystemExit(f"error: {err} (--style)") from None
         for long_side, strength in ((s, k) for s in args.sizes for k in args.stabilize):
             network_s = 0.0
             stabilizer = Stabilizer(strength)
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> dict:
             def stylize(batch: torch.Tensor) -> torch.Tensor:
                 nonlocal network_s
                 start = time.perf_counter()
-                out = stylizer.run(batch).cpu()  # .cpu() waits for the device, so the time is the network's
+                out = stylizer.run(batch, style=args.style).cpu()  # .cpu() waits for the device, so the time is the network's
                 network_s += time.perf_counter() - start
                 return stabilizer.run(batch, out)
 
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
                    "stabilize": strength, "frames": frames, "frames_per_s": round(frames / total, 2), "network_share": round(network_s / total, 3)}
             results.append(row)
             print(f"{row['precision']:<10} {size:>9} {strength:>10g} {frames:>7} {row['frames_per_s']:>9.2f} {row['network_share']:>14.0%}", flush=True)
-    return {"device": device_name(device), "video": str(args.video), "model": args.model or "default TransformerNet (untrained)",
+    return {"device": device_name(device), "video": str(args.video), "model": args.model or "default TransformerNet (untrained)", "style": args.style,
             "batch_size": args.batch_size, "results": results}
 
 
