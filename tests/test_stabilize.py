@@ -48,7 +48,7 @@ def test_a_pan_is_stabilized_to_near_the_floor_under_both_flows(photos_dir):
     # Carried along DIS's flow, the noise stays put: within 2 steps of the floor under either flow
     # (DIS's own small errors, and the contrast step following the fresh frame's local contrast).
     assert (strong < floor + 2).all() and (strong < 0.2 * plain).all()
-    assert (default < 0.6 * plain).all() and (strong < default).all()  # 0.45: 0.56-0.57 of the noise's flicker
+    assert (default < 0.65 * plain).all() and (strong < default).all()  # 0.4: 0.60-0.61 of the noise's flicker
     assert (flicker(frames, stabilized(frames, styled, 0.8)[0]) < 0.5 * plain).all()  # the old default's bound still holds at 0.8
     assert flicker(frames, stabilized(frames, styled, 0.0)[0]) == pytest.approx(plain)  # 0: off, frame for frame
 
@@ -136,7 +136,7 @@ def test_infer_stabilizes_a_real_clip_and_keeps_its_frames(model_path, tmp_path)
         ratios[strength] = [float(x) for x in re.findall(r"(\d+\.\d+)x the input's own", line)]  # DIS, Farneback
         assert probe(out)["frames"] == probe(VIDEO)["frames"] == 120 and probe(out)["audio"] == probe(VIDEO)["audio"]
     assert len(ratios["true"]) == len(ratios["false"]) == 2, ratios
-    # Each flow's flicker as a ratio to the input's own; at 64 px (2026-12-05): DIS 1.43x -> 1.21x, Farneback 1.49x -> 1.28x.
+    # Each flow's flicker as a ratio to the input's own; at 64 px (2026-12-05, strength 0.4): DIS 1.43x -> 1.23x, Farneback 1.49x -> 1.30x.
     assert all(steady < 0.9 * plain for steady, plain in zip(ratios["true"], ratios["false"])), ratios
     with_sound = make_video(tmp_path / "sound.mp4", frames=8, fps=8)
     run_cli("fststyle.infer", f"model={model_path}", f"input={with_sound}", f"output={tmp_path / 'sound_out.mkv'}", "stabilize=true")

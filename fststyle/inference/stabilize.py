@@ -13,9 +13,9 @@ Blending two frames' strokes washes them out, and the loss the model was trained
 first; so each band of the detail of what is shown (four levels of a Laplacian pyramid, about 1 to 8 px)
 is brought back to the contrast that band has in the model's own frame (``with_contrast_of``). The previous output is carried
 by a Lanczos warp: a bilinear one blurs the strokes a little every frame, and that blur compounds.
-Measured with the packaged Starry Night (docs/inference.md, "Video"): the default strength takes 18%
-of the flicker away on bigbuckbunny at +4.7% in the image objective; the plain model's flicker there is
-only 1.5x the clip's consistent floor, what a perfectly steady stylization with its strokes reads, so
+Measured with the packaged Starry Night (docs/inference.md, "Video"; the model of 2026-12-05): the
+default strength takes 15-17% of the flicker away on bigbuckbunny at +5.1% in the image objective; the
+plain model's flicker there is only 1.4-1.6x the clip's consistent floor, what a perfectly steady stylization with its strokes reads, so
 little more can go without taking the strokes' contrast with it. Nearest-pixel copies made no better
 trade (at equal cost, as much flicker or more); neither did blending the network's features at a
 quarter of the resolution, nor keeping the network's 4-pixel grid fixed on the moving scene.
@@ -45,8 +45,10 @@ MAX_GAIN = 3.0
 # A scene cut: less than this share of the frame is trusted.
 CUT_TRUSTED = 0.3
 # stabilize=true (docs/inference.md, "Video without flicker"): the strength whose frames stay within
-# about 5% of the plain frames' image objective with the packaged model; stronger is steadier and paler.
-DEFAULT_STRENGTH = 0.45
+# about 5% of the plain frames' image objective with the packaged model on bigbuckbunny; stronger is
+# steadier and paler. (0.45 with the model of 2026-12-02; its successor's stronger strokes cost more
+# to blend: +6.5% at 0.45, +5.1% at 0.4.)
+DEFAULT_STRENGTH = 0.4
 
 
 def strength_of(stabilize: bool | float | str | None) -> float:
