@@ -27,6 +27,11 @@ PACKAGED_MODELS = {PACKAGED_MODEL_NAME: "packaged.pth", "packaged-small": "packa
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
+def packaged_model_file(model: str) -> Path | None:
+    """The file of the model that ships with fststyle under the name ``model`` (None for any other name)."""
+    return MODELS_DIR / PACKAGED_MODELS[model] if model in PACKAGED_MODELS else None
+
+
 # The classes of the API page, importable from here wherever their module lives (docs/api.md).
 PUBLIC = {"Stylizer": "fststyle.inference.stylizer", "Stabilizer": "fststyle.inference.stabilize",
           "FlickerMeter": "fststyle.evaluation.flicker", "TransformerNet": "fststyle.net"}

@@ -23,19 +23,19 @@ from typing import Any
 
 import torch
 
-from fststyle import MODELS_DIR, PACKAGED_MODEL_NAME, PACKAGED_MODELS
+from fststyle import PACKAGED_MODEL_NAME, packaged_model_file
 from fststyle.files import atomic_write
 from fststyle.net import TransformerNet
 
 FORMAT = "fststyle"
 FORMAT_VERSION = 1
-PACKAGED_MODEL = MODELS_DIR / PACKAGED_MODELS[PACKAGED_MODEL_NAME]
+PACKAGED_MODEL = packaged_model_file(PACKAGED_MODEL_NAME)
 
 
 def model_path(model: str | Path) -> Path:
     """The file ``model`` names: ``packaged`` and ``packaged-small`` are models that ship with fststyle,
     anything else a path."""
-    return MODELS_DIR / PACKAGED_MODELS[str(model)] if str(model) in PACKAGED_MODELS else Path(model).expanduser()
+    return packaged_model_file(str(model)) or Path(model).expanduser()
 
 
 def save_model(path: str | Path, net: TransformerNet, model_config: dict[str, Any], metadata: dict[str, Any],

@@ -47,9 +47,9 @@ def training_record(run: Path) -> dict:
     """What the run was: its command, the photos it trained on (from its log) and when it ended."""
     overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
     # A resumed or scripted run may set a key twice (the script's value, then the caller's): the last one holds.
-    last = {o.split("=", 1)[0]: o for o in overrides if not o.startswith(LOCAL)}
-    # A file the run started from (init=, teacher=) by its name only.
-    last = {k: f"{k}={public_metadata(o.split('=', 1)[1])}" for k, o in last.items()}
+    # Every file an override names (init=, teacher=, style.image=) by its name only.
+    pairs = [o.split("=", 1) for o in overrides if not o.startswith(LOCAL)]
+    last = {key: f"{key}={public_metadata(value)}" for key, value in pairs}
     command = "python -m fststyle.train " + " ".join(last.values())
     # "training NAME on N photos from FOLDER[, FOLDER]; run folder RUN": the count and each folder's last
     # two parts (no local path ships inside the package).

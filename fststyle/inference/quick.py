@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fststyle import CONF_DIR, MODELS_DIR, PACKAGED_MODELS
+from fststyle import CONF_DIR, packaged_model_file
 from fststyle.errors import UserError, first_line
 
 # Options the quick path leaves at these values (anything else: the full path).
@@ -44,8 +44,9 @@ def options(argv: list[str]) -> dict[str, Any] | None:
 def onnx_model(model: str) -> Path | None:
     """The ONNX file ``model=`` names: an .onnx path, or the ONNX copy of a model that ships with fststyle
     (None where it ships none: ``packaged`` is PyTorch only)."""
-    if model in PACKAGED_MODELS:
-        path = MODELS_DIR / Path(PACKAGED_MODELS[model]).with_suffix(".onnx")
+    packaged = packaged_model_file(model)
+    if packaged is not None:
+        path = packaged.with_suffix(".onnx")
         return path if path.is_file() else None
     return Path(model) if model.lower().endswith(".onnx") and Path(model).is_file() else None
 
