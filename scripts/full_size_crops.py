@@ -1,7 +1,7 @@
 """Models' pictures at a photo's full size, beside the optimization's: what the quality table cannot show.
 
     python scripts/full_size_crops.py --model M.pth [OLD.pth ...] --photo P.jpg [--labels new old]
-        [--styles NAME ...] [--strokes 1 auto] [--crop X Y SIZE] [--zoom 2] [--iterations 100] --out crops.jpg
+        [--styles NAME ...] [--strokes 1 auto] [--crop X Y SIZE] [--zoom 2] [--iterations 100] [--cache DIR] --out crops.jpg
 
 Each model stylizes the whole photo at its own size (fp32) with each ``--strokes`` setting; with
 ``--iterations`` above 0 the optimization of the first model's own training objective
@@ -9,11 +9,15 @@ Each model stylizes the whole photo at its own size (fp32) with each ``--strokes
 SIZE px square at (X, Y) is cut from every picture and shown ``--zoom`` times enlarged (nearest
 neighbour, so that single strokes stay visible): a row per painting (``--styles``, default the first
 model's: all the styles of a model of several), the photo first. Prints the objective of each full picture.
+With ``--cache`` each optimization is kept there (a PNG and a JSON, keyed by the photo's file, the
+painting's entry, the loss and the iterations), so that new models or crops are drawn without it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,8 +28,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.evaluation.quality import objective, optimize_image  # noqa: E402
-from fststyle.training.criterion import model_criterion  # noqa: E402
+from fststyle.evaluation.quality import REFERENCE_METHOD, objective, reference  # noqa: E402
+from fststyle.training.criterion import held_styles, model_criterion  # noqa: E402
 
 
 def stroke_value(text: str) -> float | str:
@@ -37,6 +41,15 @@ def stylized(photo: torch.Tensor, models: dict[str, Stylizer], strokes: list, st
     """Each model's picture of the whole photo at each stroke setting, labelled."""
     return {f"{label}, stroke={s}" if len(models) > 1 else f"stroke={s}": model.run(photo, stroke=s, style=style)
             for label, model in models.items() for s in strokes}
+
+
+def optimization_key(photo: Path, metadata: dict, style: str | None, iterations: int) -> str:
+    """What the full-size optimization depends on: the photo's file, the painting's entry (image, weight,
+    Gram size), the model's loss and the method."""
+    entry = next(e for e in held_styles(metadata) if style is None or e["name"] == style)
+    text = json.dumps([REFERENCE_METHOD, "full size", hashlib.sha256(photo.read_bytes()).hexdigest(), entry, metadata["loss"], iterations],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def row_of(pictures: dict[str, torch.Tensor], box: tuple[int, int, int], zoom: int) -> list[Image.Image]:
@@ -60,6 +73,7 @@ def main() -> None:
     parser.add_argument("--zoom", type=int, default=2, help="how many times each crop is enlarged")
     parser.add_argument("--iterations", type=int, default=100, help="L-BFGS iterations of the optimization at full size (0: none)")
     parser.add_argument("--style-cache", default="data/styles")
+    parser.add_argument("--cache", type=Path, help="a folder to keep each optimization in, and to read it from")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     labels = args.labels or args.models
@@ -79,8 +93,10 @@ def main() -> None:
         pictures = {"photo": photo, **stylized(photo, models, args.strokes, style)}
         if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
             start = time.perf_counter()
-            pictures[f"optimization ({args.iterations} it.)"] = optimize_image(photo, criterion, args.iterations).image
-            print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: {time.perf_counter() - start:.0f} s")
+            key = optimization_key(Path(args.photo), first.metadata, style, args.iterations)
+            optimized = reference(photo, criterion, args.iterations, args.cache, key)
+            pictures[f"optimization ({args.iterations} it.)"] = optimized.image
+            print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: " + ("cached" if optimized.cached else f"{time.perf_counter() - start:.0f} s"))
         for label, image in pictures.items():
             print(f"{style or '':<16}{label:<36} total objective {objective(criterion, image, photo)['total']:.4g}")
         cells = row_of(pictures, args.crop, args.zoom)

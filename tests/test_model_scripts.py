@@ -1,14 +1,17 @@
-"""The packaged model's tools: scripts/compare_models.py (two models, one objective) and
-scripts/package_model.py's training record and quality summary."""
+"""The packaged model's tools: scripts/compare_models.py (two models, one objective),
+scripts/package_model.py's training record and quality summary, and scripts/full_size_crops.py."""
 
 import importlib.util
 import json
+import sys
 
 import pytest
 import torch
 import yaml
 from conftest import PHOTOS, REPO
+from PIL import Image
 
+from fststyle.images import load_tensor
 from fststyle.inference.stylizer import Stylizer
 
 
@@ -63,3 +66,26 @@ def test_quality_of_names_the_styles_not_measured_only_when_asked(tmp_path):
     assert got["b"] == "not measured yet"
     with pytest.raises(SystemExit, match="no quality.json for b"):
         quality_of([folder], ["a", "b"])
+
+
+def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypatch, capsys):
+    """A row per painting (the photo, each stroke setting, the optimization), and the optimization
+    read back from --cache the second time: the same sheet, without optimizing again."""
+    photo = tmp_path / "dog.png"
+    Image.open(PHOTOS / "dog.jpg").resize((80, 60)).save(photo)
+    cache, crops = tmp_path / "cache", script("full_size_crops")
+
+    def sheet(out: str) -> tuple[str, torch.Tensor]:
+        monkeypatch.setattr(sys, "argv", ["full_size_crops.py", "--model", "packaged", "--photo", str(photo), "--styles", "udnie",
+                                          "--strokes", "1", "--crop", "8", "4", "48", "--zoom", "1", "--iterations", "3",
+                                          "--cache", str(cache), "--out", str(tmp_path / out)])
+        crops.main()
+        return capsys.readouterr().out, load_tensor(tmp_path / out)
+
+    (first, a), (second, b) = sheet("a.png"), sheet("b.png")
+    assert "optimization at 80x60: " in first and "cached" not in first and "optimization at 80x60: cached" in second
+    assert len(list(cache.glob("*.png"))) == 1 and len(list(cache.glob("*.json"))) == 1
+    assert a.shape == (3, 48, 3 * 48 + 2 * 4) and torch.equal(a, b)  # the photo, stroke=1, the optimization
+    metadata = Stylizer.load("packaged", device="cpu").metadata
+    keys = {crops.optimization_key(photo, metadata, style, n) for style in ("udnie", "the_scream") for n in (3, 4)}
+    assert len(keys) == 4  # another painting or iteration count is another optimization
