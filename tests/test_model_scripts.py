@@ -31,9 +31,12 @@ def test_compare_models_finds_the_better_model_by_the_objective():
     assert set(same) == set(packaged.styles)
     assert all(r["old_over_new"] == 1.0 and r["photos_new_better"] == 0 for r in same.values())
     worse = Stylizer.load("packaged", device="cpu", precision="fp32")
+    # The same damage on every run: random damage is not always worse at 48 px (with seed 2 the
+    # damaged model's noisy colours matched The Scream's Gram statistics 3x better than the model's).
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for param in worse.module.parameters():
-            param.add_(torch.randn_like(param), alpha=0.5 * param.abs().mean().item())  # far from trained
+            param.add_(torch.randn(param.shape, generator=generator), alpha=0.5 * param.abs().mean().item())  # far from trained
     results = compare(packaged, worse, photos, 48)
     assert all(r["old_over_new"] > 1 and r["photos_new_better"] == 2 for r in results.values()), results
 
