@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.evaluation.quality import REFERENCE_METHOD, objective, reference  # noqa: E402
+from fststyle.evaluation.quality import REFERENCE_METHOD, equivalent_iterations, objective, reference  # noqa: E402
 from fststyle.training.criterion import held_styles, model_criterion  # noqa: E402
 
 
@@ -91,6 +91,7 @@ def main() -> None:
     for style in styles:
         criterion = model_criterion(first.metadata, style, style_cache=args.style_cache)
         pictures = {"photo": photo, **stylized(photo, models, args.strokes, style)}
+        optimized = None
         if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
             start = time.perf_counter()
             key = optimization_key(Path(args.photo), first.metadata, style, args.iterations)
@@ -98,7 +99,11 @@ def main() -> None:
             pictures[f"optimization ({args.iterations} it.)"] = optimized.image
             print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: " + ("cached" if optimized.cached else f"{time.perf_counter() - start:.0f} s"))
         for label, image in pictures.items():
-            print(f"{style or '':<16}{label:<36} total objective {objective(criterion, image, photo)['total']:.4g}")
+            total = objective(criterion, image, photo)["total"]
+            # Beside the optimization: its multiple, and the iteration count of the optimization that is as good.
+            versus = f" ({total / optimized.final['total']:.2f}x the optimization's, as good as {equivalent_iterations(total, optimized.curve):.1f} " \
+                     "of its iterations)" if optimized is not None else ""
+            print(f"{style or '':<16}{label:<36} total objective {total:.4g}{versus}")
         cells = row_of(pictures, args.crop, args.zoom)
         if style:
             ImageDraw.Draw(cells[0]).text((4, 18), style, fill="white")

@@ -87,6 +87,8 @@ def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypa
 
     (first, a), (second, b) = sheet("a.png"), sheet("b.png")
     assert "optimization at 80x60: " in first and "cached" not in first and "optimization at 80x60: cached" in second
+    # Each picture's objective beside the optimization's; the optimization is 1x itself, as good as its 3 iterations.
+    assert "optimization (3 it.)" in second and "(1.00x the optimization's, as good as 3.0 of its iterations)" in second
     assert len(list(cache.glob("*.png"))) == 1 and len(list(cache.glob("*.json"))) == 1
     assert a.shape == (3, 48, 3 * 48 + 2 * 4) and torch.equal(a, b)  # the photo, stroke=1, the optimization
     metadata = Stylizer.load("packaged", device="cpu").metadata
