@@ -9,27 +9,28 @@ Each model stylizes the whole photo at its own size (fp32) with each ``--strokes
 SIZE px square at (X, Y) is cut from every picture and shown ``--zoom`` times enlarged (nearest
 neighbour, so that single strokes stay visible): a row per painting (``--styles``, default the first
 model's: all the styles of a model of several), the photo first. Prints the objective of each full picture.
-With ``--cache`` each optimization is kept there (a PNG and a JSON, keyed by the photo's file, the
-painting's entry, the loss and the iterations), so that new models or crops are drawn without it again.
+With ``--cache`` each optimization is kept there as the quality references are (a PNG and a JSON, keyed
+by the photo, the painting, its objective and the iterations), so that new models or crops are drawn
+without it again.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without installing it
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
-from fststyle.evaluation.quality import REFERENCE_METHOD, equivalent_iterations, objective, reference  # noqa: E402
-from fststyle.training.criterion import held_styles, model_criterion  # noqa: E402
+from fststyle.evaluation.quality import equivalent_iterations, objective, reference, reference_key  # noqa: E402
+from fststyle.styles import recorded_painting, sha256_of  # noqa: E402
+from fststyle.training.criterion import held_styles, model_criterion, painting_loss, painting_weight  # noqa: E402
 
 
 def stroke_value(text: str) -> float | str:
@@ -43,13 +44,15 @@ def stylized(photo: torch.Tensor, models: dict[str, Stylizer], strokes: list, st
             for label, model in models.items() for s in strokes}
 
 
-def optimization_key(photo: Path, metadata: dict, style: str | None, iterations: int) -> str:
-    """What the full-size optimization depends on: the photo's file, the painting's entry (image, weight,
-    Gram size), the model's loss and the method."""
+def optimization_key(photo_path: Path, photo: torch.Tensor, metadata: dict, style: str | None, iterations: int,
+                     style_cache: str | Path) -> str:
+    """The optimization's cache key as the quality references have it (quality.reference_key): the photo's
+    file and size (here its own), the painting, its objective (the model's loss at the painting's weight,
+    its Gram size) and the iterations."""
     entry = next(e for e in held_styles(metadata) if style is None or e["name"] == style)
-    text = json.dumps([REFERENCE_METHOD, "full size", hashlib.sha256(photo.read_bytes()).hexdigest(), entry, metadata["loss"], iterations],
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), style_cache)
+    loss = OmegaConf.to_container(painting_loss(metadata["loss"], painting_weight(entry)))
+    return reference_key(photo_path, sha256_of(painting), max(photo.shape[-2:]), loss, entry.get("size") or 512, iterations, cut="whole")
 
 
 def row_of(pictures: dict[str, torch.Tensor], box: tuple[int, int, int], zoom: int) -> list[Image.Image]:
@@ -94,7 +97,7 @@ def main() -> None:
         optimized = None
         if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
             start = time.perf_counter()
-            key = optimization_key(Path(args.photo), first.metadata, style, args.iterations)
+            key = optimization_key(Path(args.photo), photo, first.metadata, style, args.iterations, args.style_cache)
             optimized = reference(photo, criterion, args.iterations, args.cache, key)
             pictures[f"optimization ({args.iterations} it.)"] = optimized.image
             print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: " + ("cached" if optimized.cached else f"{time.perf_counter() - start:.0f} s"))

@@ -92,5 +92,6 @@ def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypa
     assert len(list(cache.glob("*.png"))) == 1 and len(list(cache.glob("*.json"))) == 1
     assert a.shape == (3, 48, 3 * 48 + 2 * 4) and torch.equal(a, b)  # the photo, stroke=1, the optimization
     metadata = Stylizer.load("packaged", device="cpu").metadata
-    keys = {crops.optimization_key(photo, metadata, style, n) for style in ("udnie", "the_scream") for n in (3, 4)}
+    picture = load_tensor(photo)[None]
+    keys = {crops.optimization_key(photo, picture, metadata, style, n, "data/styles") for style in ("udnie", "the_scream") for n in (3, 4)}
     assert len(keys) == 4  # another painting or iteration count is another optimization
