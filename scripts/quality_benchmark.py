@@ -135,7 +135,7 @@ def main() -> None:
           + f"{matched:>12.1f}" + (f"{matched_noise:>12.1f}" if matched_noise is not None else f"{'-':>12}"))
     took = f"training {minutes:.1f} min, " if minutes is not None else f"run {run_dir or args.model}, "
     took += f"{rate:.1f} images/s" if rate else "images/s not logged"
-    print(f"{took}; {cached} of {len(records)} references from the cache; wrote {out / 'quality.json'}")
+    print(f"{took}; {cached} of {len(records) * len(args.starts)} references from the cache; wrote {out / 'quality.json'}")
 
 
 if __name__ == "__main__":

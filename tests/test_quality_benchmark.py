@@ -26,8 +26,11 @@ def test_quality_benchmark_scores_a_recipe_against_cached_references(tmp_path, p
         monkeypatch.setattr(sys, "argv", ["quality_benchmark.py", "--photos", *photos, "--size", "48", "--reference-steps", "3",
                                           "--out", str(tmp_path / out), "--cache", str(tmp_path / "refs"), *args])
         benchmark.main()
-        assert "(model / 3 L-BFGS iterations; the iteration count it matches from the photo and from noise)" in capsys.readouterr().out
-        return json.loads((tmp_path / out / "quality.json").read_text())
+        printed, report = capsys.readouterr().out, json.loads((tmp_path / out / "quality.json").read_text())
+        assert "(model / 3 L-BFGS iterations; the iteration count it matches from the photo and from noise)" in printed
+        starts = 1 if "--starts" in args else 2  # two photos, a reference from each start
+        assert f"; {report['references_cached']} of {2 * starts} references from the cache;" in printed
+        return report
 
     first = run("a", *overrides)
     assert len(first["per_photo"]) == 2 and first["references_cached"] == 0 and first["minutes"] > 0
