@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fststyle without
 from fststyle import Stylizer  # noqa: E402
 from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
 from fststyle.evaluation.quality import equivalent_iterations, objective, reference, reference_key  # noqa: E402
-from fststyle.styles import recorded_painting, sha256_of  # noqa: E402
-from fststyle.training.criterion import held_styles, model_criterion, painting_loss, painting_weight  # noqa: E402
+from fststyle.styles import sha256_of  # noqa: E402
+from fststyle.training.criterion import model_criterion, model_objective  # noqa: E402
 
 
 def stroke_value(text: str) -> float | str:
@@ -49,10 +49,9 @@ def optimization_key(photo_path: Path, photo: torch.Tensor, metadata: dict, styl
     """The optimization's cache key as the quality references have it (quality.reference_key): the photo's
     file and size (here its own), the painting, its objective (the model's loss at the painting's weight,
     its Gram size) and the iterations."""
-    entry = next(e for e in held_styles(metadata) if style is None or e["name"] == style)
-    painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), style_cache)
-    loss = OmegaConf.to_container(painting_loss(metadata["loss"], painting_weight(entry)))
-    return reference_key(photo_path, sha256_of(painting), max(photo.shape[-2:]), loss, entry.get("size") or 512, iterations, cut="whole")
+    target = model_objective(metadata, style, style_cache)
+    return reference_key(photo_path, sha256_of(target.painting), max(photo.shape[-2:]), OmegaConf.to_container(target.loss),
+                         target.style_size, iterations, cut="whole")
 
 
 def row_of(pictures: dict[str, torch.Tensor], box: tuple[int, int, int], zoom: int) -> list[Image.Image]:

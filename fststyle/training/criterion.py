@@ -5,6 +5,7 @@ The losses themselves are in fststyle.losses."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -98,13 +99,29 @@ def held_styles(metadata: dict) -> list[dict]:
              "size": metadata.get("style_size"), "weight": metadata.get("style_weight", 1.0)}]
 
 
-def model_criterion(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> PerceptualLoss:
-    """The training objective a model was trained on (its recorded loss and painting): for ``style`` of a
-    model of several styles, else its first. Raises ValueError for a style the model does not hold."""
+@dataclass(frozen=True)
+class ModelObjective:
+    """What a model was trained against for one painting: its metadata entry, the painting's file, the loss
+    group at the painting's own weight and the size its Grams are taken at."""
+
+    entry: dict
+    painting: Path
+    loss: DictConfig
+    style_size: int
+
+
+def model_objective(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> ModelObjective:
+    """The objective a model records for ``style`` (a model of several styles), else for its first painting.
+    Raises ValueError for a style the model does not hold."""
     entries = held_styles(metadata)
     entry = next((e for e in entries if style is None or e["name"] == style), None)
     if entry is None:
         raise ValueError(f"style {style}: the model holds {', '.join(e['name'] for e in entries)}")
     painting = recorded_painting(entry["image"], entry["name"], entry.get("sha256"), style_cache)  # metadata: untrusted
-    loss = painting_loss(metadata["loss"], painting_weight(entry))
-    return build_criterion(loss, load_style_image(painting, entry.get("size") or 512))
+    return ModelObjective(entry, painting, painting_loss(metadata["loss"], painting_weight(entry)), entry.get("size") or 512)
+
+
+def model_criterion(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> PerceptualLoss:
+    """The training objective a model was trained on (model_objective) as a criterion."""
+    objective = model_objective(metadata, style, style_cache)
+    return build_criterion(objective.loss, load_style_image(objective.painting, objective.style_size))
