@@ -12,7 +12,7 @@ from PIL import Image
 
 from fststyle import Stylizer
 from fststyle.images import load_tensor
-from fststyle.evaluation.metrics import evaluation_loss, image_metrics, ssim
+from fststyle.evaluation.metrics import evaluation_loss, grid_peak, image_metrics, ssim
 from fststyle.evaluation.quality import optimize_image
 
 
@@ -34,6 +34,22 @@ def test_ssim_is_the_reference_value(photos_dir):
         reference = structural_similarity(ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
         assert ours[i].item() == pytest.approx(reference, abs=1e-4)
     assert 0.3 < ours[0] < 0.9 and ours[1] < 0  # noise lowers it; an inverted image anticorrelates
+
+
+@pytest.mark.parametrize("height, width", [(128, 160), (101, 77)])  # sizes that are and are not multiples of 4
+def test_grid_peak_reads_a_hatching_on_the_4px_grid_and_nothing_else(photos_dir, height, width):
+    """A faint diagonal hatching of period 4 px reads high over strong texture; the same hatching at 5 px,
+    a 2-px checkerboard (what an optimization through VGG paints too) and a photo read low."""
+    noise = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    def hatching(period: float) -> torch.Tensor:
+        return torch.cos(2 * math.pi * (y + x) / period)
+    assert grid_peak(noise) < 12 and grid_peak(load_tensor(photos_dir / "dog.jpg", 160)[None]) < 12
+    assert grid_peak(noise + 0.05 * hatching(4)) > 40
+    assert grid_peak(noise + 0.05 * torch.cos(math.pi * (y - x) / 2)) > 40  # the other diagonal
+    assert grid_peak(noise + 0.1 * hatching(5)) < 12 and grid_peak(noise + 0.1 * hatching(2)) < 12
+    with pytest.raises(ValueError, match="64x64"):
+        grid_peak(noise[..., :50])
 
 
 def test_losses_are_the_feature_and_gram_distances(criterion, photos_dir, starry_night):

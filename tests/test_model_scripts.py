@@ -11,6 +11,7 @@ import yaml
 from conftest import PHOTOS, REPO
 from PIL import Image
 
+from fststyle.evaluation.metrics import grid_peak
 from fststyle.images import load_tensor
 from fststyle.inference.stylizer import Stylizer
 
@@ -75,7 +76,7 @@ def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypa
     """A row per painting (the photo, each stroke setting, the optimization), and the optimization
     read back from --cache the second time: the same sheet, without optimizing again."""
     photo = tmp_path / "dog.png"
-    Image.open(PHOTOS / "dog.jpg").resize((80, 60)).save(photo)
+    Image.open(PHOTOS / "dog.jpg").resize((96, 72)).save(photo)
     cache, crops = tmp_path / "cache", script("full_size_crops")
 
     def sheet(out: str) -> tuple[str, torch.Tensor]:
@@ -86,9 +87,11 @@ def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypa
         return capsys.readouterr().out, load_tensor(tmp_path / out)
 
     (first, a), (second, b) = sheet("a.png"), sheet("b.png")
-    assert "optimization at 80x60: " in first and "cached" not in first and "optimization at 80x60: cached" in second
+    assert "optimization at 96x72: " in first and "cached" not in first and "optimization at 96x72: cached" in second
     # Each picture's objective beside the optimization's; the optimization is 1x itself, as good as its 3 iterations.
-    assert "optimization (3 it.)" in second and "(1.00x the optimization's, as good as 3.0 of its iterations)" in second
+    assert "optimization (3 it.)" in second and "(1.00x the optimization's, as good as 3.0 of its iterations), grid " in second
+    photo_grid = next(line for line in second.splitlines() if line.startswith("udnie           photo "))
+    assert photo_grid.endswith(f"grid {grid_peak(load_tensor(photo)[None]):.0f}")  # each picture's own figure
     assert len(list(cache.glob("*.png"))) == 1 and len(list(cache.glob("*.json"))) == 1
     assert a.shape == (3, 48, 3 * 48 + 2 * 4) and torch.equal(a, b)  # the photo, stroke=1, the optimization
     metadata = Stylizer.load("packaged", device="cpu").metadata
