@@ -42,6 +42,7 @@ def test_grid_peak_reads_a_hatching_on_the_4px_grid_and_nothing_else(photos_dir,
     a 2-px checkerboard (what an optimization through VGG paints too) and a photo read low."""
     noise = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+
     def hatching(period: float) -> torch.Tensor:
         return torch.cos(2 * math.pi * (y + x) / period)
     assert grid_peak(noise) < 12 and grid_peak(load_tensor(photos_dir / "dog.jpg", 160)[None]) < 12

@@ -59,7 +59,6 @@ def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torc
             "ssim": ssim(stylized, photo).item()}
 
 
-
 GRID_PERIOD = 4  # the transformer network's two stride-2 stages: what it paints can repeat every 4 px
 
 
