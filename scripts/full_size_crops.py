@@ -33,7 +33,7 @@ from fststyle.images import load_tensor, save_image, to_pil  # noqa: E402
 from fststyle.evaluation.metrics import grid_peak  # noqa: E402
 from fststyle.evaluation.quality import as_8bit, equivalent_iterations, objective, reference, reference_key  # noqa: E402
 from fststyle.styles import sha256_of  # noqa: E402
-from fststyle.training.criterion import model_criterion, model_objective  # noqa: E402
+from fststyle.training.criterion import ModelObjective, model_objective  # noqa: E402
 
 
 def stroke_value(text: str) -> float | str:
@@ -47,12 +47,10 @@ def stylized(photo: torch.Tensor, models: dict[str, Stylizer], strokes: list, st
             for label, model in models.items() for s in strokes}
 
 
-def optimization_key(photo_path: Path, photo: torch.Tensor, metadata: dict, style: str | None, iterations: int,
-                     style_cache: str | Path) -> str:
+def optimization_key(photo_path: Path, photo: torch.Tensor, target: ModelObjective, iterations: int) -> str:
     """The optimization's cache key as the quality references have it (quality.reference_key): the photo's
     file and size (here its own), the painting, its objective (the model's loss at the painting's weight,
     its Gram size) and the iterations."""
-    target = model_objective(metadata, style, style_cache)
     return reference_key(photo_path, sha256_of(target.painting), max(photo.shape[-2:]), OmegaConf.to_container(target.loss),
                          target.style_size, iterations, cut="whole")
 
@@ -94,12 +92,13 @@ def main() -> None:
         parser.error(f"--crop {x} {y} {size} lies outside the {photo.shape[-1]}x{photo.shape[-2]} photo")
     rows = []
     for style in styles:
-        criterion = model_criterion(first.metadata, style, style_cache=args.style_cache)
+        target = model_objective(first.metadata, style, args.style_cache)  # the painting resolved once: criterion and key
+        criterion = target.criterion()
         pictures = {"photo": photo, **stylized(photo, models, args.strokes, style)}
         optimized = None
         if args.iterations:  # 0: no optimization (slow at large sizes on a CPU)
             start = time.perf_counter()
-            key = optimization_key(Path(args.photo), photo, first.metadata, style, args.iterations, args.style_cache)
+            key = optimization_key(Path(args.photo), photo, target, args.iterations)
             optimized = reference(photo, criterion, args.iterations, args.cache, key)
             pictures[f"optimization ({args.iterations} it.)"] = optimized.image
             print(f"optimization at {photo.shape[-1]}x{photo.shape[-2]}: " + ("cached" if optimized.cached else f"{time.perf_counter() - start:.0f} s"))

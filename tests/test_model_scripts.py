@@ -13,6 +13,7 @@ from PIL import Image
 
 from fststyle.evaluation.metrics import grid_peak
 from fststyle.images import load_tensor
+from fststyle.training.criterion import model_objective
 from fststyle.inference.stylizer import Stylizer
 
 
@@ -96,5 +97,5 @@ def test_full_size_crops_keeps_each_optimization_in_its_cache(tmp_path, monkeypa
     assert a.shape == (3, 48, 3 * 48 + 2 * 4) and torch.equal(a, b)  # the photo, stroke=1, the optimization
     metadata = Stylizer.load("packaged", device="cpu").metadata
     picture = load_tensor(photo)[None]
-    keys = {crops.optimization_key(photo, picture, metadata, style, n, "data/styles") for style in ("udnie", "the_scream") for n in (3, 4)}
+    keys = {crops.optimization_key(photo, picture, model_objective(metadata, style), n) for style in ("udnie", "the_scream") for n in (3, 4)}
     assert len(keys) == 4  # another painting or iteration count is another optimization

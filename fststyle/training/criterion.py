@@ -109,6 +109,9 @@ class ModelObjective:
     loss: DictConfig
     style_size: int
 
+    def criterion(self) -> PerceptualLoss:
+        return build_criterion(self.loss, load_style_image(self.painting, self.style_size))
+
 
 def model_objective(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> ModelObjective:
     """The objective a model records for ``style`` (a model of several styles), else for its first painting.
@@ -123,5 +126,4 @@ def model_objective(metadata: dict, style: str | None = None, style_cache: str |
 
 def model_criterion(metadata: dict, style: str | None = None, style_cache: str | Path = "data/styles") -> PerceptualLoss:
     """The training objective a model was trained on (model_objective) as a criterion."""
-    objective = model_objective(metadata, style, style_cache)
-    return build_criterion(objective.loss, load_style_image(objective.painting, objective.style_size))
+    return model_objective(metadata, style, style_cache).criterion()
