@@ -26,6 +26,9 @@ UPSAMPLES = ("nearest", "transpose")
 # reasoning about 4x slower, and Python branches or modulo break traced, exported or compiled graphs.
 MULTIPLE = 16
 
+# The receptive radius without residual blocks (each adds 8 px), by upsampling (TransformerNet.receptive_radius).
+_RADIUS_BASE = {"nearest": 17, "transpose": 14}
+
 
 def pad_amount(size: int | torch.SymInt | torch.Tensor) -> int | torch.SymInt | torch.Tensor:
     """Padding that rounds ``size`` up to a multiple of 16. ``size`` is an int (eager), a SymInt
@@ -155,7 +158,7 @@ class TransformerNet(nn.Module):
         super().__init__()
         if width < 1 or num_residual < 0 or num_styles < 1:
             raise ValueError(f"model.width and num_styles must be >= 1 and model.num_residual >= 0, got {width}, {num_styles}, {num_residual}")
-        self.num_styles, self.width = num_styles, width
+        self.num_styles, self.width, self.upsample = num_styles, width, upsample
         c1, c2, c3 = width, 2 * width, 4 * width
         self.encoder = Styled(
             ConvNormReLU(3, c1, 9, 1, norm, num_styles),
@@ -172,9 +175,11 @@ class TransformerNet(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """How far (px) from an output pixel the input pixels that it depends on can lie, apart from
-        instance norm's image-wide statistics: 14 + 8 per residual block (54 for the default; measured
-        by perturbing one pixel, tests/test_net.py). Tiled inference discards this much at tile edges."""
-        return 14 + 8 * len(self.residuals)
+        instance norm's image-wide statistics: 8 per residual block plus 17 (nearest upsampling) or 14
+        (transposed); 57 for the default. The reach depends on a pixel's place on the
+        network's 4-px grid; this is the farthest over the four places (measured by perturbing one pixel,
+        tests/test_net.py). Tiled inference discards this much at tile edges."""
+        return _RADIUS_BASE[self.upsample] + 8 * len(self.residuals)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]

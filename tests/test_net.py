@@ -60,19 +60,21 @@ def test_bad_choices_are_refused():
 @pytest.mark.parametrize("num_residual,upsample", [(1, "nearest"), (5, "nearest"), (5, "transpose")])
 def test_receptive_radius_is_how_far_a_pixel_reaches(num_residual, upsample):
     """With instance norm's statistics held fixed (as tiling does), changing one input pixel changes
-    output pixels up to receptive_radius away: the nearest variant exactly that far, the transpose one
-    no farther."""
+    output pixels up to receptive_radius away, and exactly that far from one of the four places a pixel
+    can have on the network's 4-px grid (the reach differs by up to 3 px between them)."""
     from fststyle.inference.tiling import fixed_instance_stats, measure_instance_stats
 
     net = TransformerNet(width=4, num_residual=num_residual, upsample=upsample).eval()
     x = torch.rand(1, 3, 192, 192)
-    poked = x.clone()
-    poked[..., 96, 96] += 1
+    reaches = []
     with torch.no_grad(), fixed_instance_stats(net, measure_instance_stats(net, x)):
-        changed = (net(x) - net(poked)).abs().amax(1)[0] > 0
-    ys, xs = torch.nonzero(changed, as_tuple=True)
-    reach = max((ys - 96).abs().max().item(), (xs - 96).abs().max().item())
-    assert reach == net.receptive_radius if upsample == "nearest" else reach <= net.receptive_radius
+        plain = net(x)
+        for at in range(96, 100):
+            poked = x.clone()
+            poked[..., at, at] += 1
+            ys, xs = torch.nonzero((plain - net(poked)).abs().amax(1)[0] > 0, as_tuple=True)
+            reaches.append(max((ys - at).abs().max().item(), (xs - at).abs().max().item()))
+    assert max(reaches) == net.receptive_radius and min(reaches) < net.receptive_radius
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])

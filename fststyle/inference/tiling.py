@@ -8,7 +8,7 @@ Two things make a tile's output differ from the same region of an untiled run, a
   input over the tiles' non-overlapping cores with the layers before it already fixed. That costs
   several forward passes (about 7) but never holds more than a tile.
 - Near a tile's border the network sees the tile's edge instead of the image. An output pixel depends
-  on input pixels up to the network's receptive radius away (54 px for the default network), so where
+  on input pixels up to the network's receptive radius away (57 px for the default network), so where
   tiles overlap, each tile's outer ``margin`` pixels get no weight and the rest of the overlap is
   blended with linear ramps.
 
@@ -154,7 +154,7 @@ def _ramp(length: int, overlap: int, margin: int, fade_in: bool, fade_out: bool,
 
 def default_overlap(tile: int, radius: int) -> int:
     """Twice the receptive radius plus a 16 px blend where the tile allows (tile >= 4 x radius + 32:
-    256 px for the default network), else as much as it allows (tile / 2)."""
+    272 px for the default network), else as much as it allows (tile / 2)."""
     return min(tile // 2, max(tile // 3, 2 * radius + 16))
 
 
