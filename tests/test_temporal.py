@@ -8,7 +8,8 @@ import torch
 from conftest import REPO, run_cli, tiny_args
 
 from fststyle.images import load_tensor
-from fststyle.training.temporal import LUMA, NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_motion, temporal_loss
+from fststyle.training.temporal import (LUMA, NOISE, SMOOTH_FLOW, SMOOTH_NOISE, SMOOTH_SHIFT, move, random_flow, random_grid_shift, random_motion,
+                                       temporal_loss)
 
 
 def test_motions_are_small_and_no_motion_changes_nothing(photos_dir):
@@ -31,6 +32,30 @@ def test_smooth_flows_shift_the_whole_picture_and_bend_it_smoothly():
     local = flow_x - flow_x.mean((1, 2), keepdim=True)
     assert local.std() == pytest.approx(SMOOTH_FLOW, rel=0.3)  # a local field of about SMOOTH_FLOW px ...
     assert (local[:, :, 1:] - local[:, :, :-1]).abs().max() < 0.3  # ... that changes little from one pixel to the next
+
+
+def test_grid_shifts_move_the_photo_by_whole_pixels_to_the_grids_other_places(photos_dir):
+    """loss.temporal_motion=grid: each of the 15 other places on the 4-px grid, the photo moved exactly."""
+    n, h, w = 64, 48, 64
+    shifts = random_grid_shift(n, h, w, torch.Generator().manual_seed(0))[:, :, 2] * torch.tensor([w / 2, h / 2])
+    places = {(round(dx), round(dy)) for dx, dy in shifts.tolist()}
+    assert places == {(dx, dy) for dx in range(4) for dy in range(4)} - {(0, 0)}
+    photo = load_tensor(photos_dir / "dog.jpg", 64)[None][..., :h, :w]
+    moved = move(photo.expand(n, -1, -1, -1), random_grid_shift(n, h, w, torch.Generator().manual_seed(0)))
+    for picture, (dx, dy) in zip(moved, shifts.round().int().tolist()):
+        torch.testing.assert_close(picture[:, : h - dy, : w - dx], photo[0, :, dy:, dx:], atol=1e-5, rtol=0)
+
+
+def test_the_grid_term_is_zero_for_a_shift_equivariant_network_and_sees_a_hatching(photos_dir):
+    """No noise: the identity scores 0; a 4-px diagonal hatching added to every picture (tied to the
+    grid, so it does not move with the photo) of amplitude A scores about 16/15 A^2: over the 15 places,
+    3 moves along the hatching leave it in place, 8 by an odd step score A^2, 4 by 2 px 2 A^2."""
+    photos = load_tensor(photos_dir / "dog.jpg", 96)[None][..., :64, :96].repeat(32, 1, 1, 1)
+    assert temporal_loss(lambda x: x, photos, photos, torch.Generator().manual_seed(1), "grid").item() < 1e-10
+    ys, xs = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    hatch = 0.05 * torch.cos(torch.pi / 2 * (xs - ys)).float()
+    hatched = temporal_loss(lambda x: x + hatch, photos, photos + hatch, torch.Generator().manual_seed(1), "grid").item()
+    assert hatched == pytest.approx(16 / 15 * 0.05**2, rel=0.25)
 
 
 @pytest.mark.parametrize(("kind", "noise"), [("affine", NOISE), ("smooth", SMOOTH_NOISE)])

@@ -5,10 +5,13 @@ stable over time gives, for a slightly moved and noisier photo, the same picture
 the loss is the mean squared difference between ``net(move(photo) + noise)`` and ``move(net(photo))``,
 away from the borders (where a move brings in pixels the photo never had).
 
-Two kinds of motion (``loss.temporal_motion``): ``affine``, a small random shift, rotation and zoom of
+Three kinds of motion (``loss.temporal_motion``): ``affine``, a small random shift, rotation and zoom of
 the whole photo; ``smooth``, the motions of the authors' released code: a random flow field smoothed
 at low resolution (things moving differently in one picture) plus a global shift of up to SMOOTH_SHIFT
-px, with far less noise.
+px, with far less noise; ``grid``, a shift by whole pixels to another place on the network's 4-px grid
+(0-3 px each way, not both 0) without noise: the moved photo is the same photo, so the term is zero
+for a network that paints the same strokes wherever the grid lies, and it measures only what the
+network ties to its grid (a regular hatching, fststyle.evaluation.metrics.grid_peak).
 
 Two targets (``loss.temporal_target``): ``steady``, the moved photo's output must be the output moved
 (Wang et al.); ``difference``, the frame-difference loss of ReCoNet (Gao et al. 2018, "luminance-wise"):
@@ -30,7 +33,8 @@ MAX_ROTATION = math.radians(1.0)
 MAX_ZOOM = 0.02
 NOISE = 0.02  # standard deviation of the added noise, in [0, 1] pixel units
 BORDER = 0.05  # share of each side left out of the loss
-MOTIONS = ("affine", "smooth")
+MOTIONS = ("affine", "smooth", "grid")
+GRID = 4  # px: the network's grid (two stride-2 stages)
 TARGETS = ("steady", "difference")
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luminance weights of R, G, B
 SMOOTH_SHIFT = 10.0  # px, the largest global shift of a smooth motion
@@ -46,6 +50,14 @@ def random_motion(n: int, generator: torch.Generator) -> torch.Tensor:
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
     shift = u[:, 2:] * MAX_SHIFT
     return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+
+
+def random_grid_shift(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 2, 3) affine maps of whole-pixel shifts of 0 to GRID - 1 px each way, not both 0."""
+    phase = torch.randint(1, GRID * GRID, (n,), generator=generator, device=generator.device)  # 0 would be no move
+    dx, dy = (phase % GRID).float(), (phase // GRID).float()
+    eye = torch.eye(2, device=generator.device).expand(n, 2, 2)
+    return torch.cat([eye, torch.stack([2 * dx / width, 2 * dy / height], 1)[..., None]], 2)
 
 
 def random_flow(n: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -81,14 +93,21 @@ def temporal_loss(net: Callable[[torch.Tensor], torch.Tensor], photos: torch.Ten
     if target not in TARGETS:
         raise ValueError(f"unknown temporal target {target!r}; choose {', '.join(TARGETS)}")
     n, _, h, w = photos.shape
-    motion = random_motion(n, generator) if motion_kind == "affine" else random_flow(n, h, w, generator)
-    noise = torch.randn(photos.shape, generator=generator, device=photos.device, dtype=photos.dtype)
+    if motion_kind == "grid":
+        motion, noise_level = random_grid_shift(n, h, w, generator), 0.0
+    elif motion_kind == "affine":
+        motion, noise_level = random_motion(n, generator), NOISE
+    else:
+        motion, noise_level = random_flow(n, h, w, generator), SMOOTH_NOISE
     moved_photos = move(photos, motion)
-    moved = (moved_photos + (NOISE if motion_kind == "affine" else SMOOTH_NOISE) * noise).clamp(0, 1)
+    moved = moved_photos
+    if noise_level:
+        moved = (moved + noise_level * torch.randn(photos.shape, generator=generator, device=photos.device, dtype=photos.dtype)).clamp(0, 1)
     change = net(moved).float() - move(stylized.float(), motion)
     if target == "difference":  # the input's own change between the frames, in luminance, is allowed
         luma = torch.tensor(LUMA, device=photos.device).view(1, 3, 1, 1)
         change = change - ((moved - moved_photos).float() * luma).sum(1, keepdim=True)
-    reach = 0 if motion_kind == "affine" else math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)  # what a smooth motion can bring in
+    # What a move can bring in from beyond the border (an affine one: within BORDER).
+    reach = {"affine": 0, "grid": GRID - 1, "smooth": math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)}[motion_kind]
     dy, dx = max(reach, math.ceil(h * BORDER)), max(reach, math.ceil(w * BORDER))
     return change[..., dy : h - dy, dx : w - dx].square().mean()
