@@ -38,7 +38,7 @@ from fststyle.styles import recorded_painting, resolve_style_image, safe_file_na
 from fststyle.inference.stylizer import Stylizer
 from fststyle.inference.video import find_media, is_video, stylize_video
 
-METRICS = ("content", "style", "tv", "ssim", "ms")
+METRICS = ("content", "style", "tv", "ssim", "grid", "ms")
 CELL = 256  # contact sheet cell size in pixels
 LABEL = 18  # height of the label row
 
@@ -243,9 +243,11 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
     summary = {}
     for name in names:
         records = [r for r in per_image if r["model"] == name]
-        keys = [k for k in records[0] if k not in ("photo", "model", "label") and records[0][k] is not None]
-        # The iterations matched: the median (a photo better than the whole reference run counts as inf).
-        summary[name] = {k: (statistics.median if k == "equivalent_iterations" else statistics.fmean)(r[k] for r in records) for k in keys}
+        keys = [k for k in records[0] if k not in ("photo", "model", "label") and any(r[k] is not None for r in records)]
+        # The iterations matched: the median (a photo better than the whole reference run counts as inf). Over the
+        # photos that have the figure (grid: those of 64 px a side or more).
+        summary[name] = {k: (statistics.median if k == "equivalent_iterations" else statistics.fmean)(r[k] for r in records if r[k] is not None)
+                         for k in keys}
     style = open_rgb(paintings[0]) if len(paintings) == 1 else [open_rgb(c.painting) for c in columns]
     sheet = contact_sheet(style, rows, ["photo", *(c.label for c in columns)])
     save_image(sheet, run_dir / "contact_sheet.png")
@@ -308,7 +310,7 @@ def evaluate_videos(cfg: DictConfig, columns: list[Column], videos: list[Path], 
 
 
 def print_table(summary: dict[str, dict[str, float]], labels: dict[str, str]) -> None:
-    keys = [k for k in ("content", "style", "tv", "ssim", "ms", "content_ratio", "style_ratio", "total_ratio", "equivalent_iterations", "iterations")
+    keys = [k for k in ("content", "style", "tv", "ssim", "grid", "ms", "content_ratio", "style_ratio", "total_ratio", "equivalent_iterations", "iterations")
             if any(k in s for s in summary.values())]
     print(f"{'model':<40}" + "".join(f"{k:>14}" for k in keys))
     for name, values in summary.items():

@@ -149,19 +149,19 @@ def eval_photos(tmp_path_factory, photos_dir):
 
 
 def test_eval_writes_metrics_and_a_contact_sheet(model_path, eval_photos, tmp_path):
-    proc = run_cli("fststyle.eval", f"model={model_path}", f"content={eval_photos}", "size=64", "device=cpu", f"hydra.run.dir={tmp_path}")
+    proc = run_cli("fststyle.eval", f"model={model_path}", f"content={eval_photos}", "size=128", "device=cpu", f"hydra.run.dir={tmp_path}")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [p.split("/")[-1] for p in metrics["photos"]] == ["horses.jpg", "stata.jpg"]
     mean = metrics["mean"][str(model_path)]
-    assert set(mean) == {"content", "style", "tv", "ssim", "ms"} and 0 < mean["ssim"] < 1
+    assert set(mean) == {"content", "style", "tv", "ssim", "grid", "ms"} and 0 < mean["ssim"] < 1
     assert len(metrics["per_image"]) == 2 and all(r["ms"] > 0 for r in metrics["per_image"])
     # The figures again, here: the model on each photo, scored by the evaluation loss; eval's mean is theirs.
     from fststyle.evaluation.metrics import EVAL_STYLE_SIZE
 
     judge = evaluation_loss(load_tensor(STYLES / "starry_night.jpg", EVAL_STYLE_SIZE)[None])
     stylizer = Stylizer.load(model_path, device="cpu")
-    mine = [image_metrics(judge, stylizer.run(photo), photo) for photo in (load_tensor(eval_photos / n, 64)[None] for n in ("horses.jpg", "stata.jpg"))]
-    for key in ("content", "style", "ssim"):
+    mine = [image_metrics(judge, stylizer.run(photo), photo) for photo in (load_tensor(eval_photos / n, 128)[None] for n in ("horses.jpg", "stata.jpg"))]
+    for key in ("content", "style", "ssim", "grid"):
         assert mean[key] == pytest.approx(sum(m[key] for m in mine) / 2, rel=1e-3), key
     with Image.open(tmp_path / "contact_sheet.png") as sheet:  # label row, style row, one row per photo; photo + 1 model
         assert sheet.size == (2 * 256, 18 + 3 * 256)
@@ -177,6 +177,7 @@ def test_eval_compares_models_side_by_side_and_against_optimization(trained, eva
     assert set(metrics["mean"]) == {str(pth), str(ckpt), "optimization"}
     reference, model = metrics["mean"]["optimization"], metrics["mean"][str(pth)]
     assert reference["iterations"] == 3 and "content_ratio" in metrics["mean"][str(ckpt)]  # the L-BFGS iterations asked for were run
+    assert "grid" not in reference and "grid" not in model  # no grid figure under 64 px a side
     # The same figures again, here: the model run on the photo, the optimization run again, each scored.
     from fststyle.evaluation.metrics import EVAL_STYLE_SIZE
 

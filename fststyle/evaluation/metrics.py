@@ -52,11 +52,12 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
-    """content, style and tv losses and luminance SSIM of one stylized image (1, 3, H, W) against its photo."""
+def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor) -> dict[str, float | None]:
+    """content, style and tv losses and luminance SSIM of one stylized image (1, 3, H, W) against its photo,
+    and its grid figure (grid_peak; None under 64 px a side)."""
     losses = criterion(stylized, photo)
     return {"content": losses["content"].item(), "style": losses["style"].item(), "tv": losses["tv"].item(),
-            "ssim": ssim(stylized, photo).item()}
+            "ssim": ssim(stylized, photo).item(), "grid": grid_peak(stylized) if min(stylized.shape[-2:]) >= 64 else None}
 
 
 GRID_PERIOD = 4  # the transformer network's two stride-2 stages: what it paints can repeat every 4 px
@@ -72,7 +73,7 @@ def grid_peak(image: torch.Tensor, period: int = GRID_PERIOD) -> float:
     hatching of 4 px reads over 100 at 0.4 MP. A detection figure: for a pattern of the same strength it
     grows with the pixel count (the peak's power with its square, the surroundings' with the count), so
     compare pictures of one size."""
-    gray = luminance(image.reshape(-1, *image.shape[-3:])[:1].double())[0, 0]
+    gray = luminance(image.reshape(-1, *image.shape[-3:])[:1].detach().cpu().double())[0, 0]  # the FFT in float64 on the CPU, from any device
     height, width = gray.shape
     if min(height, width) < 64:
         raise ValueError(f"grid_peak needs at least 64x64 px, got {width}x{height}")
