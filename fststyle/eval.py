@@ -32,7 +32,7 @@ from fststyle.evaluation.flicker import FlickerMeter, against_plain, frames_of
 from fststyle.inference.stabilize import Stabilizer, strength_of
 from fststyle.files import write_json
 from fststyle.images import check_size, load_tensor, open_rgb, resize_long_side, save_image, to_pil
-from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss, image_metrics
+from fststyle.evaluation.metrics import EVAL_STYLE_SIZE, evaluation_loss, grid_figure, image_metrics
 from fststyle.evaluation.quality import equivalent_iterations, objective, reference
 from fststyle.styles import recorded_painting, resolve_style_image, safe_file_name
 from fststyle.inference.stylizer import Stylizer
@@ -213,7 +213,8 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
         if cfg.reference:
             for painting, criterion in criteria.items():
                 optimized = reference(photo, criterion, cfg.reference_steps)
-                references[painting], optimizations[painting] = image_metrics(criterion, optimized.image, photo), optimized
+                references[painting] = {**image_metrics(criterion, optimized.image, photo), "grid": grid_figure(optimized.image)}
+                optimizations[painting] = optimized
                 per_image.append({"photo": str(photo_path), "model": baselines[painting], "label": baselines[painting], **references[painting],
                                   "ms": None, "iterations": optimized.iterations})
         for column in columns:
@@ -226,7 +227,7 @@ def evaluate_photos(cfg: DictConfig, columns: list[Column], photos: list[Path], 
                 torch.cuda.synchronize()
             ms = (time.perf_counter() - start) * 1000
             record = {"photo": str(photo_path), "model": column.key, "label": column.label,
-                      **image_metrics(criteria[column.painting], out, photo), "ms": ms}
+                      **image_metrics(criteria[column.painting], out, photo), "grid": grid_figure(out), "ms": ms}
             baseline = references.get(column.painting)
             if baseline:
                 record.update({f"{k}_ratio": record[k] / baseline[k] for k in ("content", "style") if baseline[k] > 0})

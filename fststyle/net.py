@@ -26,6 +26,10 @@ UPSAMPLES = ("nearest", "transpose")
 # reasoning about 4x slower, and Python branches or modulo break traced, exported or compiled graphs.
 MULTIPLE = 16
 
+# The network's pixel grid: its two stride-2 stages place every output pixel at one of GRID x GRID places, and
+# what it paints can repeat every GRID px (fststyle.evaluation.metrics.grid_peak, the grid training motion).
+GRID = 4
+
 # The receptive radius without residual blocks (each adds 8 px), by upsampling (TransformerNet.receptive_radius).
 _RADIUS_BASE = {"nearest": 17, "transpose": 14}
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fststyle.losses import PerceptualLoss
+from fststyle.net import GRID
 from fststyle.pixels import luminance
 from fststyle.vgg import LossNetwork
 
@@ -52,18 +53,22 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor) -> dict[str, float | None]:
-    """content, style and tv losses and luminance SSIM of one stylized image (1, 3, H, W) against its photo,
-    and its grid figure (grid_peak; None under 64 px a side)."""
+def image_metrics(criterion: PerceptualLoss, stylized: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    """content, style and tv losses and luminance SSIM of one stylized image (1, 3, H, W) against its photo."""
     losses = criterion(stylized, photo)
     return {"content": losses["content"].item(), "style": losses["style"].item(), "tv": losses["tv"].item(),
-            "ssim": ssim(stylized, photo).item(), "grid": grid_peak(stylized) if min(stylized.shape[-2:]) >= 64 else None}
+            "ssim": ssim(stylized, photo).item()}
 
 
-GRID_PERIOD = 4  # the transformer network's two stride-2 stages: what it paints can repeat every 4 px
+GRID_MIN_SIZE = 64  # px a side: below it the grid's frequencies have too few neighbours to compare with
 
 
-def grid_peak(image: torch.Tensor, period: int = GRID_PERIOD) -> float:
+def grid_figure(image: torch.Tensor) -> float | None:
+    """grid_peak of a picture, or None for one under GRID_MIN_SIZE px a side (no figure to read)."""
+    return grid_peak(image) if min(image.shape[-2:]) >= GRID_MIN_SIZE else None
+
+
+def grid_peak(image: torch.Tensor, period: int = GRID) -> float:
     """How strongly a picture ((1, 3, H, W) or (3, H, W), at least 64 px a side) repeats on a ``period``-px
     pixel grid: the spectral power of its luminance at the grid's own off-axis frequencies over the median
     power around each, the largest. Those frequencies are (k/period, l/period) cycles per pixel with k and l
@@ -75,8 +80,8 @@ def grid_peak(image: torch.Tensor, period: int = GRID_PERIOD) -> float:
     compare pictures of one size."""
     gray = luminance(image.reshape(-1, *image.shape[-3:])[:1].detach().cpu().double())[0, 0]  # the FFT in float64 on the CPU, from any device
     height, width = gray.shape
-    if min(height, width) < 64:
-        raise ValueError(f"grid_peak needs at least 64x64 px, got {width}x{height}")
+    if min(height, width) < GRID_MIN_SIZE:
+        raise ValueError(f"grid_peak needs at least {GRID_MIN_SIZE}x{GRID_MIN_SIZE} px, got {width}x{height}")
     window = torch.outer(torch.hann_window(height, periodic=False, dtype=torch.float64),
                          torch.hann_window(width, periodic=False, dtype=torch.float64))
     power = torch.fft.fft2((gray - gray.mean()) * window).abs().square()

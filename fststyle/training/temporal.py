@@ -28,13 +28,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from fststyle.net import GRID
+
 MAX_SHIFT = 0.02  # of the image's half-width: about 1.3 px at 128 px, 2.6 px at 256 px
 MAX_ROTATION = math.radians(1.0)
 MAX_ZOOM = 0.02
 NOISE = 0.02  # standard deviation of the added noise, in [0, 1] pixel units
 BORDER = 0.05  # share of each side left out of the loss
 MOTIONS = ("affine", "smooth", "grid")
-GRID = 4  # px: the network's grid (two stride-2 stages)
 TARGETS = ("steady", "difference")
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601 luminance weights of R, G, B
 SMOOTH_SHIFT = 10.0  # px, the largest global shift of a smooth motion
@@ -86,19 +87,21 @@ def move(images: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
 def temporal_loss(net: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor, stylized: torch.Tensor,
                   generator: torch.Generator, motion_kind: str = "affine", target: str = "steady") -> torch.Tensor:
     """The compound regularisation of ``net`` at ``photos`` (whose stylization is ``stylized``), float32;
-    the motions (``affine`` or ``smooth``) and the noise drawn from ``generator`` (on the photos' device);
+    the motions (``affine``, ``smooth`` or ``grid``) and the noise drawn from ``generator`` (on the photos' device);
     ``target`` ``steady`` or ``difference`` (module docstring)."""
     if motion_kind not in MOTIONS:
         raise ValueError(f"unknown temporal motion {motion_kind!r}; choose {', '.join(MOTIONS)}")
     if target not in TARGETS:
         raise ValueError(f"unknown temporal target {target!r}; choose {', '.join(TARGETS)}")
     n, _, h, w = photos.shape
+    # The motion, the noise added to the moved photo, and how far a move can bring in pixels from beyond the
+    # border (an affine one: within BORDER).
     if motion_kind == "grid":
-        motion, noise_level = random_grid_shift(n, h, w, generator), 0.0
+        motion, noise_level, reach = random_grid_shift(n, h, w, generator), 0.0, GRID - 1
     elif motion_kind == "affine":
-        motion, noise_level = random_motion(n, generator), NOISE
+        motion, noise_level, reach = random_motion(n, generator), NOISE, 0
     else:
-        motion, noise_level = random_flow(n, h, w, generator), SMOOTH_NOISE
+        motion, noise_level, reach = random_flow(n, h, w, generator), SMOOTH_NOISE, math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)
     moved_photos = move(photos, motion)
     moved = moved_photos
     if noise_level:
@@ -107,7 +110,5 @@ def temporal_loss(net: Callable[[torch.Tensor], torch.Tensor], photos: torch.Ten
     if target == "difference":  # the input's own change between the frames, in luminance, is allowed
         luma = torch.tensor(LUMA, device=photos.device).view(1, 3, 1, 1)
         change = change - ((moved - moved_photos).float() * luma).sum(1, keepdim=True)
-    # What a move can bring in from beyond the border (an affine one: within BORDER).
-    reach = {"affine": 0, "grid": GRID - 1, "smooth": math.ceil(SMOOTH_SHIFT + 3 * SMOOTH_FLOW)}[motion_kind]
     dy, dx = max(reach, math.ceil(h * BORDER)), max(reach, math.ceil(w * BORDER))
     return change[..., dy : h - dy, dx : w - dx].square().mean()
