@@ -29,17 +29,18 @@ def test_compare_models_finds_the_better_model_by_the_objective():
     compare = script("compare_models").compare
     photos = [PHOTOS / "dog.jpg", PHOTOS / "eagle.jpg"]
     packaged = Stylizer.load("packaged", device="cpu", precision="fp32")
-    same = compare(packaged, packaged, photos, 48)
+    same = compare(packaged, packaged, photos, 64)
     assert set(same) == set(packaged.styles)
     assert all(r["old_over_new"] == 1.0 and r["photos_new_better"] == 0 for r in same.values())
     worse = Stylizer.load("packaged", device="cpu", precision="fp32")
-    # The same damage on every run: random damage is not always worse at 48 px (with seed 2 the
-    # damaged model's noisy colours matched The Scream's Gram statistics 3x better than the model's).
+    # The same damage on every run, judged at 64 px: random damage is not always worse on tiny pictures (at
+    # 48 px, with seed 2 the damaged model's noisy colours matched The Scream's Gram statistics 3x better
+    # than the model's; the grid-term model's Udnie at 48 px was beaten by seed 0 on one photo of two).
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for param in worse.module.parameters():
             param.add_(torch.randn(param.shape, generator=generator), alpha=0.5 * param.abs().mean().item())  # far from trained
-    results = compare(packaged, worse, photos, 48)
+    results = compare(packaged, worse, photos, 64)
     assert all(r["old_over_new"] > 1 and r["photos_new_better"] == 2 for r in results.values()), results
 
 
