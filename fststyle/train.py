@@ -180,6 +180,8 @@ def train(cfg: DictConfig) -> Path:
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
+    if cfg.get("init") == "packaged" and cfg.train == "all" and not cfg.get("teacher") and (term := apply_items(cfg, cfg.packaged_preset, given)):
+        log.info("init=packaged: %s (the packaged model's own objective; give either key to change it)", " ".join(term))
     if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
         log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))
     validate(cfg)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from fststyle import Stylizer
-from fststyle.training.presets import fits_packaged
+from fststyle.training.presets import apply_items, fits_packaged
 from fststyle.styles import sha256_of
 
 def test_training_lowers_the_loss(trained):
@@ -109,12 +109,26 @@ def test_cpu_preset_starts_the_packaged_models_network_from_it(tmp_path, photos_
     proc = run_cli("fststyle.train", *args)
     announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
     assert "init=packaged" in announced
-    assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["init"] == "packaged"
+    assert "init=packaged: loss.temporal_weight=5e6 loss.temporal_motion=grid" in proc.stdout + proc.stderr
+    meta = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]
+    assert meta["init"] == "packaged" and (meta["loss"]["temporal_weight"], meta["loss"]["temporal_motion"]) == (5e6, "grid")
     cfg = OmegaConf.create({"train": "all", "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"}})
     assert fits_packaged(cfg)
     assert not fits_packaged(OmegaConf.merge(cfg, {"model": {"width": 16}}))
     assert not fits_packaged(OmegaConf.merge(cfg, {"model": {"upsample": "transpose"}}))
     assert not fits_packaged(OmegaConf.merge(cfg, {"train": "norms"}))
+
+
+def test_a_preset_list_is_set_whole_or_not_at_all():
+    """The packaged model's grid term is two keys that mean something only together: giving either one
+    (loss.temporal_weight=0, or another motion for video) leaves the other alone too."""
+    items = ["init=packaged", ["loss.temporal_weight=5e6", "loss.temporal_motion=grid"]]
+    for given, expected, count in [(set(), (5e6, "grid", "packaged"), 3), ({"loss.temporal_weight"}, (0.0, "affine", "packaged"), 1),
+                                   ({"loss.temporal_motion", "init"}, (0.0, "affine", None), 0)]:
+        cfg = OmegaConf.create({"init": None, "loss": {"temporal_weight": 0.0, "temporal_motion": "affine"}})
+        applied = apply_items(cfg, items, given)
+        assert (cfg.loss.temporal_weight, cfg.loss.temporal_motion, cfg.init) == expected
+        assert len(applied) == count
 
 
 def test_a_packaged_painting_trains_with_no_network_and_no_file_placed(tmp_path, photos_dir, starry_night):
