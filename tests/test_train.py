@@ -119,16 +119,16 @@ def test_cpu_preset_starts_the_packaged_models_network_from_it(tmp_path, photos_
     assert not fits_packaged(OmegaConf.merge(cfg, {"train": "norms"}))
 
 
-def test_a_preset_list_is_set_whole_or_not_at_all():
-    """The packaged model's grid term is two keys that mean something only together: giving either one
-    (loss.temporal_weight=0, or another motion for video) leaves the other alone too."""
-    items = ["init=packaged", ["loss.temporal_weight=5e6", "loss.temporal_motion=grid"]]
-    for given, expected, count in [(set(), (5e6, "grid", "packaged"), 3), ({"loss.temporal_weight"}, (0.0, "affine", "packaged"), 1),
-                                   ({"loss.temporal_motion", "init"}, (0.0, "affine", None), 0)]:
-        cfg = OmegaConf.create({"init": None, "loss": {"temporal_weight": 0.0, "temporal_motion": "affine"}})
-        applied = apply_items(cfg, items, given)
-        assert (cfg.loss.temporal_weight, cfg.loss.temporal_motion, cfg.init) == expected
-        assert len(applied) == count
+def test_the_packaged_preset_lets_a_given_weight_or_motion_win():
+    """loss.temporal_weight=W tunes the packaged model's grid term (its motion stays grid), 0 turns it off, and
+    another motion (video stability) keeps the term's weight."""
+    preset = OmegaConf.load(REPO / "conf" / "train.yaml").packaged_preset
+    for given, value, expected in [("loss.temporal_weight", 2e6, (2e6, "grid")), ("loss.temporal_weight", 0.0, (0.0, "grid")),
+                                   ("loss.temporal_motion", "affine", (5e6, "affine"))]:
+        cfg = OmegaConf.create({"loss": {"temporal_weight": 0.0, "temporal_motion": "affine"}})
+        OmegaConf.update(cfg, given, value)
+        apply_items(cfg, preset, {given})
+        assert (cfg.loss.temporal_weight, cfg.loss.temporal_motion) == expected
 
 
 def test_a_packaged_painting_trains_with_no_network_and_no_file_placed(tmp_path, photos_dir, starry_night):

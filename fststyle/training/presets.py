@@ -44,16 +44,13 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
     return apply_items(cfg, preset, given)
 
 
-def apply_items(cfg: DictConfig, items: list, given: set[str]) -> list[str]:
+def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:
     """Set each ``key=value`` of ``items`` whose key was not given on the command line, its value read as
-    the command line reads it (3e-2 is a number); an item that is a list of them is set whole or, if any
-    of its keys was given, not at all (keys that only mean something together). Returns those set."""
+    the command line reads it (3e-2 is a number); returns those set."""
     parser, applied = OverridesParser.create(), []
     for item in items:
-        linked = [item] if isinstance(item, str) else list(item)
-        overrides = [parser.parse_override(one) for one in linked]
-        if not any(o.key_or_group in given for o in overrides):
-            for one, override in zip(linked, overrides):
-                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
-                applied.append(one)
+        override = parser.parse_override(item)
+        if override.key_or_group not in given:
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
+            applied.append(item)
     return applied
