@@ -48,7 +48,7 @@ def test_a_pan_is_stabilized_to_near_the_floor_under_both_flows(photos_dir):
     # Carried along DIS's flow, the noise stays put: within 2 steps of the floor under either flow
     # (DIS's own small errors, and the contrast step following the fresh frame's local contrast).
     assert (strong < floor + 2).all() and (strong < 0.2 * plain).all()
-    assert (default < 0.65 * plain).all() and (strong < default).all()  # 0.4: 0.60-0.61 of the noise's flicker
+    assert (default < 0.7 * plain).all() and (strong < default).all()  # 0.35: 0.65-0.66 of the noise's flicker (0.4: 0.60-0.61)
     assert (flicker(frames, stabilized(frames, styled, 0.8)[0]) < 0.5 * plain).all()  # the old default's bound still holds at 0.8
     assert flicker(frames, stabilized(frames, styled, 0.0)[0]) == pytest.approx(plain)  # 0: off, frame for frame
 

@@ -47,8 +47,8 @@ CUT_TRUSTED = 0.3
 # stabilize=true (docs/inference.md, "Video without flicker"): the strength whose frames stay within
 # about 5% of the plain frames' image objective with the packaged model on bigbuckbunny; stronger is
 # steadier and paler. (0.45 with the model of 2026-12-02; its successor's stronger strokes cost more
-# to blend: +6.5% at 0.45, +5.1% at 0.4.)
-DEFAULT_STRENGTH = 0.4
+# to blend: +6.5% at 0.45, +5.1% at 0.4; with the grid-term model of 2026-12-05 +6.1% at 0.4, +4.9% at 0.35.)
+DEFAULT_STRENGTH = 0.35
 
 
 def strength_of(stabilize: bool | float | str | None) -> float:
