@@ -109,9 +109,9 @@ def test_cpu_preset_starts_the_packaged_models_network_from_it(tmp_path, photos_
     proc = run_cli("fststyle.train", *args)
     announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
     assert "init=packaged" in announced
-    assert "init=packaged: loss.temporal_weight=5e6 loss.temporal_motion=grid" in proc.stdout + proc.stderr
+    assert "init=packaged: loss.temporal_weight=2e6 loss.temporal_motion=grid" in proc.stdout + proc.stderr
     meta = torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]
-    assert meta["init"] == "packaged" and (meta["loss"]["temporal_weight"], meta["loss"]["temporal_motion"]) == (5e6, "grid")
+    assert meta["init"] == "packaged" and (meta["loss"]["temporal_weight"], meta["loss"]["temporal_motion"]) == (2e6, "grid")
     cfg = OmegaConf.create({"train": "all", "model": {"width": 32, "num_residual": 5, "norm": "instance", "upsample": "nearest"}})
     assert fits_packaged(cfg)
     assert not fits_packaged(OmegaConf.merge(cfg, {"model": {"width": 16}}))
@@ -123,8 +123,8 @@ def test_the_packaged_preset_lets_a_given_weight_or_motion_win():
     """loss.temporal_weight=W tunes the packaged model's grid term (its motion stays grid), 0 turns it off, and
     another motion (video stability) keeps the term's weight."""
     preset = OmegaConf.load(REPO / "conf" / "train.yaml").packaged_preset
-    for given, value, expected in [("loss.temporal_weight", 2e6, (2e6, "grid")), ("loss.temporal_weight", 0.0, (0.0, "grid")),
-                                   ("loss.temporal_motion", "affine", (5e6, "affine"))]:
+    for given, value, expected in [("loss.temporal_weight", 1e7, (1e7, "grid")), ("loss.temporal_weight", 0.0, (0.0, "grid")),
+                                   ("loss.temporal_motion", "affine", (2e6, "affine"))]:
         cfg = OmegaConf.create({"loss": {"temporal_weight": 0.0, "temporal_motion": "affine"}})
         OmegaConf.update(cfg, given, value)
         apply_items(cfg, preset, {given})
