@@ -181,7 +181,8 @@ def train(cfg: DictConfig) -> Path:
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
     if cfg.get("init") == "packaged" and cfg.train == "all" and not cfg.get("teacher") and (term := apply_items(cfg, cfg.packaged_preset, given)):
-        log.info("init=packaged: %s (the packaged model's own objective; give either key to change it)", " ".join(term))
+        log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
+                 "loss.temporal_weight=0 turns it off)", " ".join(term))
     if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
         log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))
     validate(cfg)
