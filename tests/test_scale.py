@@ -232,7 +232,8 @@ def test_a_requeued_slurm_job_continues_from_the_newest_checkpoint(tmp_path, pho
     hpc = torch.load(run_dir / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"]
     assert hpc > last
 
-    requeued = subprocess.run([sys.executable, "-m", "fststyle.train", *args[:-1], f"trainer.max_steps={hpc + 2}", "ckpt_path=last"],
+    # The same command line (scripts/slurm_train.sh reruns it), with a nearer end.
+    requeued = subprocess.run([sys.executable, "-m", "fststyle.train", *args, f"trainer.max_steps={hpc + 2}"],
                               capture_output=True, text=True, timeout=180, env={**os.environ, **slurm})
     assert requeued.returncode == 0, requeued.stderr[-2000:]
     assert f"resuming from {run_dir / 'hpc_ckpt_1.ckpt'}" in requeued.stdout + requeued.stderr
