@@ -40,6 +40,35 @@ def pad_amount(size: int | torch.SymInt | torch.Tensor) -> int | torch.SymInt | 
     return (size + MULTIPLE - 1) // MULTIPLE * MULTIPLE - size
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` (N, C, H, W) is a CPU tensor stored channels last (and not also channels first, as for
+    one channel). On GPUs, whose instance norm is one kernel for the whole batch, layouts stay as they were:
+    this path is measured on CPUs only."""
+    return x.is_cpu and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def instance_norm_channels_last(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """Instance norm of a channels-last ``x`` that stays channels last, with a scale and shift per channel,
+    (C,), or per image and channel, (N, C); None for none. The built-in instance norm returns channels
+    first, so a channels-last network converted every feature map twice around each convolution: on the
+    CPU, where oneDNN's bfloat16 convolutions want channels last, half of a 1024 px pass. For one image,
+    instance norm is batch norm with the batch's own statistics, which the CPU computes in either layout
+    and in one pass with the scale and shift."""
+    rows = [(None if t is None else t.expand(len(x), -1)) for t in (weight, bias)]
+    out = [F.batch_norm(x[i : i + 1], None, None, None if rows[0] is None else rows[0][i], None if rows[1] is None else rows[1][i],
+                        True, 0.0, eps) for i in range(len(x))]
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """nn.InstanceNorm2d that keeps a channels-last input channels last (instance_norm_channels_last)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_channels_last(x):
+            return super().forward(x)
+        return instance_norm_channels_last(x, self.weight, self.bias, self.eps)
+
+
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with a scale and shift per style (``weight``, ``bias``: (num_styles, C)), mixed by
     the style weights given to ``forward``. The normalization itself is an inner nn.InstanceNorm2d
@@ -47,7 +76,7 @@ class ConditionalInstanceNorm2d(nn.Module):
 
     def __init__(self, channels: int, num_styles: int):
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.norm = InstanceNorm2d(channels, affine=False)
         self.weight = nn.Parameter(torch.ones(num_styles, channels))
         self.bias = nn.Parameter(torch.zeros(num_styles, channels))
 
@@ -55,6 +84,9 @@ class ConditionalInstanceNorm2d(nn.Module):
         if style is None:
             raise ValueError("this network holds several styles: give the style weights, (N, num_styles)")
         gamma, beta = style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias  # (N, C)
+        # Hooks on the inner norm (tiled inference's fixed statistics) need it called on its own.
+        if is_channels_last(x) and not (self.norm._forward_hooks or self.norm._forward_pre_hooks):
+            return instance_norm_channels_last(x, gamma.to(x.dtype), beta.to(x.dtype), self.norm.eps)
         return self.norm(x) * gamma[..., None, None].to(x.dtype) + beta[..., None, None].to(x.dtype)
 
 
@@ -65,7 +97,7 @@ def make_norm(kind: str, channels: int, num_styles: int = 1) -> nn.Module:
     if num_styles > 1:
         raise ValueError(f"several styles need model.norm=instance (conditional instance norm), not {kind}")
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm2d(channels, affine=True)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     raise ValueError(f"unknown model.norm={kind!r}; choose one of {', '.join(NORMS)}")

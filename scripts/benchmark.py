@@ -23,8 +23,9 @@ anchor: Johnson et al.'s training loop as pytorch/examples' fast_neural_style ru
 anchor.py), images/s end to end and for the step alone: the figure fststyle's training is compared with.
 
 infer: eager fp32 (the reference implementations' way), channels_last fp32, bf16 / fp16 autocast
-(+ channels_last), `fststyle.infer compile=true` (torch.compile with dynamic shapes, in infer's
-default precision: fp32 on CUDA GPUs, bf16 on CPUs with native bf16, fp32 on other CPUs), and onnxruntime on the CPU, float32 and int8
+(+ channels_last), `fststyle.infer` as it runs by default (in infer's default precision: fp32 on CUDA
+GPUs, bf16 on CPUs with native bf16, fp32 on other CPUs; on the CPU channels last in that precision's
+own weights) and with compile=true (torch.compile with dynamic shapes), and onnxruntime on the CPU, float32 and int8
 (`fststyle.export format=onnx-int8`); when named in --paths, the phone formats (ExecuTorch, its int8
 variant, LiteRT) exported for each size and run by their own runtimes, with their file sizes. Weights
 do not change the speed: without --model a default TransformerNet is timed.

@@ -92,3 +92,35 @@ def test_nearest_upsampling_has_the_built_in_values_and_gradient(layout):
     torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-6)
     evaluated = NearestUpsample2x().eval()(x)
     assert torch.equal(evaluated, y_ref) and evaluated.grad_fn.name() == y_ref.grad_fn.name()
+
+
+@pytest.mark.parametrize("num_styles", [1, 3])
+def test_a_channels_last_network_computes_the_same_and_stays_channels_last(num_styles):
+    """Channels last (what the CPU runs fastest): the same pictures and gradients as channels first, in a
+    batch whose images have their own statistics and styles, and every layer's output stays channels last
+    (the built-in instance norm returned channels first, and each convolution converted the map back)."""
+    import copy
+
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, num_residual=1, num_styles=num_styles).double()  # float64: agreement beyond rounding
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # scales and shifts other than 1 and 0
+    x = torch.rand(2, 3, 37, 45, dtype=torch.float64) * torch.tensor([1.0, 0.3], dtype=torch.float64).view(2, 1, 1, 1)
+    style = None if num_styles == 1 else torch.tensor([[1.0, 0, 0], [0.2, 0.3, 0.5]], dtype=torch.float64)
+    fast = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    layouts = []
+    # Not the inner norm of a conditional one: a hook there makes the conditional norm call it on its own.
+    kinds = {"ReflectionPad2d", "Conv2d", "ReLU", "ResidualBlock", "NearestUpsample2x", "InstanceNorm2d" if num_styles == 1 else "ConditionalInstanceNorm2d"}
+    hooks = [m.register_forward_hook(lambda m, i, o: layouts.append((type(m).__name__, o.is_contiguous(memory_format=torch.channels_last))))
+             for m in fast.modules() if type(m).__name__ in kinds]
+    x_last = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    x_first = x.clone().requires_grad_()
+    y_last, y_first = fast(x_last, style), net(x_first, style)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(y_last, y_first, atol=1e-10, rtol=0)
+    assert {name for name, _ in layouts} == kinds
+    assert [name for name, last in layouts if not last] == []
+    grad = torch.rand_like(y_first)
+    torch.testing.assert_close(torch.autograd.grad(y_last, x_last, grad)[0], torch.autograd.grad(y_first, x_first, grad)[0], atol=1e-10, rtol=0)

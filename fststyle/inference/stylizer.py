@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 from pathlib import Path
@@ -53,8 +54,9 @@ def native_bf16_cpu() -> bool:
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
-    """auto: fp32 on CUDA GPUs, fp16 on MPS; on the CPU bf16 where it computes in bf16 natively (1.3-1.6x
-    faster, pictures within a few 8-bit levels), else fp32. On an H200 (2026-12-04, benchmarks/) fp32
+    """auto: fp32 on CUDA GPUs, fp16 on MPS; on the CPU bf16 where it computes in bf16 natively (4-5x
+    faster than fp32 at 1024 px with both channels last, Xeon with AMX, 2026-12-06; pictures 0.44 of an
+    8-bit level from fp32's on average), else fp32. On an H200 (2026-12-04, benchmarks/) fp32
     was 1.8x faster than bf16 at 1080p and 4K: the instance norms and the conversions around them cost
     more than bf16 saves on the convolutions, which take a quarter of the frame's time."""
     if precision != "auto":
@@ -131,14 +133,21 @@ class Stylizer:
         memory_budget(max_memory, torch.device("cpu"))  # a bad value fails here, not at the first large image
         self.max_memory, self._announced = max_memory, set()
         self.notify: Callable[[str], None] = log.warning  # where memory_plan says what it did (infer: its own output)
-        self.dtype = torch.float32
+        self.dtype, self.layout, self.input_dtype = torch.float32, torch.contiguous_format, torch.float32
         if isinstance(net, OnnxNetwork):
             self.net, self.module = net, None
             return
         self.dtype = pick_precision(precision, self.device)
-        # Channels first everywhere: on an H200, channels_last made fp32 frames 1.5-1.75x slower (the reflection
-        # pads and instance norms convert the layout back and forth; benchmarks/2026-12-04_h200).
         self.module = net.to(self.device).eval()
+        if self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16):
+            # A copy (the caller's network stays as it was) in the precision's own weights, channels last: oneDNN's
+            # convolutions want channels last, and autocast casts each weight at each call. A 1024 px pass in
+            # bf16 took a third of the time (Intel Xeon with AMX, 2026-12-06), in fp32 10-20% less. Other devices
+            # stay channels first: on an H200 channels_last made fp32 frames 1.5-1.75x slower (2026-12-04, with the
+            # instance norm of then, which converted each map back; benchmarks/2026-12-04_h200).
+            self.layout = torch.channels_last
+            self.module = copy.deepcopy(self.module).to(self.dtype, memory_format=self.layout)
+            self.input_dtype = self.dtype
         self.net = torch.compile(self.module, dynamic=True) if compile else self.module
 
     @classmethod
@@ -220,16 +229,20 @@ class Stylizer:
             if plan[0] == "one by one":
                 return torch.cat([self._stylize(p[None], None, style) for p in photo])
             stats_size = 0  # an untiled pass for the statistics is what does not fit
+        if plan[0] == "whole":
+            # Weights already in the precision need no autocast, whose checks and casts cost a third of a bf16 pass.
+            with self._autocast() if self.input_dtype != self.dtype else contextlib.nullcontext():
+                photo = photo.to(self.input_dtype).contiguous(memory_format=self.layout)
+                out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
+            return out.float()
+        if self.module is None:
+            raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
         with self._autocast():
             if plan[0] == "tiles":
-                if self.module is None:
-                    raise ValueError("tile= needs a PyTorch model (.pth or .ckpt), not .onnx")
                 out = torch.cat([stylize_tiled(self.module, p[None], plan[1], run=self.net, style=one_style, stats_size=stats_size)
                                  for p in photo])
-            elif plan[0] == "bands":
-                out = torch.cat([banded.stylize_banded(self.module, p[None], plan[1], one_style) for p in photo])
             else:
-                out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
+                out = torch.cat([banded.stylize_banded(self.module, p[None], plan[1], one_style) for p in photo])
         return out.float()
 
     @torch.inference_mode()

@@ -17,7 +17,7 @@ from fststyle.model_file import load_network
 from fststyle.net import TransformerNet
 from fststyle.inference.stylizer import Stylizer, pick_device
 
-DEFAULT_PATHS = ["eager", "channels_last", "bf16", "fp16", "compile", "onnx", "onnx-int8"]
+DEFAULT_PATHS = ["eager", "channels_last", "bf16", "fp16", "default", "compile", "onnx", "onnx-int8"]
 # Variants of the bf16 path, to find what limits it on a GPU: autocast without channels_last, and the
 # network's weights themselves in bf16 (no casts at all), channels first.
 LAYOUT_PATHS = ["bf16-nchw", "bf16-weights"]
@@ -66,8 +66,9 @@ def make_runner(path: str, net: TransformerNet, x: torch.Tensor, device: torch.d
     half = {"bf16": torch.bfloat16, "bf16-nchw": torch.bfloat16, "fp16": torch.float16}.get(path)
     if path == "fp16" and device.type == "cpu":
         return None  # fp16 convolutions on CPUs are slow emulation, never a recommendation
-    if path == "compile":  # what `fststyle.infer compile=true` runs: dynamic shapes, the default precision
-        stylizer = Stylizer(net, device=device, compile=True)
+    if path in ("default", "compile"):  # what `fststyle.infer` runs (on the CPU: channels last in the precision's
+        # own weights), and with compile=true (dynamic shapes); the default precision
+        stylizer = Stylizer(net, device=device, compile=path == "compile")
         inp = x.to(device)
         return lambda: stylizer.run(inp)
     layout = torch.contiguous_format if path in ("eager", "bf16-nchw", "bf16-weights") else torch.channels_last
