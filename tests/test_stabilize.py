@@ -183,3 +183,13 @@ def test_the_packaged_models_blend_is_stabilized_by_the_command_and_the_stream(t
     out, ref = np.stack([steady(f) for f in frames]), np.stack([plain(f) for f in frames])
     assert np.array_equal(out[0], ref[0]) and np.array_equal(ref[0], stylizer(frames[0], style=style))
     assert np.all(flicker(frames, out) < flicker(frames, ref))
+
+
+def test_channel_mean_is_the_mean_over_the_last_axis():
+    from fststyle.inference.flow import channel_mean
+
+    rng = np.random.default_rng(0)
+    for channels in (2, 3):
+        image = rng.normal(size=(7, 9, channels)).astype(np.float32)
+        mean = channel_mean(image)
+        assert mean.shape == (7, 9) and np.allclose(mean, image.mean(-1), atol=1e-6)

@@ -31,6 +31,12 @@ def gray(frame: np.ndarray) -> np.ndarray:
     return cv2_module().cvtColor(frame, cv2_module().COLOR_RGB2GRAY)
 
 
+def channel_mean(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) float32 -> (H, W), the mean over the channels. numpy's reduction over so short a last axis
+    took 20 ms for a 640x360 frame, OpenCV's per-pixel transform 2 ms."""
+    return cv2_module().transform(image, np.full((1, image.shape[-1]), 1.0 / image.shape[-1], np.float32))
+
+
 @dataclass
 class Correspondence:
     """For each pixel (y, x) of the current frame: its place (map_y, map_x) in the previous frame, and
@@ -76,7 +82,10 @@ class Flow:
         backward, forward = self(current, previous), self(previous, current)
         map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
         forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
-        mismatch = np.square(backward + forward_there).sum(-1)
-        visible = mismatch <= 0.01 * (np.square(backward).sum(-1) + np.square(forward_there).sum(-1)) + 0.5
+        # Squared lengths as twice the channel mean: OpenCV's per-pixel ops, 10x numpy's over the last axis.
+        round_trip = backward + forward_there
+        mismatch = 2 * channel_mean(cv2.multiply(round_trip, round_trip))
+        lengths = 2 * (channel_mean(cv2.multiply(backward, backward)) + channel_mean(cv2.multiply(forward_there, forward_there)))
+        visible = mismatch <= 0.01 * lengths + 0.5
         visible &= (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
         return Correspondence(map_x, map_y, visible)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fststyle.errors import float_in
-from fststyle.inference.flow import MIN_SIDE, Flow, cv2_module, gray
+from fststyle.inference.flow import MIN_SIDE, Flow, channel_mean, cv2_module, gray
 
 # Per pixel, the input's own change after the flow's warp (mean over RGB, 8-bit steps): up to LOW the
 # flow explains the pixel fully; from HIGH on not at all (something new is there); linear between.
@@ -72,7 +72,7 @@ def with_contrast_of(blend: np.ndarray, styled: np.ndarray) -> np.ndarray:
     cv2 = cv2_module()
 
     def energy(band: np.ndarray) -> np.ndarray:
-        return np.sqrt(cv2.GaussianBlur(np.square(band).mean(-1), (0, 0), ENERGY_SIGMA))
+        return cv2.sqrt(cv2.GaussianBlur(channel_mean(cv2.multiply(band, band)), (0, 0), ENERGY_SIGMA))
 
     bands = []
     for _ in range(DETAIL_LEVELS):
@@ -109,7 +109,7 @@ class Stabilizer:
         correspondence itself."""
         cv2 = cv2_module()
         match = self.flow.correspondence(previous_gray, frame_gray)
-        change = np.abs(frame.astype(np.float32) - match.warp(previous)).mean(-1)
+        change = channel_mean(cv2.absdiff(frame.astype(np.float32), match.warp(previous)))
         trusted = np.clip((CHANGE_HIGH - change) / (CHANGE_HIGH - CHANGE_LOW), 0.0, 1.0) * match.visible
         kernel = np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)
         return cv2.erode(trusted, kernel), match
