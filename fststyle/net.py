@@ -54,25 +54,46 @@ def instance_norm_channels_last(x: torch.Tensor, weight: torch.Tensor | None, bi
     CPU, where oneDNN's bfloat16 convolutions want channels last, half of a 1024 px pass. For one image,
     instance norm is batch norm with the batch's own statistics, which the CPU computes in either layout
     and in one pass with the scale and shift."""
-    rows = [(None if t is None else t.expand(len(x), -1)) for t in (weight, bias)]
-    out = [F.batch_norm(x[i : i + 1], None, None, None if rows[0] is None else rows[0][i], None if rows[1] is None else rows[1][i],
-                        True, 0.0, eps) for i in range(len(x))]
-    return out[0] if len(out) == 1 else torch.cat(out)
+    n = len(x)
+    weights = [None] * n if weight is None else weight.expand(n, -1)
+    biases = [None] * n if bias is None else bias.expand(n, -1)
+    out = [F.batch_norm(image, None, None, w, b, True, 0.0, eps) for image, w, b in zip(x.split(1), weights, biases)]
+    return out[0] if n == 1 else torch.cat(out)
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
-    """nn.InstanceNorm2d that keeps a channels-last input channels last (instance_norm_channels_last)."""
+    """nn.InstanceNorm2d that also takes a scale and shift per image and channel, (N, C), in place of its
+    own (the conditional norm's), and keeps a channels-last input channels last
+    (instance_norm_channels_last). While ``fixed`` holds a mean and a variance per channel, (1, C, 1, 1)
+    float32 each, it normalizes with them instead of its input's own: tiled inference's statistics of
+    the whole picture (fststyle.inference.tiling)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_channels_last(x):
+    fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+        own = scale is None
+        if own and self.affine:
+            scale, shift = self.weight, self.bias
+        if self.fixed is not None:
+            mean, var = self.fixed
+            y = (x.float() - mean) / torch.sqrt(var + self.eps)
+            return (y if scale is None else y * _per_channel(scale) + _per_channel(shift)).to(x.dtype)
+        if is_channels_last(x):
+            return instance_norm_channels_last(x, *(None if t is None else t.to(x.dtype) for t in (scale, shift)), self.eps)
+        if own:
             return super().forward(x)
-        return instance_norm_channels_last(x, self.weight, self.bias, self.eps)
+        return super().forward(x) * _per_channel(scale).to(x.dtype) + _per_channel(shift).to(x.dtype)
+
+
+def _per_channel(t: torch.Tensor) -> torch.Tensor:
+    """A scale or shift, (C,) or (N, C), shaped to multiply feature maps: (1 or N, C, 1, 1)."""
+    return t.reshape(-1, t.shape[-1], 1, 1)
 
 
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with a scale and shift per style (``weight``, ``bias``: (num_styles, C)), mixed by
-    the style weights given to ``forward``. The normalization itself is an inner nn.InstanceNorm2d
-    without affine parameters (which tiled inference finds and feeds fixed statistics)."""
+    the style weights given to ``forward``. The normalization itself is an inner InstanceNorm2d without
+    affine parameters, given the mixed scale and shift."""
 
     def __init__(self, channels: int, num_styles: int):
         super().__init__()
@@ -83,11 +104,7 @@ class ConditionalInstanceNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         if style is None:
             raise ValueError("this network holds several styles: give the style weights, (N, num_styles)")
-        gamma, beta = style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias  # (N, C)
-        # Hooks on the inner norm (tiled inference's fixed statistics) need it called on its own.
-        if is_channels_last(x) and not (self.norm._forward_hooks or self.norm._forward_pre_hooks):
-            return instance_norm_channels_last(x, gamma.to(x.dtype), beta.to(x.dtype), self.norm.eps)
-        return self.norm(x) * gamma[..., None, None].to(x.dtype) + beta[..., None, None].to(x.dtype)
+        return self.norm(x, style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias)
 
 
 def make_norm(kind: str, channels: int, num_styles: int = 1) -> nn.Module:

@@ -133,7 +133,7 @@ class Stylizer:
         memory_budget(max_memory, torch.device("cpu"))  # a bad value fails here, not at the first large image
         self.max_memory, self._announced = max_memory, set()
         self.notify: Callable[[str], None] = log.warning  # where memory_plan says what it did (infer: its own output)
-        self.dtype, self.layout, self.input_dtype = torch.float32, torch.contiguous_format, torch.float32
+        self.dtype, self.layout = torch.float32, torch.contiguous_format
         if isinstance(net, OnnxNetwork):
             self.net, self.module = net, None
             return
@@ -147,7 +147,6 @@ class Stylizer:
             # instance norm of then, which converted each map back; benchmarks/2026-12-04_h200).
             self.layout = torch.channels_last
             self.module = copy.deepcopy(self.module).to(self.dtype, memory_format=self.layout)
-            self.input_dtype = self.dtype
         self.net = torch.compile(self.module, dynamic=True) if compile else self.module
 
     @classmethod
@@ -230,9 +229,11 @@ class Stylizer:
                 return torch.cat([self._stylize(p[None], None, style) for p in photo])
             stats_size = 0  # an untiled pass for the statistics is what does not fit
         if plan[0] == "whole":
-            # Weights already in the precision need no autocast, whose checks and casts cost a third of a bf16 pass.
-            with self._autocast() if self.input_dtype != self.dtype else contextlib.nullcontext():
-                photo = photo.to(self.input_dtype).contiguous(memory_format=self.layout)
+            # The channels-last copy holds its weights in the precision already: no autocast, whose checks and casts
+            # cost a third of a bf16 pass.
+            in_precision = self.layout == torch.channels_last
+            with contextlib.nullcontext() if in_precision else self._autocast():
+                photo = photo.to(self.dtype if in_precision else torch.float32, memory_format=self.layout)
                 out = self.net(photo) if batch_style is None else self.net(photo, batch_style)
             return out.float()
         if self.module is None:

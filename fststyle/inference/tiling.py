@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fststyle.inference.memory import ChannelMoments
-from fststyle.net import MULTIPLE, pad_amount
+from fststyle.net import MULTIPLE, InstanceNorm2d, pad_amount
 
 Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 
@@ -37,9 +37,9 @@ Stats = dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]
 ALIGN = MULTIPLE
 MIN_TILE = 32  # px: a tile holds at least two aligned blocks
 
-def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
+def instance_norms(net: nn.Module) -> list[InstanceNorm2d]:
     """The instance-norm layers in the order the forward pass meets them (their registration order)."""
-    return [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+    return [m for m in net.modules() if isinstance(m, InstanceNorm2d)]
 
 
 def measure_instance_stats(net: nn.Module, image: torch.Tensor, style: torch.Tensor | None = None) -> Stats:
@@ -63,23 +63,16 @@ def measure_instance_stats(net: nn.Module, image: torch.Tensor, style: torch.Ten
 @contextmanager
 def fixed_instance_stats(net: nn.Module, stats: Stats) -> Iterator[None]:
     """Inside the block, every instance-norm layer of ``net`` that ``stats`` holds normalizes with
-    those statistics, whatever its input."""
-
-    def normalize(module: nn.InstanceNorm2d, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
-        if module not in stats:
-            return output
-        mean, var = stats[module]
-        x = (args[0].float() - mean) / torch.sqrt(var + module.eps)
-        if module.affine:
-            x = x * module.weight.view(1, -1, 1, 1) + module.bias.view(1, -1, 1, 1)
-        return x.to(args[0].dtype)
-
-    handles = [m.register_forward_hook(normalize) for m in instance_norms(net)]
+    those statistics, whatever its input (InstanceNorm2d.fixed)."""
+    norms = [m for m in instance_norms(net) if m in stats]
+    before = [m.fixed for m in norms]
+    for m in norms:
+        m.fixed = stats[m]
     try:
         yield
     finally:
-        for h in handles:
-            h.remove()
+        for m, fixed in zip(norms, before):
+            m.fixed = fixed
 
 
 def _spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
