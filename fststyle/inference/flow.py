@@ -71,21 +71,23 @@ class Flow:
         return cv2_module().calcOpticalFlowFarneback(source, target, None, pyr_scale=0.5, levels=5, winsize=15, iterations=3,
                                                      poly_n=5, poly_sigma=1.2, flags=0)
 
-    def correspondence(self, previous: np.ndarray, current: np.ndarray) -> Correspondence:
-        """Between two gray frames; visibility by the forward-backward check of Sundaram et al. 2010:
-        going back and forth again must return (nearly) to the start. Frames under MIN_SIDE: nothing visible."""
+    def correspondence(self, previous: np.ndarray, current: np.ndarray, round_trip: bool = True) -> Correspondence:
+        """Between two gray frames. Visible: inside the previous frame and, with ``round_trip``, consistent
+        by the forward-backward check of Sundaram et al. 2010 (going back and forth again must return nearly
+        to the start; a second flow). Frames under MIN_SIDE: nothing visible."""
         cv2 = cv2_module()
         h, w = current.shape
         xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         if min(h, w) < MIN_SIDE:
             return Correspondence(xs, ys, np.zeros((h, w), bool))
-        backward, forward = self(current, previous), self(previous, current)
+        backward = self(current, previous)
         map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
-        forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
-        # Squared lengths as twice the channel mean: OpenCV's per-pixel ops, 10x numpy's over the last axis.
-        round_trip = backward + forward_there
-        mismatch = 2 * channel_mean(cv2.multiply(round_trip, round_trip))
-        lengths = 2 * (channel_mean(cv2.multiply(backward, backward)) + channel_mean(cv2.multiply(forward_there, forward_there)))
-        visible = mismatch <= 0.01 * lengths + 0.5
-        visible &= (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        visible = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        if round_trip:
+            forward_there = cv2.remap(self(previous, current), map_x, map_y, cv2.INTER_LINEAR)
+            # Squared lengths as twice the channel mean: OpenCV's per-pixel ops, 10x numpy's over the last axis.
+            back_again = backward + forward_there
+            mismatch = 2 * channel_mean(cv2.multiply(back_again, back_again))
+            lengths = 2 * (channel_mean(cv2.multiply(backward, backward)) + channel_mean(cv2.multiply(forward_there, forward_there)))
+            visible &= mismatch <= 0.01 * lengths + 0.5
         return Correspondence(map_x, map_y, visible)

@@ -4,9 +4,11 @@ carried onto it by the optical flow of the *input* frames, wherever that flow ca
 A network that stylizes each frame on its own paints slightly different strokes on nearly the same
 input: flicker. Where the input moved (or stayed) in a way the flow explains, the previous output moved
 the same way is what the current output should be, so the two are blended (weight ``strength``).
-Where the flow cannot be trusted, the model's own output is kept: pixels that were hidden before
-(forward-backward check), that come from outside the frame, or whose input changed (a new object, a
-light going on: the warped previous input differs from the current one). A scene cut (most of the
+Where the flow cannot be trusted, the model's own output is kept: pixels that come from outside the
+frame, or whose input changed (hidden before, a new object, a light going on: the warped previous input
+differs from the current one). That check on the input is what decides; the flicker meter's second flow
+(the forward-backward check) added nothing to it on either shared clip at twice the flows' cost
+(docs/inference.md, "Video"), so the stabilizer computes one flow a frame. A scene cut (most of the
 frame untrusted) starts afresh. Only the previous frame is held, so memory does not grow with the video.
 
 Blending two frames' strokes washes them out, and the loss the model was trained on punishes that
@@ -108,7 +110,7 @@ class Stabilizer:
         """Per pixel of ``frame``, how far the flow from ``previous`` can be trusted (0..1), and the
         correspondence itself."""
         cv2 = cv2_module()
-        match = self.flow.correspondence(previous_gray, frame_gray)
+        match = self.flow.correspondence(previous_gray, frame_gray, round_trip=False)
         change = channel_mean(cv2.absdiff(frame.astype(np.float32), match.warp(previous)))
         trusted = np.clip((CHANGE_HIGH - change) / (CHANGE_HIGH - CHANGE_LOW), 0.0, 1.0) * match.visible
         kernel = np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)
