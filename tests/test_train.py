@@ -96,7 +96,7 @@ def test_cpu_preset_applies_except_to_keys_given(tmp_path, photos_dir, starry_ni
     args = [a for a in tiny_args(run_dir, photos_dir, starry_night) if not a.startswith(("sample_every", "checkpoint_every", "trainer.max_steps"))]
     proc = run_cli("fststyle.train", *args, "trainer.max_steps=2")
     announced = next(line for line in (proc.stdout + proc.stderr).splitlines() if "CPU preset" in line)
-    assert "sample_every=200" in announced and "checkpoint_every=400" in announced
+    assert "sample_every=200" in announced and "checkpoint_every=400" in announced and "channels_last=true" in announced
     assert "trainer.max_steps" not in announced and "data.image_size" not in announced and "init=" not in announced
     assert torch.load(run_dir / "export" / "starry_night.pth", weights_only=True)["metadata"]["steps"] == 2
 
