@@ -40,7 +40,8 @@ def channel_mean(image: np.ndarray) -> np.ndarray:
 @dataclass
 class Correspondence:
     """For each pixel (y, x) of the current frame: its place (map_y, map_x) in the previous frame, and
-    whether it is ``visible`` in both (forward-backward consistent and inside the previous frame)."""
+    whether it is ``visible`` in both (inside the previous frame and, unless the correspondence was
+    made without ``round_trip``, forward-backward consistent)."""
 
     map_x: np.ndarray
     map_y: np.ndarray
