@@ -61,12 +61,28 @@ def instance_norm_channels_last(x: torch.Tensor, weight: torch.Tensor | None, bi
     return out[0] if n == 1 else torch.cat(out)
 
 
+def normalizing_affine(mean: torch.Tensor, var: torch.Tensor, eps: float, scale: torch.Tensor | None = None,
+                       shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one multiply-add, (1 or N, C, 1, 1) float32 each, that normalizes with a given per-channel
+    ``mean`` and ``var`` ((C,) or (1 or N, C, 1, 1)) and then applies ``scale`` and ``shift`` ((C,) or
+    (N, C); None: 1 and 0): instance norm with statistics computed elsewhere (tiles', bands'). Folded in
+    float64, so that a mean large against the spread loses nothing to the fold."""
+    mean, var = (t.double() if t.dim() == 4 else t.double().reshape(1, -1, 1, 1) for t in (mean, var))
+    folded = 1 / torch.sqrt(var + eps)
+    if scale is not None:
+        folded = _per_channel(scale).double() * folded
+    offset = -mean * folded
+    if shift is not None:
+        offset = offset + _per_channel(shift).double()
+    return folded.float(), offset.float()
+
+
 class InstanceNorm2d(nn.InstanceNorm2d):
     """nn.InstanceNorm2d that also takes a scale and shift per image and channel, (N, C), in place of its
     own (the conditional norm's), and keeps a channels-last input channels last
-    (instance_norm_channels_last). While ``fixed`` holds a mean and a variance per channel, (1, C, 1, 1)
-    float32 each, it normalizes with them instead of its input's own: tiled inference's statistics of
-    the whole picture (fststyle.inference.tiling)."""
+    (instance_norm_channels_last). While ``fixed`` holds a mean and a variance per channel, it normalizes
+    with them instead of its input's own: tiled inference's statistics of the whole picture
+    (fststyle.inference.tiling)."""
 
     fixed: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -75,9 +91,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         if own and self.affine:
             scale, shift = self.weight, self.bias
         if self.fixed is not None:
-            mean, var = self.fixed
-            y = (x.float() - mean) / torch.sqrt(var + self.eps)
-            return (y if scale is None else y * _per_channel(scale) + _per_channel(shift)).to(x.dtype)
+            folded, offset = normalizing_affine(*self.fixed, self.eps, scale, shift)
+            return (x.float() * folded + offset).to(x.dtype)
         if is_channels_last(x):
             return instance_norm_channels_last(x, *(None if t is None else t.to(x.dtype) for t in (scale, shift)), self.eps)
         if own:
@@ -104,7 +119,11 @@ class ConditionalInstanceNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
         if style is None:
             raise ValueError("this network holds several styles: give the style weights, (N, num_styles)")
-        return self.norm(x, style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias)
+        return self.norm(x, *self.mixed(style))
+
+    def mixed(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scale and shift, (N, C) each, of the styles' weights ``style``, (N, num_styles)."""
+        return style.to(self.weight) @ self.weight, style.to(self.bias) @ self.bias
 
 
 def make_norm(kind: str, channels: int, num_styles: int = 1) -> nn.Module:

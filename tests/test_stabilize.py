@@ -224,3 +224,19 @@ def test_channel_mean_is_the_mean_over_the_last_axis():
         image = rng.normal(size=(7, 9, channels)).astype(np.float32)
         mean = channel_mean(image)
         assert mean.shape == (7, 9) and np.allclose(mean, image.mean(-1), atol=1e-6)
+
+
+def test_a_flow_follows_a_pan_after_the_frame_size_changes(photos_dir):
+    """The pixel grid is kept from frame to frame: a frame of another size gets its own."""
+    from fststyle.inference.flow import Flow
+
+    flow = Flow("dis")
+    photo = np.asarray(Image.open(photos_dir / "stata.jpg").convert("L"))
+    for h, w in ((96, 160), (80, 128)):
+        frame = cv2.resize(photo, (w + 8, h))
+        previous, current = frame[:, 4 : w + 4], frame[:, :w]  # the camera pans left by 4 px
+        found = flow.correspondence(np.ascontiguousarray(previous), np.ascontiguousarray(current), round_trip=False)
+        assert found.map_x.shape == (h, w)
+        inside = (slice(16, -16), slice(16, -16))
+        assert np.median(found.map_x[inside] - np.arange(w)[None, 16:-16]) == pytest.approx(-4, abs=0.5)
+        assert np.median(found.map_y[inside] - np.arange(h)[16:-16, None]) == pytest.approx(0, abs=0.5)

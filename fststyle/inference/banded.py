@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fststyle.inference.memory import FORWARD_COPIES, ChannelMoments
-from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, pad_amount
+from fststyle.net import ConditionalInstanceNorm2d, ConvLayer, ResidualBlock, TransformerNet, normalizing_affine, pad_amount
 
 Rows = tuple[int, int]
 
@@ -111,16 +111,9 @@ def _materialize(source: _Source, band: int) -> torch.Tensor:
 def _affine(norm: nn.Module, mean: torch.Tensor, var: torch.Tensor, style: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The scale and shift, (1, C, 1, 1) each, that normalize with (mean, var) and apply ``norm``'s
     own (or, conditional, the style-weighted) scale and shift."""
-    inner = norm.norm if isinstance(norm, ConditionalInstanceNorm2d) else norm
     if isinstance(norm, ConditionalInstanceNorm2d):
-        gamma, beta = (style.to(norm.weight) @ norm.weight)[0], (style.to(norm.bias) @ norm.bias)[0]
-    elif norm.affine:
-        gamma, beta = norm.weight, norm.bias
-    else:
-        gamma, beta = torch.ones_like(mean), torch.zeros_like(mean)
-    scale = gamma.double() / torch.sqrt(var + inner.eps)
-    shift = beta.double() - mean * scale
-    return scale.float().view(1, -1, 1, 1), shift.float().view(1, -1, 1, 1)
+        return normalizing_affine(mean, var, norm.norm.eps, *norm.mixed(style))
+    return normalizing_affine(mean, var, norm.eps, *((norm.weight, norm.bias) if norm.affine else ()))
 
 
 def _normalize(stored: torch.Tensor, norm: nn.Module, style: torch.Tensor | None, relu: bool, band: int) -> torch.Tensor:

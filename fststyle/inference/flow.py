@@ -64,6 +64,13 @@ class Flow:
         cv2 = cv2_module()
         self.kind = kind
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if kind == "dis" else None
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _pixels(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's x and y, (H, W) float32 each: made once for a clip's frame size, not every frame."""
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+        return self._grid
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32: for each pixel of ``source`` (gray uint8), its displacement into ``target``."""
@@ -78,9 +85,9 @@ class Flow:
         to the start; a second flow). Frames under MIN_SIDE: nothing visible."""
         cv2 = cv2_module()
         h, w = current.shape
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        xs, ys = self._pixels(h, w)
         if min(h, w) < MIN_SIDE:
-            return Correspondence(xs, ys, np.zeros((h, w), bool))
+            return Correspondence(xs.copy(), ys.copy(), np.zeros((h, w), bool))
         backward = self(current, previous)
         map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
         visible = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
