@@ -104,14 +104,20 @@ def test_quality_every_logs_the_quality_curve_with_cached_references(tmp_path, p
     assert [line["step"] for line in lines] == [2, 4, 5] and [line["images"] for line in lines] == [4, 8, 10]  # batches of 2
     quality = read_metric(run_dir, "val/quality")
     assert quality == pytest.approx([line["quality"] for line in lines]) and all(q > 1 for q in quality)
-    assert read_metric(run_dir, "val/equivalent_iterations_noise") == pytest.approx([line["equivalent_iterations_noise"] for line in lines])
+    # A model better than the whole noise-started reference run matches inf iterations: logged as inf, written
+    # to the strict-JSON quality.jsonl as null (a 4-iteration reference from noise is easily beaten).
+    from_noise = [math.inf if line["equivalent_iterations_noise"] is None else line["equivalent_iterations_noise"] for line in lines]
+    assert read_metric(run_dir, "val/equivalent_iterations_noise") == pytest.approx(from_noise)
     for line in lines:
         photos = line["per_photo"]
         assert [p["photo"] for p in photos] == ["rocket.jpg", "stata.jpg"]  # the held-out photos, by name
         assert line["quality"] == pytest.approx(sum(p["ratio"]["total"] for p in photos) / 2)
         assert line["style_ratio/relu3_3"] == pytest.approx(sum(p["ratio"]["style/relu3_3"] for p in photos) / 2)
-        for p in photos:  # a barely trained network: within the 4 iterations of either reference (computed by hand above)
-            assert 0 <= p["equivalent_iterations"] < 4 and 0 <= p["equivalent_iterations_noise"] < 4
+        for p in photos:  # a barely trained network: within the 4 iterations of the photo's reference (computed by hand
+            # above); 4 iterations from noise it may beat outright on some CPUs (null: inf), but not on every photo and step
+            assert 0 <= p["equivalent_iterations"] < 4
+            assert p["equivalent_iterations_noise"] is None or 0 <= p["equivalent_iterations_noise"] < 4
+    assert any(p["equivalent_iterations_noise"] is not None for line in lines for p in line["per_photo"])
     # scripts/learning_curve.py draws it; a step measured again (as after a resume) counts with its last line.
     with (run_dir / "quality.jsonl").open("a") as log:
         log.write(json.dumps({**lines[-1], "quality": 9.5}) + "\n")
