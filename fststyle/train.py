@@ -35,7 +35,7 @@ from fststyle.model_file import load_network, save_model, style_metadata, traini
 from fststyle.training.module import StyleTransferModule
 from fststyle.training.presets import apply_items, apply_preset, command_line_keys, fits_packaged
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
-from fststyle.training.surgery import train_only_new_styles, warm_start
+from fststyle.training.surgery import style_starts, train_only_new_styles, warm_start
 from fststyle.training.temporal import MOTIONS, TARGETS
 from fststyle.vgg import CONFIGS, layer_names
 
@@ -114,7 +114,8 @@ def painted(cfg: DictConfig) -> tuple[TransformerNet, list[dict], list[int] | No
         source, source_meta = load_network(cfg.init)
         old = held_styles(source_meta) if cfg.train == "norms" else []
         net = instantiate(cfg.model, num_styles=len(old) + len(new))
-        warm_start(net, source, cfg.init, add_styles=bool(old))
+        # The old styles keep theirs; a painting the source holds starts from its own scales and shifts.
+        warm_start(net, source, cfg.init, list(range(len(old))) + style_starts(new, held_styles(source_meta)))
         if old:  # a new style on top of a trained model: only its scales and shifts train
             clash = {s["name"] for s in old} & {s["name"] for s in new}
             if clash:
@@ -135,7 +136,8 @@ def distilled(cfg: DictConfig) -> tuple[TransformerNet, list[dict], TeacherLoss]
     held = held_styles(teacher_meta)
     net = instantiate(cfg.model, num_styles=len(held))
     if cfg.get("init"):
-        warm_start(net, load_network(cfg.init)[0], cfg.init)
+        source, source_meta = load_network(cfg.init)
+        warm_start(net, source, cfg.init, style_starts(held, held_styles(source_meta)))
     return net, held, TeacherLoss(teacher, teacher_meta)
 
 

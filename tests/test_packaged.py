@@ -86,8 +86,9 @@ def test_web_export_of_the_packaged_model_has_the_six_styles_in_its_menu(tmp_pat
 
 
 def test_init_packaged_warm_starts_a_new_painting(tmp_path, photos_dir, starry_night):
-    """A one-style network from the six-style model: every shared weight within one Adam step of lr 1e-3
-    of the packaged one, each norm's scale and shift of the mean of its six styles."""
+    """A one-style network from the six-style model, for a painting it does not hold (the shared public
+    copy of Starry Night is another file than the packaged one): every shared weight within one Adam step
+    of lr 1e-3 of the packaged one, each norm's scale and shift of the mean of its six styles."""
     run_dir = tmp_path / "run"
     run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0"))
     exported, _ = load_model(run_dir / "export" / "starry_night.pth")
@@ -96,6 +97,23 @@ def test_init_packaged_warm_starts_a_new_painting(tmp_path, photos_dir, starry_n
     means = {k: v.mean(0) for k, v in theirs.items() if v.dim() == 2}
     assert means and all(ours[k].shape == m.shape for k, m in means.items())
     assert max((ours[k] - means.get(k, v)).abs().max().item() for k, v in theirs.items()) <= 1.01e-3
+
+
+@pytest.mark.parametrize("painting", ["starry_night", "udnie"])
+def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(tmp_path, photos_dir, starry_night, painting):
+    """The main command (style=starry_night from the packaged model) starts from the packaged model's own
+    picture of that painting: each norm's scale and shift within one Adam step of that style's row, not
+    of the six styles' mean (which paints none of them)."""
+    run_dir = tmp_path / "run"
+    args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0")
+            if not a.startswith(("style.image=", "style.name="))]
+    run_cli("fststyle.train", *args, f"style={painting}")
+    ours = load_model(run_dir / "export" / f"{painting}.pth")[0].state_dict()
+    theirs = load_model("packaged")[0].state_dict()
+    row = SIX.index(painting)
+    norms = {k: v for k, v in theirs.items() if v.dim() == 2}
+    assert norms and max((ours[k] - v[row]).abs().max().item() for k, v in norms.items()) <= 1.01e-3
+    assert max((ours[k] - v.mean(0)).abs().max().item() for k, v in norms.items()) > 0.05
 
 
 def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):

@@ -18,20 +18,30 @@ def conditional_norm_params(net: TransformerNet) -> list[str]:
     return [f"{name}.{p}" for name, m in net.named_modules() if isinstance(m, ConditionalInstanceNorm2d) for p in ("weight", "bias")]
 
 
-def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, add_styles: bool = False) -> None:
+def style_starts(styles: list[dict], source_styles: list[dict]) -> list[int | None]:
+    """For each style the network will hold, the source model's style of the same painting (the same file,
+    by sha256) whose scales and shifts it starts from; None where the source holds no such painting."""
+    index = {entry.get("sha256"): i for i, entry in enumerate(source_styles) if entry.get("sha256")}
+    return [index.get(entry.get("sha256")) for entry in styles]
+
+
+def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, starts: list[int | None]) -> None:
     """Load the weights of ``source`` (the model at ``path``) into ``net``, refusing, in one line, a
-    model of another architecture. Where ``net`` holds another number of styles than ``source`` (e.g.
-    one new painting from the packaged model of six), its styles' scales and shifts start from the mean
-    of the source's; ``add_styles``: ``net`` holds the source's styles first, which keep theirs."""
+    model of another architecture. Each of ``net``'s styles takes its scales and shifts from the source's
+    style ``starts[i]``, or from the mean of the source's styles where that is None (a painting the
+    source does not hold: e.g. a new painting from the packaged model of six, whose own Starry Night
+    starts the main command's Starry Night)."""
+    if len(starts) != net.num_styles:
+        raise ValueError(f"{len(starts)} style starts for a network of {net.num_styles} styles")
     ours, theirs = net.state_dict(), source.state_dict()
     for key in set(conditional_norm_params(net)) | set(conditional_norm_params(source)):
         old, new = theirs.get(key), ours.get(key)
-        if old is None or new is None or old.shape == new.shape or old.shape[-1] != new.shape[-1]:
-            continue  # the same shape loads as it is; another width is a misfit, refused below
+        if old is None or new is None or old.shape[-1] != new.shape[-1]:
+            continue  # another width is a misfit, refused below
         rows = old if old.dim() == 2 else old[None]
-        mean = rows.mean(0, keepdim=True)
-        kept = rows if add_styles else rows[:0]
-        theirs[key] = mean[0] if new.dim() == 1 else torch.cat([kept, mean.expand(new.shape[0] - len(kept), -1)])
+        mean = rows.mean(0)
+        picked = torch.stack([mean if i is None else rows[i] for i in starts])
+        theirs[key] = picked.reshape(new.shape)
     misfits = sorted(k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape)
     if misfits:
         first = misfits[0]
@@ -39,7 +49,9 @@ def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, ad
         raise ValueError(f"init={path} is a network of another architecture ({len(misfits)} tensors differ, e.g. {first}: {shapes}); "
                          "give the model.* settings it was trained with")
     net.load_state_dict(theirs)
-    log.info("network initialised from %s", path)
+    own = sum(i is not None for i in starts)
+    log.info("network initialised from %s (%d of %d styles from the same painting's own scales and shifts, the rest from their mean)",
+             path, own, len(starts))
 
 
 def train_only_new_styles(net: TransformerNet, old: int) -> None:
