@@ -28,7 +28,8 @@ def cv2_module():
 
 def gray(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 luminance, what the flows take."""
-    return cv2_module().cvtColor(frame, cv2_module().COLOR_RGB2GRAY)
+    cv2 = cv2_module()
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def channel_mean(image: np.ndarray) -> np.ndarray:

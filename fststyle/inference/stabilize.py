@@ -129,10 +129,11 @@ class Stabilizer:
             else:
                 # OpenCV's per-pixel blend and copy, about 10x numpy's broadcast over channels (blendLinear
                 # divides by the weights' sum plus 1e-5: a relative 1e-5, far below an 8-bit step).
+                cv2 = cv2_module()
                 weight = self.strength * trusted
-                carried = cv2_module().blendLinear(np.clip(match.warp(previous_out, sharp=True), 0.0, 1.0), styled, weight, 1 - weight)
+                carried = cv2.blendLinear(np.clip(match.warp(previous_out, sharp=True), 0.0, 1.0), styled, weight, 1 - weight)
                 shown = with_contrast_of(carried, styled)
-                cv2_module().copyTo(styled, (weight == 0).view(np.uint8), shown)  # untrusted pixels: exactly the model's
+                cv2.copyTo(styled, (weight == 0).view(np.uint8), shown)  # untrusted pixels: exactly the model's
         # A copy: a caller that reuses its frame buffer (a camera loop) would otherwise change the kept frame.
         self._previous = (frame.copy(), frame_gray, carried)
         return shown
