@@ -146,6 +146,12 @@ def model_architecture(path: str | Path) -> dict[str, Any]:
     return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)["model"])
 
 
+def model_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of an exported model or ``packaged`` (its styles, objective, training), without
+    reading its weights (the file is mapped, not loaded)."""
+    return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True).get("metadata", {}))
+
+
 def training_record(path: str | Path) -> dict[str, Any] | None:
     """How much the model in ``path`` (an exported model, ``packaged`` or a training checkpoint) was
     trained: its metadata's ``training`` (steps, images, hours, ...), or a checkpoint's step, images and

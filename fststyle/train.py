@@ -33,7 +33,7 @@ from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
 from fststyle.model_file import load_network, save_model, style_metadata, training_record
 from fststyle.training.module import StyleTransferModule
-from fststyle.training.presets import apply_items, apply_preset, command_line_keys, fits_packaged
+from fststyle.training.presets import apply_items, apply_preset, command_line_keys, fits_packaged, packaged_holds_every_painting
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
 from fststyle.training.surgery import style_starts, train_only_new_styles, warm_start
 from fststyle.training.temporal import MOTIONS, TARGETS
@@ -182,9 +182,13 @@ def train(cfg: DictConfig) -> Path:
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
-    if cfg.get("init") == "packaged" and fits_packaged(cfg) and (term := apply_items(cfg, cfg.packaged_preset, given)):
-        log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
-                 "loss.temporal_weight=0 turns it off)", " ".join(term))
+    if cfg.get("init") == "packaged" and fits_packaged(cfg):
+        if term := apply_items(cfg, cfg.packaged_preset, given):
+            log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
+                     "loss.temporal_weight=0 turns it off)", " ".join(term))
+        if packaged_holds_every_painting(cfg) and (gentle := apply_items(cfg, cfg.packaged_held_preset, given)):
+            log.info("init=packaged holds every painting trained: %s (each starts from its own trained picture; give the key to change it)",
+                     " ".join(gentle))
     if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
         log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))
     validate(cfg)

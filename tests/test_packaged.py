@@ -90,7 +90,8 @@ def test_init_packaged_warm_starts_a_new_painting(tmp_path, photos_dir, starry_n
     copy of Starry Night is another file than the packaged one): every shared weight within one Adam step
     of lr 1e-3 of the packaged one, each norm's scale and shift of the mean of its six styles."""
     run_dir = tmp_path / "run"
-    run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0"))
+    proc = run_cli("fststyle.train", *tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0"))
+    assert "holds every painting" not in proc.stdout + proc.stderr  # a new painting keeps the preset's rate
     exported, _ = load_model(run_dir / "export" / "starry_night.pth")
     source, _ = load_model("packaged")
     ours, theirs = exported.state_dict(), source.state_dict()
@@ -103,11 +104,13 @@ def test_init_packaged_warm_starts_a_new_painting(tmp_path, photos_dir, starry_n
 def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(tmp_path, photos_dir, starry_night, painting):
     """The main command (style=starry_night from the packaged model) starts from the packaged model's own
     picture of that painting: each norm's scale and shift within one Adam step of that style's row, not
-    of the six styles' mean (which paints none of them)."""
+    of the six styles' mean (which paints none of them); and it fine-tunes gently (packaged_held_preset)."""
     run_dir = tmp_path / "run"
     args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0")
             if not a.startswith(("style.image=", "style.name="))]
-    run_cli("fststyle.train", *args, f"style={painting}")
+    proc = run_cli("fststyle.train", *args, f"style={painting}", "checkpoint_every=1")
+    assert "init=packaged holds every painting trained: optim.lr=2e-4" in proc.stdout + proc.stderr  # a gentle fine-tune
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["lr"] == 2e-4
     ours = load_model(run_dir / "export" / f"{painting}.pth")[0].state_dict()
     theirs = load_model("packaged")[0].state_dict()
     row = SIX.index(painting)

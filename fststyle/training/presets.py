@@ -8,7 +8,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from fststyle.model_file import PACKAGED_MODEL_NAME, model_architecture
+from fststyle.model_file import PACKAGED_MODEL_NAME, model_architecture, model_metadata
+from fststyle.styles import resolve_style_image, sha256_of, style_entries
+from fststyle.training.criterion import held_styles
 from fststyle.inference.stylizer import native_bf16_cpu, pick_device
 
 
@@ -27,6 +29,13 @@ def fits_packaged(cfg: DictConfig) -> bool:
     paintings (not a teacher's pictures), and it has the packaged model's architecture."""
     packaged = model_architecture(PACKAGED_MODEL_NAME)
     return cfg.train == "all" and not cfg.get("teacher") and all(cfg.model.get(key) == value for key, value in packaged.items() if key != "num_styles")
+
+
+def packaged_holds_every_painting(cfg: DictConfig) -> bool:
+    """Whether the packaged model holds every painting the run trains (the same files, by sha256): then
+    each starts from its own trained scales and shifts (fststyle.training.surgery.style_starts)."""
+    held = {entry.get("sha256") for entry in held_styles(model_metadata(PACKAGED_MODEL_NAME))}
+    return all(sha256_of(resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache)) in held for e in style_entries(cfg))
 
 
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:

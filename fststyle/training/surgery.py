@@ -50,8 +50,8 @@ def warm_start(net: TransformerNet, source: TransformerNet, path: str | Path, st
                          "give the model.* settings it was trained with")
     net.load_state_dict(theirs)
     own = sum(i is not None for i in starts)
-    log.info("network initialised from %s (%d of %d styles from the same painting's own scales and shifts, the rest from their mean)",
-             path, own, len(starts))
+    log.info("network initialised from %s; scales and shifts: %d style(s) from the same painting's own, %d from the mean of its styles",
+             path, own, len(starts) - own)
 
 
 def train_only_new_styles(net: TransformerNet, old: int) -> None:
