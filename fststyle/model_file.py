@@ -140,23 +140,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     return network_from(payload.get("model"), payload.get("state_dict"), path).eval(), metadata
 
 
+def _mapped(path: str | Path) -> dict[str, Any]:
+    """A model or checkpoint file's saved dict with its tensors mapped, not read: for its small entries."""
+    return torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)
+
+
 def model_architecture(path: str | Path) -> dict[str, Any]:
     """The network's configuration (``model``: width, num_residual, ..., num_styles) of an exported model
     or ``packaged``, without reading its weights (the file is mapped, not loaded)."""
-    return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)["model"])
+    return dict(_mapped(path)["model"])
 
 
 def model_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported model or ``packaged`` (its styles, objective, training), without
     reading its weights (the file is mapped, not loaded)."""
-    return dict(torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True).get("metadata", {}))
+    return dict(_mapped(path).get("metadata", {}))
 
 
 def training_record(path: str | Path) -> dict[str, Any] | None:
     """How much the model in ``path`` (an exported model, ``packaged`` or a training checkpoint) was
     trained: its metadata's ``training`` (steps, images, hours, ...), or a checkpoint's step, images and
     hours; None when the file does not say. Mapped, not read whole."""
-    saved = torch.load(model_path(path), map_location="cpu", weights_only=True, mmap=True)
+    saved = _mapped(path)
     if "metadata" in saved:
         return saved["metadata"].get("training")
     return checkpoint_training(saved)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from fststyle.model_file import PACKAGED_MODEL_NAME, model_architecture, model_metadata
 from fststyle.styles import resolve_style_image, sha256_of, style_entries
 from fststyle.training.criterion import held_styles
+from fststyle.training.surgery import style_starts
 from fststyle.inference.stylizer import native_bf16_cpu, pick_device
 
 
@@ -34,8 +35,8 @@ def fits_packaged(cfg: DictConfig) -> bool:
 def packaged_holds_every_painting(cfg: DictConfig) -> bool:
     """Whether the packaged model holds every painting the run trains (the same files, by sha256): then
     each starts from its own trained scales and shifts (fststyle.training.surgery.style_starts)."""
-    held = {entry.get("sha256") for entry in held_styles(model_metadata(PACKAGED_MODEL_NAME))}
-    return all(sha256_of(resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache)) in held for e in style_entries(cfg))
+    paintings = [{"sha256": sha256_of(resolve_style_image(e.image, e.name, e.get("sha256"), cfg.style_cache))} for e in style_entries(cfg)]
+    return None not in style_starts(paintings, held_styles(model_metadata(PACKAGED_MODEL_NAME)))
 
 
 def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
