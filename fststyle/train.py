@@ -10,7 +10,6 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -33,7 +32,7 @@ from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
 from fststyle.model_file import load_network, save_model, style_metadata, training_record
 from fststyle.training.module import StyleTransferModule
-from fststyle.training.presets import apply_items, apply_preset, command_line_keys, fits_packaged, packaged_holds_every_painting
+from fststyle.training.presets import apply_items, apply_packaged_presets, apply_preset, command_line_keys, preset_machine
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
 from fststyle.training.surgery import style_starts, train_only_new_styles, warm_start
 from fststyle.training.temporal import MOTIONS, TARGETS
@@ -177,18 +176,19 @@ def train(cfg: DictConfig) -> Path:
         raise ValueError("style.image=... needs style.name=NAME too: the model and its run folder are named after it")
     if cfg.get("styles") and "style.name" not in given:
         raise ValueError("styles=[...] needs style.name=NAME too: the multi-style model and its run folder are named after it")
+    machine = preset_machine(cfg)
     preset = apply_preset(cfg, given)
-    if preset and torch.cuda.is_available():
+    if preset and machine == "gpu":
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
-    if cfg.get("init") == "packaged" and fits_packaged(cfg):
-        if term := apply_items(cfg, cfg.packaged_preset, given):
-            log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
-                     "loss.temporal_weight=0 turns it off)", " ".join(term))
-        if packaged_holds_every_painting(cfg) and (gentle := apply_items(cfg, cfg.packaged_held_preset, given)):
-            log.info("init=packaged holds every painting trained: %s (each starts from its own trained picture; give the key to change it)",
-                     " ".join(gentle))
+    term, gentle = apply_packaged_presets(cfg, given, machine if preset else None)
+    if term:
+        log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
+                 "loss.temporal_weight=0 turns it off)", " ".join(term))
+    if gentle:
+        log.info("init=packaged holds every painting trained: %s (each starts from its own trained picture; give any of these keys to change it)",
+                 " ".join(gentle))
     if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
         log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))
     validate(cfg)

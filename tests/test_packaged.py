@@ -119,6 +119,48 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
     assert max((ours[k] - v.mean(0)).abs().max().item() for k, v in norms.items()) > 0.05
 
 
+@pytest.mark.parametrize("machine,given,steps", [("cpu", set(), 700), ("cpu", {"trainer.max_steps"}, None), ("gpu", set(), None)])
+def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in_half_the_steps(monkeypatch, machine, given, steps):
+    """The main command's presets: from the packaged model's own picture of the painting, a peak rate of
+    2e-4 everywhere, and on the CPU preset 700 steps instead of 1400, unless the steps are given."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import fststyle.training.presets as presets
+    from fststyle import CONF_DIR
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: machine == "gpu")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", ["style=starry_night", "init=packaged"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    default_steps = cfg.trainer.max_steps
+    assert presets.preset_machine(cfg) == machine
+    presets.apply_preset(cfg, given)
+    term, gentle = presets.apply_packaged_presets(cfg, given, machine)
+    assert term == ["loss.temporal_weight=2e6", "loss.temporal_motion=grid"]
+    assert gentle == ["optim.lr=2e-4", *([f"trainer.max_steps={steps}"] if steps else [])]
+    assert cfg.optim.lr == 2e-4
+    assert cfg.trainer.max_steps == (steps or (1400 if machine == "cpu" and not given else default_steps))
+
+
+def test_a_painting_the_packaged_model_does_not_hold_keeps_the_cpu_presets_rate_and_steps(monkeypatch, starry_night):
+    """The public copy of Starry Night is another file: the packaged model does not hold it, so it moves
+    from the six paintings' mean at the CPU preset's 1e-3 for 1400 steps."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import fststyle.training.presets as presets
+    from fststyle import CONF_DIR
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"style.image={starry_night}", "style.name=public"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    assert "init=packaged" in presets.apply_preset(cfg, set())
+    assert presets.apply_packaged_presets(cfg, set(), "cpu")[1] == []
+    assert (cfg.optim.lr, cfg.trainer.max_steps) == (1e-3, 1400)
+
+
 def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):
     net = TransformerNet(width=8, num_residual=1).eval()
     full = save_model(tmp_path / "full.pth", net, {"width": 8, "num_residual": 1}, {"style_name": "x"})

@@ -1,5 +1,5 @@
-"""The presets that adapt a training run to its machine (``cpu_preset``, ``cpu_bf16_preset``,
-``gpu_preset`` in conf/train.yaml): applied only to the keys the user did not set on the command line."""
+"""The presets that adapt a training run to its machine and its start (``cpu_preset``, ``gpu_preset``,
+``packaged_preset`` ... in conf/train.yaml): applied only to the keys the user did not set on the command line."""
 
 from __future__ import annotations
 
@@ -39,19 +39,42 @@ def packaged_holds_every_painting(cfg: DictConfig) -> bool:
     return None not in style_starts(paintings, held_styles(model_metadata(PACKAGED_MODEL_NAME)))
 
 
-def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
-    """``cpu_preset`` (and ``cpu_bf16_preset`` where the CPU has native bf16, ``cpu_init_preset`` where
-    the packaged model fits the network) on the CPU with trainer=default/cpu, ``gpu_preset`` on a CUDA
-    GPU with trainer=default/gpu/ddp; keys set by hand are left alone. Returns what was applied."""
+def preset_machine(cfg: DictConfig) -> str | None:
+    """Which machine preset a run takes: "gpu" on a CUDA GPU with trainer=default/gpu/ddp, "cpu" when
+    training falls on the CPU with trainer=default/cpu, None otherwise (another trainer config)."""
     choice = HydraConfig.get().runtime.choices.get("trainer")
     accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and choice in ("default", "gpu", "ddp"):
+        return "gpu"
+    if (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
+        return "cpu"
+    return None
+
+
+def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
+    """``gpu_preset`` or ``cpu_preset`` (with ``cpu_bf16_preset`` where the CPU has native bf16 and
+    ``cpu_init_preset`` where the packaged model fits the network), as ``preset_machine`` picks; keys set
+    by hand are left alone. Returns what was applied."""
+    machine = preset_machine(cfg)
+    if machine == "gpu":
         preset = cfg.gpu_preset
-    elif (accelerator == "cpu" or (accelerator == "auto" and pick_device("auto").type == "cpu")) and choice in ("default", "cpu"):
+    elif machine == "cpu":
         preset = [*cfg.cpu_preset, *(cfg.cpu_bf16_preset if native_bf16_cpu() else []), *(cfg.cpu_init_preset if fits_packaged(cfg) else [])]
     else:
         return []
     return apply_items(cfg, preset, given)
+
+
+def apply_packaged_presets(cfg: DictConfig, given: set[str], machine: str | None) -> tuple[list[str], list[str]]:
+    """When the packaged model starts the whole network (init=packaged): ``packaged_preset`` (its grid
+    term), and where it holds every painting trained ``packaged_held_preset`` (a gentle rate) with, on
+    the CPU preset, ``cpu_held_preset`` (fewer steps). Returns the two lists applied."""
+    if cfg.get("init") != "packaged" or not fits_packaged(cfg):
+        return [], []
+    term = apply_items(cfg, cfg.packaged_preset, given)
+    if not packaged_holds_every_painting(cfg):
+        return term, []
+    return term, apply_items(cfg, [*cfg.packaged_held_preset, *(cfg.cpu_held_preset if machine == "cpu" else [])], given)
 
 
 def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:
