@@ -32,7 +32,7 @@ from fststyle.losses import PerceptualLoss
 from fststyle.net import TransformerNet
 from fststyle.model_file import load_network, save_model, style_metadata, training_record
 from fststyle.training.module import StyleTransferModule
-from fststyle.training.presets import apply_items, apply_packaged_presets, apply_preset, command_line_keys, preset_machine
+from fststyle.training.presets import apply_items, apply_packaged_presets, apply_preset, command_line_keys, override_keys, preset_machine
 from fststyle.styles import SAFE_NAME, resolve_style_image, sha256_of, style_entries
 from fststyle.training.surgery import style_starts, train_only_new_styles, warm_start
 from fststyle.training.temporal import MOTIONS, TARGETS
@@ -178,11 +178,12 @@ def train(cfg: DictConfig) -> Path:
         raise ValueError("styles=[...] needs style.name=NAME too: the multi-style model and its run folder are named after it")
     machine = preset_machine(cfg)
     preset = apply_preset(cfg, given)
+    term, gentle = apply_packaged_presets(cfg, given, machine if preset else None)
+    preset = [item for item in preset if item.split("=", 1)[0] not in override_keys(gentle)]  # announced once, with the value that holds
     if preset and machine == "gpu":
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:
         log.warning("no GPU found: CPU preset %s (give any of these keys to change it; trainer=gpu to insist on a GPU)", " ".join(preset))
-    term, gentle = apply_packaged_presets(cfg, given, machine if preset else None)
     if term:
         log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
                  "loss.temporal_weight=0 turns it off)", " ".join(term))
