@@ -13,6 +13,7 @@ from fststyle.images import load_tensor, to_uint8
 from fststyle.model_file import PACKAGED_MODEL, load_model, save_model
 from fststyle.net import TransformerNet
 from fststyle.inference.stylizer import Stylizer
+from fststyle.training import presets
 
 SIX = ["starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck", "udnie"]
 
@@ -119,20 +120,25 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
     assert max((ours[k] - v.mean(0)).abs().max().item() for k, v in norms.items()) > 0.05
 
 
+def train_config(*overrides: str):
+    """conf/train.yaml composed with ``overrides`` and set as Hydra's config, as the train command sees it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from fststyle import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 @pytest.mark.parametrize("machine,given,steps", [("cpu", set(), 700), ("cpu", {"trainer.max_steps"}, None), ("gpu", set(), None)])
 def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in_half_the_steps(monkeypatch, machine, given, steps):
     """The main command's presets: from the packaged model's own picture of the painting, a peak rate of
     2e-4 everywhere, and on the CPU preset 700 steps instead of 1400, unless the steps are given."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-
-    import fststyle.training.presets as presets
-    from fststyle import CONF_DIR
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: machine == "gpu")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", ["style=starry_night", "init=packaged"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    cfg = train_config("style=starry_night", "init=packaged")
     default_steps = cfg.trainer.max_steps
     assert presets.preset_machine(cfg) == machine
     presets.apply_preset(cfg, given)
@@ -146,16 +152,8 @@ def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in
 def test_a_painting_the_packaged_model_does_not_hold_keeps_the_cpu_presets_rate_and_steps(monkeypatch, starry_night):
     """The public copy of Starry Night is another file: the packaged model does not hold it, so it moves
     from the six paintings' mean at the CPU preset's 1e-3 for 1400 steps."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-
-    import fststyle.training.presets as presets
-    from fststyle import CONF_DIR
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", [f"style.image={starry_night}", "style.name=public"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    cfg = train_config(f"style.image={starry_night}", "style.name=public")
     assert "init=packaged" in presets.apply_preset(cfg, set())
     assert presets.apply_packaged_presets(cfg, set(), "cpu")[1] == []
     assert (cfg.optim.lr, cfg.trainer.max_steps) == (1e-3, 1400)
