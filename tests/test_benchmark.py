@@ -30,6 +30,7 @@ def test_train_compares_the_fast_path_with_eager_fp32(tmp_path, photos_dir, star
                        "style.name=x", "style.size=64", "trainer.precision=bf16-mixed")
     fast, eager = report["runs"]
     assert (fast["precision"], eager["precision"]) == ("bf16-mixed", "32-true") and fast["steps"] == eager["steps"] == 2
+    assert {"init=packaged", "loss.temporal_weight=2e6"} <= set(fast["preset"])  # as the train command runs: the packaged start's grid term too
     wall = time.perf_counter() - start
     for run in (fast, eager):
         assert run["global_batch"] == 2 and run["peak_memory_mb"] > 100  # the loss network alone is ~80 MB

@@ -36,8 +36,9 @@ def time_fn(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
 
 
 def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
-    """The config `python -m fststyle.train` would run with these overrides (presets applied)."""
-    from fststyle.training.presets import apply_preset, override_keys
+    """The config `python -m fststyle.train` would run with these overrides (presets applied, those of a
+    packaged start too: its grid term runs the network twice a step)."""
+    from fststyle.training.presets import apply_packaged_presets, apply_preset, override_keys, preset_machine
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     GlobalHydra.instance().clear()
@@ -46,4 +47,6 @@ def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
-    return cfg, apply_preset(cfg, override_keys(overrides))
+    given = override_keys(overrides)
+    machine, applied = preset_machine(cfg), apply_preset(cfg, given)
+    return cfg, [*applied, *(item for items in apply_packaged_presets(cfg, given, machine if applied else None) for item in items)]
