@@ -178,7 +178,7 @@ def train(cfg: DictConfig) -> Path:
         raise ValueError("styles=[...] needs style.name=NAME too: the multi-style model and its run folder are named after it")
     machine = preset_machine(cfg)
     preset = apply_preset(cfg, given)
-    term, gentle = apply_packaged_presets(cfg, given, machine if preset else None)
+    term, gentle = apply_packaged_presets(cfg, given, preset)
     preset = [item for item in preset if item.split("=", 1)[0] not in override_keys(gentle)]  # announced once, with the value that holds
     if preset and machine == "gpu":
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))

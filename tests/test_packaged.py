@@ -133,20 +133,21 @@ def train_config(*overrides: str):
     return cfg
 
 
-@pytest.mark.parametrize("machine,given,steps", [("cpu", set(), 700), ("cpu", {"trainer.max_steps"}, None), ("gpu", set(), None)])
-def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in_half_the_steps(monkeypatch, machine, given, steps):
+@pytest.mark.parametrize("machine,given,extra,steps", [("cpu", set(), [], 700), ("cpu", {"trainer.max_steps"}, [], None),
+                                                      ("cpu", set(), ["cpu_preset=[]"], None), ("gpu", set(), [], None)])
+def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in_half_the_steps(monkeypatch, machine, given, extra, steps):
     """The main command's presets: from the packaged model's own picture of the painting, a peak rate of
-    2e-4 everywhere, and on the CPU preset 700 steps instead of 1400, unless the steps are given."""
+    2e-4 everywhere, and where the CPU preset sets the steps 700 instead of its 1400 (not when the steps
+    are given, or the CPU preset is turned off)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: machine == "gpu")
-    cfg = train_config("style=starry_night", "init=packaged")
+    cfg = train_config("style=starry_night", "init=packaged", *extra)
     default_steps = cfg.trainer.max_steps
     assert presets.preset_machine(cfg) == machine
-    presets.apply_preset(cfg, given)
-    term, gentle = presets.apply_packaged_presets(cfg, given, machine)
+    term, gentle = presets.apply_packaged_presets(cfg, given, presets.apply_preset(cfg, given))
     assert term == ["loss.temporal_weight=2e6", "loss.temporal_motion=grid"]
     assert gentle == ["optim.lr=2e-4", *([f"trainer.max_steps={steps}"] if steps else [])]
     assert cfg.optim.lr == 2e-4
-    assert cfg.trainer.max_steps == (steps or (1400 if machine == "cpu" and not given else default_steps))
+    assert cfg.trainer.max_steps == (steps or (1400 if machine == "cpu" and not given and not extra else default_steps))
 
 
 def test_a_painting_the_packaged_model_does_not_hold_keeps_the_cpu_presets_rate_and_steps(monkeypatch, starry_night):
@@ -154,8 +155,9 @@ def test_a_painting_the_packaged_model_does_not_hold_keeps_the_cpu_presets_rate_
     from the six paintings' mean at the CPU preset's 1e-3 for 1400 steps."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = train_config(f"style.image={starry_night}", "style.name=public")
-    assert "init=packaged" in presets.apply_preset(cfg, set())
-    assert presets.apply_packaged_presets(cfg, set(), "cpu")[1] == []
+    applied = presets.apply_preset(cfg, set())
+    assert "init=packaged" in applied
+    assert presets.apply_packaged_presets(cfg, set(), applied)[1] == []
     assert (cfg.optim.lr, cfg.trainer.max_steps) == (1e-3, 1400)
 
 

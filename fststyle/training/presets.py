@@ -65,16 +65,18 @@ def apply_preset(cfg: DictConfig, given: set[str]) -> list[str]:
     return apply_items(cfg, preset, given)
 
 
-def apply_packaged_presets(cfg: DictConfig, given: set[str], machine: str | None) -> tuple[list[str], list[str]]:
+def apply_packaged_presets(cfg: DictConfig, given: set[str], preset: list[str]) -> tuple[list[str], list[str]]:
     """When the packaged model starts the whole network (init=packaged): ``packaged_preset`` (its grid
-    term), and where it holds every painting trained ``packaged_held_preset`` (a gentle rate) with, on
-    the CPU preset, ``cpu_held_preset`` (fewer steps). Returns the two lists applied."""
+    term), and where it holds every painting trained ``packaged_held_preset`` (a gentle rate) with, where
+    the machine's ``preset`` (as applied) set the steps, ``cpu_held_preset`` (fewer of them). Returns the
+    two lists applied."""
     if cfg.get("init") != "packaged" or not fits_packaged(cfg):
         return [], []
     term = apply_items(cfg, cfg.packaged_preset, given)
     if not packaged_holds_every_painting(cfg):
         return term, []
-    return term, apply_items(cfg, [*cfg.packaged_held_preset, *(cfg.cpu_held_preset if machine == "cpu" else [])], given)
+    preset_steps = any(item.startswith("trainer.max_steps=") for item in preset)
+    return term, apply_items(cfg, [*cfg.packaged_held_preset, *(cfg.cpu_held_preset if preset_steps else [])], given)
 
 
 def apply_items(cfg: DictConfig, items: list[str], given: set[str]) -> list[str]:

@@ -38,7 +38,7 @@ def time_fn(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
 def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     """The config `python -m fststyle.train` would run with these overrides (presets applied, those of a
     packaged start too: its grid term runs the network twice a step)."""
-    from fststyle.training.presets import apply_packaged_presets, apply_preset, override_keys, preset_machine
+    from fststyle.training.presets import apply_packaged_presets, apply_preset, override_keys
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     GlobalHydra.instance().clear()
@@ -48,5 +48,5 @@ def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
     with open_dict(cfg):
         del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
     given = override_keys(overrides)
-    machine, applied = preset_machine(cfg), apply_preset(cfg, given)
-    return cfg, [*applied, *(item for items in apply_packaged_presets(cfg, given, machine if applied else None) for item in items)]
+    applied = apply_preset(cfg, given)
+    return cfg, [*applied, *(item for items in apply_packaged_presets(cfg, given, applied) for item in items)]
