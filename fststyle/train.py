@@ -188,7 +188,8 @@ def train(cfg: DictConfig) -> Path:
         log.info("init=packaged: %s (the grid term against the packaged model's hatching; give either key to change it, "
                  "loss.temporal_weight=0 turns it off)", " ".join(term))
     if gentle:
-        log.info("init=packaged holds every painting trained: %s (each starts from its own trained picture; give any of these keys to change it)",
+        log.info("init=packaged holds every painting trained: %s (each starts from its own trained picture; give any of these keys to change it). "
+                 "The packaged model already paints them with no training: python -m fststyle.infer style=NAME (names: python -m fststyle.styles)",
                  " ".join(gentle))
     if cfg.train == "norms" and (norms := apply_items(cfg, cfg.norms_preset, given)):
         log.info("train=norms: %s (give any of these keys to change it)", " ".join(norms))

@@ -110,7 +110,9 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
     args = [a for a in tiny_args(run_dir, photos_dir, starry_night, "init=packaged", "trainer.max_steps=1", "sample_every=0")
             if not a.startswith(("style.image=", "style.name="))]
     proc = run_cli("fststyle.train", *args, f"style={painting}", "checkpoint_every=1")
-    assert "init=packaged holds every painting trained: optim.lr=2e-4" in proc.stdout + proc.stderr  # a gentle fine-tune
+    log = proc.stdout + proc.stderr
+    assert "init=packaged holds every painting trained: optim.lr=2e-4" in log  # a gentle fine-tune
+    assert "The packaged model already paints them with no training: python -m fststyle.infer style=NAME" in log
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["lr"] == 2e-4
     ours = load_model(run_dir / "export" / f"{painting}.pth")[0].state_dict()
     theirs = load_model("packaged")[0].state_dict()
