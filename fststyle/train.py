@@ -179,7 +179,8 @@ def train(cfg: DictConfig) -> Path:
     machine = preset_machine(cfg)
     preset = apply_preset(cfg, given)
     term, gentle = apply_packaged_presets(cfg, given, preset)
-    preset = [item for item in preset if item.split("=", 1)[0] not in override_keys(gentle)]  # announced once, with the value that holds
+    replaced = override_keys(gentle)  # a CPU preset key the held preset sets again is announced once, with the value that holds
+    preset = [item for item in preset if override_keys([item]).isdisjoint(replaced)]
     if preset and machine == "gpu":
         log.info("GPU fast path: %s (give any of these keys to change it; gpu_preset=[] turns it off)", " ".join(preset))
     elif preset:

@@ -19,6 +19,7 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402  (after the thread count, which torch reads when it loads)
+from omegaconf import DictConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "assets"
@@ -157,6 +158,19 @@ def tiny_args(run_dir: Path, photos_dir: Path, painting: Path, *extra: str) -> l
         f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=1", "sample_every=10", "checkpoint_every=10",
         f"hydra.run.dir={run_dir}", *extra,
     ], *CONSTANT_LR)
+
+
+def train_config(*overrides: str) -> DictConfig:
+    """conf/train.yaml composed with ``overrides`` and set as Hydra's config, as the train command sees it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from fststyle import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def with_defaults(args: list[str], *defaults: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import PHOTOS, run_cli, tiny_args
+from conftest import PHOTOS, run_cli, tiny_args, train_config
 from PIL import Image
 
 from fststyle.images import load_tensor, to_uint8
@@ -120,19 +120,6 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
     norms = {k: v for k, v in theirs.items() if v.dim() == 2}
     assert norms and max((ours[k] - v[row]).abs().max().item() for k, v in norms.items()) <= 1.01e-3
     assert max((ours[k] - v.mean(0)).abs().max().item() for k, v in norms.items()) > 0.05
-
-
-def train_config(*overrides: str):
-    """conf/train.yaml composed with ``overrides`` and set as Hydra's config, as the train command sees it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-
-    from fststyle import CONF_DIR
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 @pytest.mark.parametrize("machine,given,extra,steps", [("cpu", set(), [], 700), ("cpu", {"trainer.max_steps"}, [], None),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_config
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -112,10 +113,8 @@ def test_gpu_preset_is_the_default_on_gpus(monkeypatch, given):
     import yaml
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True)
-        untouched = compose("train")
-    HydraConfig.instance().set_config(cfg)
+    untouched = train_config()
+    cfg = train_config()
     applied = apply_preset(cfg, given)
     expected = [item for item in cfg.gpu_preset if item.split("=")[0] not in given]
     assert applied == expected and len(expected) == len(cfg.gpu_preset) - len(given)
@@ -190,9 +189,7 @@ def test_cpu_preset_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native, giv
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(fststyle.training.presets, "native_bf16_cpu", lambda: native)
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    cfg = train_config()
     applied = apply_preset(cfg, given)
     bf16 = native and not given
     assert ("trainer.precision=bf16-mixed" in applied) is bf16 and cfg.data.batch_size == 1  # the preset applied

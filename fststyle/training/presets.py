@@ -75,7 +75,7 @@ def apply_packaged_presets(cfg: DictConfig, given: set[str], preset: list[str]) 
     term = apply_items(cfg, cfg.packaged_preset, given)
     if not packaged_holds_every_painting(cfg):
         return term, []
-    preset_steps = any(item.startswith("trainer.max_steps=") for item in preset)
+    preset_steps = "trainer.max_steps" in override_keys(preset)
     return term, apply_items(cfg, [*cfg.packaged_held_preset, *(cfg.cpu_held_preset if preset_steps else [])], given)
 
 

@@ -49,4 +49,5 @@ def training_config(overrides: list[str]) -> tuple[DictConfig, list[str]]:
         del cfg["hydra"]  # registered above; the run config itself is saved without it, as in training
     given = override_keys(overrides)
     applied = apply_preset(cfg, given)
-    return cfg, [*applied, *(item for items in apply_packaged_presets(cfg, given, applied) for item in items)]
+    term, gentle = apply_packaged_presets(cfg, given, applied)
+    return cfg, [*applied, *term, *gentle]
