@@ -111,9 +111,9 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
             if not a.startswith(("style.image=", "style.name="))]
     proc = run_cli("fststyle.train", *args, f"style={painting}", "checkpoint_every=1")
     log = proc.stdout + proc.stderr
-    assert "init=packaged holds every painting trained: optim.lr=2e-4" in log  # a gentle fine-tune
+    assert "init=packaged holds every painting trained: optim.lr=1e-4" in log  # a gentle fine-tune
     assert "The packaged model already paints them with no training: python -m fststyle.infer style=NAME" in log
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["lr"] == 2e-4
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["lr"] == 1e-4
     ours = load_model(run_dir / "export" / f"{painting}.pth")[0].state_dict()
     theirs = load_model("packaged")[0].state_dict()
     row = SIX.index(painting)
@@ -126,7 +126,7 @@ def test_init_packaged_starts_a_painting_it_holds_from_that_paintings_own_norms(
                                                       ("cpu", set(), ["cpu_preset=[]"], None), ("gpu", set(), [], None)])
 def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in_half_the_steps(monkeypatch, machine, given, extra, steps):
     """The main command's presets: from the packaged model's own picture of the painting, a peak rate of
-    2e-4 everywhere, and where the CPU preset sets the steps 700 instead of its 1400 (not when the steps
+    1e-4 everywhere, and where the CPU preset sets the steps 700 instead of its 1400 (not when the steps
     are given, or the CPU preset is turned off)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: machine == "gpu")
     cfg = train_config("style=starry_night", "init=packaged", *extra)
@@ -134,8 +134,8 @@ def test_a_painting_the_packaged_model_holds_fine_tunes_gently_and_on_the_cpu_in
     assert presets.preset_machine(cfg) == machine
     term, gentle = presets.apply_packaged_presets(cfg, given, presets.apply_preset(cfg, given))
     assert term == ["loss.temporal_weight=2e6", "loss.temporal_motion=grid"]
-    assert gentle == ["optim.lr=2e-4", *([f"trainer.max_steps={steps}"] if steps else [])]
-    assert cfg.optim.lr == 2e-4
+    assert gentle == ["optim.lr=1e-4", *([f"trainer.max_steps={steps}"] if steps else [])]
+    assert cfg.optim.lr == 1e-4
     assert cfg.trainer.max_steps == (steps or (1400 if machine == "cpu" and not given and not extra else default_steps))
 
 
