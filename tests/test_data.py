@@ -126,7 +126,7 @@ def test_dataloader_batches(photos_dir):
 def test_missing_coco_falls_back_to_sample_photos(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dm = StyleDataModule(str(tmp_path / "coco" / "train2014"), image_size=32, num_workers=0, fallback_to_sample=True)
-    assert "download_coco.sh" in caplog.text and "sample photos" in caplog.text
+    assert "download_coco.sh" in caplog.text and "training on the 6 sample photos instead (2 more show the sample grid)" in caplog.text
     assert [p.name for p in dm.train_files] == sorted(SAMPLE_PHOTOS[:-2])
     assert [p.name for p in dm.val_files] == sorted(SAMPLE_PHOTOS[-2:])
 

@@ -260,8 +260,8 @@ class StyleDataModule(pl.LightningDataModule):
         if few_photos:
             if not sample:
                 missing = ", ".join(str(r.resolve()) for r in roots if not r.is_dir())
-                log.warning("\n%s\n!! %s not found: training on the %d sample photos instead.\n!! For real models, %s.\n%s",
-                            "!" * 78, missing, len(SAMPLE_PHOTOS), COCO_HELP, "!" * 78)
+                log.warning("\n%s\n!! %s not found: training on the %d sample photos instead (%d more show the sample grid).\n"
+                            "!! For real models, %s.\n%s", "!" * 78, missing, len(SAMPLE_PHOTOS) - 2, 2, COCO_HELP, "!" * 78)
             roots, include, val_files = [sample_root()], list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
         self.folders, files = photo_folders(roots)
         self.root = self.folders[0]  # names the prepared file
