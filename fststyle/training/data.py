@@ -258,11 +258,12 @@ class StyleDataModule(pl.LightningDataModule):
         low, high = crop_scale if crop_scale is not None else (SAMPLE_CROP_SCALE if few_photos else (1.0, 1.0))
         self.crop_scale, self.flip = (float(low), float(high)), bool(few_photos if flip is None else flip)
         if few_photos:
+            include, val_files = list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
             if not sample:
                 missing = ", ".join(str(r.resolve()) for r in roots if not r.is_dir())
                 log.warning("\n%s\n!! %s not found: training on the %d sample photos instead (%d more show the sample grid).\n"
-                            "!! For real models, %s.\n%s", "!" * 78, missing, len(SAMPLE_PHOTOS) - 2, 2, COCO_HELP, "!" * 78)
-            roots, include, val_files = [sample_root()], list(SAMPLE_PHOTOS[:-2]), list(SAMPLE_PHOTOS[-2:])
+                            "!! For real models, %s.\n%s", "!" * 78, missing, len(include), len(val_files), COCO_HELP, "!" * 78)
+            roots = [sample_root()]
         self.folders, files = photo_folders(roots)
         self.root = self.folders[0]  # names the prepared file
         self.image_size, self.batch_size, self.num_workers, self.sample_size, self.seed = image_size, batch_size, num_workers, sample_size, seed
